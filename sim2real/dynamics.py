@@ -1,0 +1,450 @@
+"""Named MuJoCo model quantities: read them, change them from a nominal snapshot, keep the physics consistent.
+
+A *quantity* is one physical knob of an ``MjModel`` (``body_mass``, ``geom_friction``, ``gravity``...). A
+*change* names a quantity, a selection of elements (by name, or ``all``) and an operation on the nominal value
+(``scale``, ``set`` or ``offset``). :class:`Dynamics` owns one model: it snapshots the nominal values once, and
+every :meth:`Dynamics.apply` starts again from that snapshot, so applying the same changes twice never compounds.
+
+After a change, constants that MuJoCo derives from the model at compile time (subtree masses, the diagonal
+inverse inertias used by the constraint solver, actuator acceleration scales, ...) are recomputed with
+``mj_setConst`` on a scratch ``MjData``: that call runs kinematics at ``qpos0`` in the data it is given, so using
+the env's own data would overwrite the simulation state.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import mujoco
+import numpy as np
+
+from sim2real.errors import FrictionDominatedWarning, Sim2RealError
+
+ElementKind = Literal["body", "geom", "joint", "actuator"]
+Operation = Literal["scale", "set", "offset"]
+
+_OBJ_TYPE: dict[str, mujoco.mjtObj] = {
+    "body": mujoco.mjtObj.mjOBJ_BODY,
+    "geom": mujoco.mjtObj.mjOBJ_GEOM,
+    "joint": mujoco.mjtObj.mjOBJ_JOINT,
+    "actuator": mujoco.mjtObj.mjOBJ_ACTUATOR,
+}
+# Degrees of freedom per joint type (mjtJoint order: free, ball, slide, hinge).
+_JOINT_DOFS = {0: 6, 1: 3, 2: 1, 3: 1}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One named physical knob of a MuJoCo model."""
+
+    name: str
+    kind: ElementKind | None  # None: a global option with no elements to select
+    field: str  # MjModel attribute ("opt.gravity" for options)
+    columns: slice  # the columns of ``field`` this quantity covers
+    unit: str
+    minimum: float | None = None  # smallest allowed value
+    exclusive: bool = False  # True: the value must be strictly greater than ``minimum``
+    per_dof: bool = False  # joint quantities stored per degree of freedom (dof_*), not per joint
+    derived: bool = False  # True: changing it makes compile-time constants stale (needs mj_setConst)
+    doc: str = ""
+
+
+QUANTITIES: dict[str, Quantity] = {
+    q.name: q
+    for q in [
+        Quantity("body_mass", "body", "body_mass", slice(None), "kg", 0.0, True, derived=True,
+                 doc="body mass; the body's rotational inertia is scaled by the same factor"),
+        Quantity("geom_friction", "geom", "geom_friction", slice(0, 1), "1", 0.0,
+                 doc="sliding friction coefficient"),
+        Quantity("geom_torsional_friction", "geom", "geom_friction", slice(1, 2), "m", 0.0,
+                 doc="torsional friction coefficient"),
+        Quantity("geom_rolling_friction", "geom", "geom_friction", slice(2, 3), "m", 0.0,
+                 doc="rolling friction coefficient"),
+        Quantity("joint_damping", "joint", "dof_damping", slice(None), "N*m*s/rad", 0.0, per_dof=True,
+                 doc="viscous damping (N*s/m for slide joints)"),
+        Quantity("joint_armature", "joint", "dof_armature", slice(None), "kg*m^2", 0.0, per_dof=True,
+                 derived=True, doc="armature inertia added to the joint's diagonal (kg for slide joints)"),
+        Quantity("joint_frictionloss", "joint", "dof_frictionloss", slice(None), "N*m", 0.0, per_dof=True,
+                 doc="dry friction loss (N for slide joints)"),
+        Quantity("joint_stiffness", "joint", "jnt_stiffness", slice(None), "N*m/rad", 0.0,
+                 doc="spring stiffness (N/m for slide joints)"),
+        Quantity("actuator_gear", "actuator", "actuator_gear", slice(0, 1), "1", derived=True,
+                 doc="transmission gear: scales the actuator's force and the moment it applies"),
+        Quantity("actuator_gain", "actuator", "actuator_gainprm", slice(0, 1), "1",
+                 doc="actuator gain (gainprm[0]); for motors, force = gain * control"),
+        Quantity("actuator_ctrlrange", "actuator", "actuator_ctrlrange", slice(None), "1",
+                 doc="control range [low, high]; commands outside it are clipped by MuJoCo (the "
+                     "env's action space is unchanged, so a narrower range models a weaker motor)"),
+        Quantity("gravity", None, "opt.gravity", slice(None), "m/s^2", doc="gravity vector [x, y, z]"),
+        Quantity("timestep", None, "opt.timestep", slice(None), "s", 0.0, True,
+                 doc="physics timestep; the env's control period is timestep * frame_skip"),
+    ]
+}
+
+
+def element_names(model: mujoco.MjModel, kind: ElementKind) -> list[str]:
+    """Names of all elements of ``kind``; unnamed elements are called ``<kind>#<index>``."""
+    count = {"body": model.nbody, "geom": model.ngeom, "joint": model.njnt, "actuator": model.nu}[kind]
+    names = []
+    for i in range(count):
+        name = mujoco.mj_id2name(model, _OBJ_TYPE[kind], i)
+        names.append(name if name else f"{kind}#{i}")
+    return names
+
+
+def _read_field(model: mujoco.MjModel, quantity: Quantity) -> np.ndarray:
+    """The quantity's values as a 2-D array (rows x columns), always a copy."""
+    if quantity.field == "opt.gravity":
+        return np.array(model.opt.gravity, dtype=np.float64).reshape(1, 3)
+    if quantity.field == "opt.timestep":
+        return np.array([[model.opt.timestep]], dtype=np.float64)
+    array = getattr(model, quantity.field)
+    array = array.reshape(len(array), -1)
+    return np.array(array[:, quantity.columns], dtype=np.float64)
+
+
+def _write_field(model: mujoco.MjModel, quantity: Quantity, values: np.ndarray) -> None:
+    if quantity.field == "opt.gravity":
+        model.opt.gravity[:] = values.reshape(3)
+    elif quantity.field == "opt.timestep":
+        model.opt.timestep = float(values[0, 0])
+    else:
+        array = getattr(model, quantity.field)
+        array.reshape(len(array), -1)[:, quantity.columns] = values
+
+
+@dataclass(frozen=True)
+class Change:
+    """One dynamics change: ``quantity`` of the ``select``-ed elements, changed by ``op`` with ``value``.
+
+    ``select`` is an element name, a list of names, or ``"all"``; it is ignored (and may be None) for the
+    global quantities ``gravity`` and ``timestep``. ``value`` is a number, or a list with one number per column
+    (three for ``gravity``, two for ``actuator_ctrlrange``).
+    """
+
+    quantity: str
+    op: Operation
+    value: float | Sequence[float]
+    select: str | Sequence[str] | None = None
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A change with its element names resolved to rows of the quantity's array."""
+
+    quantity: Quantity
+    rows: np.ndarray
+    labels: tuple[str, ...]  # element name of each row
+    op: Operation
+    value: np.ndarray  # broadcastable to (len(rows), n_columns)
+
+
+class Dynamics:
+    """Reads and changes named quantities of one ``MjModel``, always relative to its nominal values.
+
+    Args:
+        model: the model to edit in place (an env's ``unwrapped.model``). Its values at construction time are
+            the nominal snapshot every change is computed from.
+    """
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        self.model = model
+        self._nominal = {name: _read_field(model, q) for name, q in QUANTITIES.items()}
+        self._nominal_inertia = np.array(model.body_inertia, dtype=np.float64)
+        self._changed: set[str] = set()  # quantities currently away from nominal
+        self._scratch: mujoco.MjData | None = None
+        self._names = {kind: element_names(model, kind) for kind in _OBJ_TYPE}
+        self._rows_cache: dict[tuple[str, str | tuple[str, ...] | None], tuple[np.ndarray, tuple[str, ...]]] = {}
+        self._contact_partners: dict[int, list[int]] | None = None
+
+    # ------------------------------------------------------------------ selection
+    def names(self, kind: ElementKind) -> list[str]:
+        """Element names of ``kind`` in this model (bodies exclude the world body)."""
+        names = self._names[kind]
+        return names[1:] if kind == "body" else list(names)
+
+    def _rows(self, quantity: Quantity, select: str | Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+        key_select = select if select is None or isinstance(select, str) else tuple(select)
+        key = (quantity.name, key_select)
+        cached = self._rows_cache.get(key)
+        if cached is not None:
+            return cached
+        result = self._resolve_rows(quantity, key_select)
+        self._rows_cache[key] = result
+        return result
+
+    def _resolve_rows(
+        self, quantity: Quantity, select: str | tuple[str, ...] | None
+    ) -> tuple[np.ndarray, tuple[str, ...]]:
+        if quantity.kind is None:
+            return np.zeros(1, dtype=np.intp), (quantity.name,)
+        kind = quantity.kind
+        if select is None:
+            raise Sim2RealError(f"{quantity.name}: 'select' is required: a {kind} name, a list of names, or 'all'")
+        all_names = self._names[kind]
+        if select == "all":
+            ids = list(range(1, len(all_names))) if kind == "body" else list(range(len(all_names)))
+        else:
+            wanted = [select] if isinstance(select, str) else list(select)
+            if not wanted:
+                raise Sim2RealError(f"{quantity.name}: 'select' is an empty list")
+            ids = []
+            for name in wanted:
+                if name not in all_names or (kind == "body" and name == all_names[0]):
+                    valid = ", ".join(self.names(kind)) or "(none)"
+                    raise Sim2RealError(f"{quantity.name}: unknown {kind} '{name}'; valid {kind} names: {valid}")
+                ids.append(all_names.index(name))
+        if not quantity.per_dof:
+            return np.asarray(ids, dtype=np.intp), tuple(all_names[i] for i in ids)
+        rows: list[int] = []
+        labels: list[str] = []
+        for j in ids:
+            n = _JOINT_DOFS[int(self.model.jnt_type[j])]
+            start = int(self.model.jnt_dofadr[j])
+            rows.extend(range(start, start + n))
+            labels.extend([all_names[j]] * n)
+        return np.asarray(rows, dtype=np.intp), tuple(labels)
+
+    def resolve(self, changes: Iterable[Change]) -> list[_Resolved]:
+        """Checks names, selections and value shapes of ``changes`` once, for repeated :meth:`apply_resolved`."""
+        resolved = []
+        for change in changes:
+            quantity = QUANTITIES.get(change.quantity)
+            if quantity is None:
+                raise Sim2RealError(
+                    f"unknown quantity '{change.quantity}'; valid quantities: {', '.join(QUANTITIES)}"
+                )
+            rows, labels = self._rows(quantity, change.select)
+            n_cols = self._nominal[quantity.name].shape[1]
+            value = np.asarray(change.value, dtype=np.float64)
+            if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, n_cols)):
+                raise Sim2RealError(
+                    f"{quantity.name}: value must be a number or a list of {n_cols} numbers, got {change.value}"
+                )
+            if not np.all(np.isfinite(value)):
+                raise Sim2RealError(f"{quantity.name}: value must be finite, got {change.value}")
+            if change.op not in ("scale", "set", "offset"):
+                raise Sim2RealError(f"{quantity.name}: unknown operation '{change.op}'; use scale, set or offset")
+            resolved.append(_Resolved(quantity, rows, labels, change.op, value))
+        return resolved
+
+    # ------------------------------------------------------------------ changing
+    def apply(self, changes: Iterable[Change]) -> None:
+        """Sets the model to nominal plus ``changes`` (in order; a later change to an element wins)."""
+        self.apply_resolved(self.resolve(changes))
+
+    def apply_resolved(self, changes: Sequence[_Resolved], *, check_friction: bool = True) -> None:
+        """Like :meth:`apply` for changes already checked by :meth:`resolve` (the fast path for resets)."""
+        current: dict[str, np.ndarray] = {}
+        for change in changes:
+            name = change.quantity.name
+            nominal = self._nominal[name]
+            values = current.setdefault(name, nominal.copy())
+            base = nominal[change.rows]
+            if change.op == "scale":
+                values[change.rows] = base * change.value
+            elif change.op == "set":
+                values[change.rows] = np.broadcast_to(change.value, base.shape)
+            else:
+                values[change.rows] = base + change.value
+        for name, values in current.items():
+            self._validate(QUANTITIES[name], values, changes)
+        # Quantities changed before but not now go back to nominal.
+        for name in self._changed - current.keys():
+            current[name] = self._nominal[name]
+        for name, values in current.items():
+            self._write(QUANTITIES[name], values)
+        needs_setconst = any(QUANTITIES[name].derived for name in current)
+        self._changed = {name for name, values in current.items() if not np.array_equal(values, self._nominal[name])}
+        if needs_setconst:
+            self._recompute_derived()
+        if check_friction and any(name.startswith("geom_") for name in current):
+            self._warn_dominated_friction()
+
+    def reset(self) -> None:
+        """Puts every quantity back to its nominal value."""
+        self.apply_resolved([])
+
+    def _write(self, quantity: Quantity, values: np.ndarray) -> None:
+        _write_field(self.model, quantity, values)
+        if quantity.name == "body_mass":
+            nominal = self._nominal["body_mass"][:, 0]
+            ratio = np.divide(values[:, 0], nominal, out=np.ones_like(nominal), where=nominal > 0)
+            self.model.body_inertia[:] = self._nominal_inertia * ratio[:, None]
+
+    def _recompute_derived(self) -> None:
+        if self._scratch is None:
+            self._scratch = mujoco.MjData(self.model)
+        mujoco.mj_setConst(self.model, self._scratch)
+
+    def _validate(self, quantity: Quantity, values: np.ndarray, changes: Sequence[_Resolved]) -> None:
+        bad = ~np.isfinite(values).all(axis=1)
+        rule = "finite"
+        if quantity.minimum is not None:
+            if quantity.exclusive:
+                bad |= ~(values > quantity.minimum).all(axis=1)
+                rule = f"finite and > {quantity.minimum:g}"
+            else:
+                bad |= ~(values >= quantity.minimum).all(axis=1)
+                rule = f"finite and >= {quantity.minimum:g}"
+        if quantity.name == "actuator_ctrlrange":
+            bad |= values[:, 0] > values[:, 1]
+            rule = "a range with low <= high"
+        if quantity.name == "body_mass":
+            # A massless body cannot be given mass by scaling; setting one would leave it with zero inertia.
+            massless = self._nominal["body_mass"][:, 0] <= 0
+            massless[0] = False
+            bad |= massless & (values[:, 0] != self._nominal["body_mass"][:, 0])
+            bad[0] = False
+        if not bad.any():
+            return
+        row = int(np.flatnonzero(bad)[0])
+        label = quantity.name
+        for change in changes:
+            if change.quantity is quantity and row in change.rows:
+                label = f"{quantity.name} of {quantity.kind} '{change.labels[list(change.rows).index(row)]}'"
+        value = values[row].tolist()
+        shown = value[0] if len(value) == 1 else value
+        if quantity.name == "body_mass" and self._nominal["body_mass"][row, 0] <= 0:
+            raise Sim2RealError(f"{label}: the body has no nominal mass, so its mass cannot be changed")
+        raise Sim2RealError(f"{label} would be {shown}: must be {rule} ({quantity.unit})")
+
+    # ------------------------------------------------------------------ reading
+    def get(self, quantity: str, select: str | Sequence[str] | None = "all") -> dict[str, float | list[float]]:
+        """Current values of ``quantity`` by element name (``select`` as in :class:`Change`)."""
+        return self._values(quantity, select, _read_field(self.model, self._quantity(quantity)))
+
+    def nominal(self, quantity: str, select: str | Sequence[str] | None = "all") -> dict[str, float | list[float]]:
+        """Nominal values of ``quantity`` by element name."""
+        return self._values(quantity, select, self._nominal[self._quantity(quantity).name])
+
+    def _quantity(self, name: str) -> Quantity:
+        if name not in QUANTITIES:
+            raise Sim2RealError(f"unknown quantity '{name}'; valid quantities: {', '.join(QUANTITIES)}")
+        return QUANTITIES[name]
+
+    def _values(
+        self, name: str, select: str | Sequence[str] | None, array: np.ndarray
+    ) -> dict[str, float | list[float]]:
+        quantity = self._quantity(name)
+        rows, labels = self._rows(quantity, select)
+        out: dict[str, list[float]] = {}
+        for row, label in zip(rows, labels, strict=True):
+            out.setdefault(label, []).extend(array[row].tolist())
+        return {label: v[0] if len(v) == 1 else v for label, v in out.items()}
+
+    def changed(self) -> dict[str, float]:
+        """Flat ``{"quantity/element": value}`` of every value now away from nominal (for logs and ``info``)."""
+        flat: dict[str, float] = {}
+        for name in sorted(self._changed):
+            quantity = QUANTITIES[name]
+            current = _read_field(self.model, quantity)
+            rows, labels = self._rows(quantity, "all" if quantity.kind else None)
+            columns = current.shape[1]
+            seen: dict[str, int] = {}
+            for row, label in zip(rows, labels, strict=True):
+                if np.array_equal(current[row], self._nominal[name][row]):
+                    continue
+                index = seen[label] = seen.get(label, -1) + 1
+                key = f"{name}/{label}" if quantity.kind else name
+                if quantity.per_dof and labels.count(label) > 1:
+                    key = f"{key}/{index}"
+                for c in range(columns):
+                    flat[f"{key}/{c}" if columns > 1 else key] = float(current[row, c])
+        return flat
+
+    # ------------------------------------------------------------------ contact friction
+    def contact_partners(self) -> dict[int, list[int]]:
+        """For each geom, the geoms it can touch (MuJoCo's contype/conaffinity, body and parent filters)."""
+        if self._contact_partners is None:
+            self._contact_partners = _contact_partners(self.model)
+        return self._contact_partners
+
+    def _warn_dominated_friction(self) -> None:
+        """Warns when a friction change cannot take effect because MuJoCo combines the two geoms' frictions.
+
+        For two geoms in contact MuJoCo uses the friction of the geom with the higher ``priority``; at equal
+        priority it takes the element-wise maximum. Lowering the floor's friction below a foot's therefore
+        changes nothing for that foot. Explicit ``<pair>`` contacts carry their own friction.
+        """
+        friction = np.asarray(self.model.geom_friction)
+        nominal = np.concatenate(
+            [self._nominal[q] for q in ("geom_friction", "geom_torsional_friction", "geom_rolling_friction")],
+            axis=1,
+        )
+        priority = np.asarray(self.model.geom_priority)
+        names = self._names["geom"]
+        explicit = {
+            frozenset((int(a), int(b))) for a, b in zip(self.model.pair_geom1, self.model.pair_geom2, strict=True)
+        }
+        for geom in np.flatnonzero((friction != nominal).any(axis=1)):
+            columns = np.flatnonzero(friction[geom] != nominal[geom])
+            wanted = friction[geom, columns]
+            dominating = []
+            for partner in self.contact_partners().get(int(geom), []):
+                theirs = friction[partner, columns]
+                if frozenset((int(geom), partner)) in explicit:
+                    dominating.append(f"'{names[partner]}' (explicit <pair> with its own friction)")
+                elif priority[partner] > priority[geom]:
+                    dominating.append(f"'{names[partner]}' (higher priority, {_fmt(theirs)})")
+                elif priority[partner] == priority[geom] and np.any(theirs > wanted):
+                    dominating.append(f"'{names[partner]}' ({_fmt(theirs)})")
+            if dominating:
+                warnings.warn(
+                    f"friction of geom '{names[geom]}' ({_fmt(wanted)}) does not take effect in contacts with "
+                    f"{', '.join(dominating)}: MuJoCo uses the higher-priority geom's friction, else the larger",
+                    FrictionDominatedWarning,
+                    stacklevel=4,
+                )
+
+
+def _fmt(values: np.ndarray) -> str:
+    return f"{values[0]:g}" if len(values) == 1 else "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+
+def _contact_partners(model: mujoco.MjModel) -> dict[int, list[int]]:
+    """Geom pairs that MuJoCo's broad phase may turn into contacts, plus explicit ``<pair>`` contacts.
+
+    Mirrors MuJoCo's filter: bitwise ``contype``/``conaffinity`` compatibility, no contacts within one body or
+    between bodies welded together, no contacts between a parent and its child body (unless the parent is the
+    world, or the ``filterparent`` flag is disabled), and no contacts between ``<exclude>``-d bodies.
+    """
+    weld = np.asarray(model.body_weldid)
+    parent = np.asarray(model.body_parentid)
+    body = weld[np.asarray(model.geom_bodyid)]
+    contype = np.asarray(model.geom_contype)
+    conaffinity = np.asarray(model.geom_conaffinity)
+    filter_parent = not (model.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_FILTERPARENT)
+    excluded = {
+        frozenset(((int(s) >> 16) & 0xFFFF, int(s) & 0xFFFF)) for s in np.asarray(model.exclude_signature)
+    }
+    partners: dict[int, list[int]] = {g: [] for g in range(model.ngeom)}
+    for a in range(model.ngeom):
+        for b in range(a + 1, model.ngeom):
+            ba, bb = int(body[a]), int(body[b])
+            if ba == bb:
+                continue
+            if not ((contype[a] & conaffinity[b]) or (contype[b] & conaffinity[a])):
+                continue
+            if filter_parent and ba != 0 and bb != 0:
+                if weld[parent[ba]] == bb or weld[parent[bb]] == ba:
+                    continue
+            if frozenset((ba, bb)) in excluded:
+                continue
+            partners[a].append(b)
+            partners[b].append(a)
+    for a, b in zip(model.pair_geom1, model.pair_geom2, strict=True):
+        if int(b) not in partners[int(a)]:
+            partners[int(a)].append(int(b))
+            partners[int(b)].append(int(a))
+    return partners
+
+
+def describe_quantities() -> Mapping[str, str]:
+    """One line per quantity (element kind, unit, meaning), for ``--help`` texts and errors."""
+    return {
+        q.name: f"{q.kind or 'global'}, {q.unit}: {q.doc}" for q in QUANTITIES.values()
+    }

@@ -1,0 +1,302 @@
+"""Training runs: build the vector env and the stable-baselines3 model from a config, train, checkpoint, evaluate.
+
+A run folder (``runs/<env>/<experiment>/seed_<n>/``) holds everything needed to reproduce or continue the run::
+
+    config.yaml        the resolved config (every default written out)
+    command.txt        the exact command lines that produced it (the first one and every resume)
+    model.zip          the final model (a plain stable-baselines3 zip)
+    vecnormalize.pkl   normalization statistics, when the config normalizes
+    checkpoints/       step_<n>/ folders, each complete (written to a temporary folder, then renamed)
+    monitor/           per-env episode logs (stable-baselines3 Monitor CSVs)
+    tb/                TensorBoard events
+    eval.json          returns of the final policy on the source and every target
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from rich.console import Console
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import LinearSchedule as SB3LinearSchedule
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+
+from sim2real.config import Config, LinearSchedule, dump_config, flat_hparams, parse_config, read_yaml
+from sim2real.domain import find_dynamics_wrapper, make_domain_env
+from sim2real.errors import Sim2RealError
+from sim2real.evaluation import DomainResult, evaluate_config, print_results
+from sim2real.io import save_with, write_json, write_text
+from sim2real.logging import make_logger, record_hparams, record_text
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+_ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
+_POLICY_KEYS = {"name", "net_arch", "activation", "log_std_init"}
+# Fields a resumed run may change: everything else must match the run it continues.
+_RESUMABLE_OVERRIDES = {"train.total_timesteps", "train.checkpoint_every", "train.progress_bar", "train.device"}
+
+MODEL = "model.zip"
+VECNORMALIZE = "vecnormalize.pkl"
+REPLAY_BUFFER = "replay_buffer.pkl"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    num_timesteps: int
+    results: list[DomainResult]
+    seconds: float
+
+
+# ------------------------------------------------------------------------------------------- building
+
+
+def check_domains(config: Config) -> dict[str, dict[str, float]]:
+    """Builds every domain's env once so a bad name or value fails before anything is written.
+
+    Returns each domain's changed model values (``{"quantity/element": value}``).
+    """
+    parameters = {}
+    for name, domain in config.domains().items():
+        env = make_domain_env(config.env, domain.changes(), **config.env_kwargs)
+        wrapper = find_dynamics_wrapper(env)
+        parameters[name] = wrapper.domain_parameters() if wrapper else {}
+        env.close()
+    return parameters
+
+
+def build_vec_env(config: Config, run_dir: Path | None = None, append_monitor: bool = False) -> VecEnv:
+    """The source domain as a vector env of ``train.n_envs`` copies, env ``i`` seeded with ``seed + i``."""
+    train = config.train
+    factory = partial(make_domain_env, config.env, config.source.changes(), **config.env_kwargs)
+    return make_vec_env(
+        factory,
+        n_envs=train.n_envs,
+        seed=train.seed,
+        monitor_dir=str(run_dir / "monitor") if run_dir else None,
+        monitor_kwargs={"override_existing": not append_monitor},
+        vec_env_cls=SubprocVecEnv if train.vec_env == "subproc" else DummyVecEnv,
+    )
+
+
+def algorithm_kwargs(config: Config) -> dict[str, Any]:
+    """Constructor keywords of the stable-baselines3 algorithm (hyperparameters and policy_kwargs)."""
+    algo = config.algo
+    kwargs = algo.model_dump(exclude=_POLICY_KEYS)
+    if isinstance(algo.learning_rate, LinearSchedule):
+        kwargs["learning_rate"] = SB3LinearSchedule(algo.learning_rate.initial, algo.learning_rate.final, 1.0)
+    kwargs["policy_kwargs"] = {
+        "net_arch": list(algo.net_arch),
+        "activation_fn": _ACTIVATIONS[algo.activation],
+        "log_std_init": algo.log_std_init,
+    }
+    return kwargs
+
+
+def build_model(config: Config, env: VecEnv) -> BaseAlgorithm:
+    cls = ALGORITHMS[config.algo.name]
+    return cls(
+        "MlpPolicy", env, seed=config.train.seed, device=config.train.device, verbose=0, **algorithm_kwargs(config)
+    )
+
+
+# ------------------------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (incomplete ones never carry the ``step_`` name)."""
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
+
+
+def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int = 2) -> Path:
+    """Writes model, normalization statistics and replay buffer into ``checkpoints/step_<n>/`` atomically."""
+    root = run_dir / "checkpoints"
+    final = root / f"step_{model.num_timesteps:012d}"
+    if final.exists():
+        return final
+    partial_dir = root / f".partial_{final.name}"
+    shutil.rmtree(partial_dir, ignore_errors=True)
+    partial_dir.mkdir(parents=True)
+    model.save(partial_dir / MODEL)
+    venv = model.get_vec_normalize_env()
+    if venv is not None:
+        venv.save(str(partial_dir / VECNORMALIZE))
+    if isinstance(model, OffPolicyAlgorithm):
+        model.save_replay_buffer(partial_dir / REPLAY_BUFFER)
+    partial_dir.rename(final)
+    for old in checkpoint_dirs(run_dir)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+class CheckpointCallback(BaseCallback):
+    """Saves a checkpoint every ``every`` environment steps, between rollouts (when the weights are settled)."""
+
+    def __init__(self, run_dir: Path, every: int) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.every = every
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps - self._last >= self.every:
+            save_checkpoint(self.model, self.run_dir)
+            self._last = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def load_checkpoint(config: Config, checkpoint: Path, env: VecEnv) -> BaseAlgorithm:
+    """Loads a checkpoint of our own (trusted: written by this run) onto a freshly built env."""
+    cls = ALGORITHMS[config.algo.name]
+    try:
+        if config.train.normalize is not None:
+            env = VecNormalize.load(str(checkpoint / VECNORMALIZE), env)
+        model = cls.load(checkpoint / MODEL, env=env, device=config.train.device)
+        if isinstance(model, OffPolicyAlgorithm) and (checkpoint / REPLAY_BUFFER).exists():
+            model.load_replay_buffer(checkpoint / REPLAY_BUFFER)
+    except Exception as error:  # a damaged zip or pickle can raise nearly anything
+        env.close()
+        raise Sim2RealError(f"checkpoint {checkpoint} is corrupt or incomplete: {error}") from None
+    return model
+
+
+# ------------------------------------------------------------------------------------------- runs
+
+
+def _prepare_new_run(config: Config, command: str) -> Path:
+    run_dir = config.run_dir()
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise Sim2RealError(
+            f"run folder {run_dir} already holds a run; continue it with --resume {run_dir}, "
+            f"or start another with --set run.experiment=NAME or --set train.seed=N"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "config.yaml", dump_config(config))
+        write_text(run_dir / "command.txt", command + "\n")
+    except OSError as error:
+        raise Sim2RealError(f"cannot write run folder {run_dir}: {error.strerror or error}") from None
+    return run_dir
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> Config:
+    """The resolved config of an existing run, with the overrides a resume may make."""
+    path = run_dir / "config.yaml"
+    if not run_dir.is_dir():
+        raise Sim2RealError(f"{run_dir}: no such run folder")
+    if not path.is_file():
+        raise Sim2RealError(f"{run_dir}: not a run folder (no config.yaml)")
+    saved = read_yaml(path)
+    config = parse_config(saved, str(path))
+    if not overrides:
+        return config
+    from sim2real.config import apply_overrides
+
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key not in _RESUMABLE_OVERRIDES:
+            raise Sim2RealError(
+                f"--set {key}: a resumed run keeps its config; only {', '.join(sorted(_RESUMABLE_OVERRIDES))} may change"
+            )
+    return parse_config(apply_overrides(saved, overrides), str(path))
+
+
+def train(
+    config: Config,
+    *,
+    command: str = "",
+    resume: Path | None = None,
+    console: Console | None = None,
+) -> TrainResult:
+    """Trains ``config``'s source policy in a new run folder (or continues ``resume``) and evaluates it.
+
+    Args:
+        config: the experiment (for a resume: the run's own config, see :func:`load_run_config`).
+        command: the command line to record in ``command.txt``.
+        resume: an existing run folder to continue from its last checkpoint.
+        console: where the progress and the evaluation table go.
+    """
+    console = console or Console()
+    started = time.perf_counter()
+    parameters = check_domains(config)
+    if resume is None:
+        run_dir = _prepare_new_run(config, command)
+        env = build_vec_env(config, run_dir)
+        if config.train.normalize is not None:
+            n = config.train.normalize
+            env = VecNormalize(
+                env, norm_obs=n.observations, norm_reward=n.rewards, clip_obs=n.clip_obs, gamma=config.algo.gamma
+            )
+        model = build_model(config, env)
+        purge_step = None
+    else:
+        run_dir = resume
+        checkpoints = checkpoint_dirs(run_dir)
+        if not checkpoints:
+            raise Sim2RealError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_* is missing)")
+        model = load_checkpoint(config, checkpoints[-1], build_vec_env(config, run_dir, append_monitor=True))
+        purge_step = model.num_timesteps
+        write_text(run_dir / "command.txt", (run_dir / "command.txt").read_text() + command + "\n")
+        console.print(f"resuming {run_dir} from step {model.num_timesteps:,}")
+
+    model.set_logger(make_logger(run_dir / "tb", purge_step=purge_step))
+    remaining = config.train.total_timesteps - model.num_timesteps
+    if resume is None:
+        record_text(model.logger, "config", dump_config(config))
+        record_text(model.logger, "domains", yaml.safe_dump(parameters, sort_keys=False))
+        model.logger.dump(0)
+    try:
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=CheckpointCallback(run_dir, config.train.checkpoint_every),
+                reset_num_timesteps=resume is None,
+                progress_bar=config.train.progress_bar,
+            )
+    except KeyboardInterrupt:
+        checkpoint = save_checkpoint(model, run_dir)
+        model.get_env().close()
+        raise Sim2RealError(
+            f"interrupted at step {model.num_timesteps:,}; saved {checkpoint}; continue with --resume {run_dir}"
+        ) from None
+    save_checkpoint(model, run_dir)
+    save_with(run_dir / MODEL, model.save)
+    normalization = model.get_vec_normalize_env()
+    if normalization is not None:
+        save_with(run_dir / VECNORMALIZE, normalization.save)
+
+    results = evaluate_config(model, config, normalization)
+    for r in results:
+        model.logger.record(f"eval/{r.domain}/mean_reward", r.mean_reward)
+        model.logger.record(f"eval/{r.domain}/std_reward", r.std_reward)
+        model.logger.record(f"eval/{r.domain}/mean_ep_length", r.mean_ep_length)
+    record_hparams(
+        model.logger, flat_hparams(config), {f"eval/{r.domain}/mean_reward": r.mean_reward for r in results}
+    )
+    model.logger.dump(model.num_timesteps)
+    model.logger.close()
+    write_json(
+        run_dir / "eval.json",
+        {"num_timesteps": model.num_timesteps, "domains": {r.domain: r.as_dict() for r in results}},
+    )
+    model.get_env().close()
+    print_results(results, console)
+    return TrainResult(run_dir, model.num_timesteps, results, time.perf_counter() - started)
