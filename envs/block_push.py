@@ -31,7 +31,10 @@ class BlockPushEnv(MujocoEnv, EzPickle):
         frame_skip: physics steps per action (each 0.01 s).
     """
 
-    metadata = {"render_modes": ["human", "rgb_array", "depth_array", "rgbd_tuple"], "render_fps": 20}
+    metadata = {  # noqa: RUF012  (gymnasium declares metadata per instance)
+        "render_modes": ["human", "rgb_array", "depth_array", "rgbd_tuple"],
+        "render_fps": 20,
+    }
 
     def __init__(
         self,
@@ -56,12 +59,16 @@ class BlockPushEnv(MujocoEnv, EzPickle):
         vx, _ = self.data.qvel
         return np.array([x - self.target, vx, self.target], dtype=np.float64)
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
         self.do_simulation(action, self.frame_skip)
         observation = self._get_obs()
         reward_distance = -self.distance_cost_weight * abs(float(observation[0]))
         reward_ctrl = -self.ctrl_cost_weight * float(np.sum(np.square(action)))
-        info = {"reward_distance": reward_distance, "reward_ctrl": reward_ctrl, "x_position": float(self.data.qpos[0])}
+        info = {
+            "reward_distance": reward_distance,
+            "reward_ctrl": reward_ctrl,
+            "x_position": float(self.data.qpos[0]),
+        }
         if self.render_mode == "human":
             self.render()
         return observation, reward_distance + reward_ctrl, False, False, info

@@ -40,11 +40,13 @@ def _parser() -> argparse.ArgumentParser:
         help="train a source policy and evaluate it on the source and every target",
         description="Train a policy on a config's source domain, then evaluate it on the source and every target.",
     )
+    train.add_argument("config", nargs="?", default=None, help=f"config YAML (default: {DEFAULT_CONFIG})")
     train.add_argument(
-        "config", nargs="?", default=None, help=f"config YAML (default: {DEFAULT_CONFIG})"
-    )
-    train.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
         help="override one config field, e.g. --set train.total_timesteps=20000 (repeatable)",
     )
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
@@ -85,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     default_show = warnings.showwarning
 
-    def show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def show_warning(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, FrictionDominatedWarning):
             err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
         else:
@@ -103,6 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print("[red]interrupted[/red]")
         return 130
     return 2
+
+
+def run_train_script(env_dir: str, argv: Sequence[str] | None = None) -> int:
+    """``sim2real train`` with ``configs/<env_dir>/nominal.yaml`` as the default config (for scripts/)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    config_given = bool(args) and not args[0].startswith("-")
+    default = Path(__file__).resolve().parents[1] / "configs" / env_dir / "nominal.yaml"
+    if not default.is_file():
+        default = Path("configs") / env_dir / "nominal.yaml"
+    return main(["train", *([] if config_given or "--resume" in args else [str(default)]), *args])
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sim2real.dynamics import QUANTITIES, Change
 from sim2real.errors import Sim2RealError
 
-QuantityName = Literal[tuple(QUANTITIES)]  # type: ignore[valid-type]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
 
@@ -32,13 +31,20 @@ class Strict(BaseModel):
 class DynamicsChange(Strict):
     """A change of one model quantity on some elements, computed from the nominal value."""
 
-    quantity: QuantityName = Field(description="which model quantity, e.g. body_mass or geom_friction")
+    quantity: str = Field(description="which model quantity, e.g. body_mass or geom_friction")
     select: str | list[str] | None = Field(
         None, description="element name, list of names, or 'all' (not used by gravity and timestep)"
     )
     scale: FiniteFloat | list[FiniteFloat] | None = Field(None, description="multiply the nominal value")
     set: FiniteFloat | list[FiniteFloat] | None = Field(None, description="absolute value")
     offset: FiniteFloat | list[FiniteFloat] | None = Field(None, description="add to the nominal value")
+
+    @field_validator("quantity")
+    @classmethod
+    def _known_quantity(cls, quantity: str) -> str:
+        if quantity not in QUANTITIES:
+            raise ValueError(f"unknown quantity '{quantity}' (allowed: {', '.join(QUANTITIES)})")
+        return quantity
 
     @model_validator(mode="after")
     def _one_operation(self) -> DynamicsChange:
@@ -190,7 +196,9 @@ def _format_error(source: str, error: ValidationError) -> str:
     for item in error.errors():
         loc = item["loc"]
         # Drop the union tag pydantic puts after "algo" (algo.ppo.n_steps reads as algo.n_steps in the file).
-        path = ".".join(str(p) for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "algo" and p in _ALGO_TAG_VALUES))
+        path = ".".join(
+            str(p) for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "algo" and p in _ALGO_TAG_VALUES)
+        )
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = f"unknown key (allowed: {', '.join(_allowed_keys(item['loc']))})"

@@ -63,13 +63,13 @@ def _make(env_id: str, **kwargs: Any) -> gym.Env:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as error:
         mujoco_ids = sorted(
-            k for k, spec in gym.registry.items()
-            if isinstance(spec.entry_point, str) and ("mujoco" in spec.entry_point or k.startswith("Sim2Real/"))
+            k
+            for k, spec in gym.registry.items()
+            if isinstance(spec.entry_point, str)
+            and ("mujoco" in spec.entry_point or k.startswith("Sim2Real/"))
             and not k.endswith(("-v2", "-v3", "-v4"))
         )
-        raise Sim2RealError(
-            f"unknown env '{env_id}' ({error}); MuJoCo envs: {', '.join(mujoco_ids)}"
-        ) from None
+        raise Sim2RealError(f"unknown env '{env_id}' ({error}); MuJoCo envs: {', '.join(mujoco_ids)}") from None
     except TypeError as error:
         raise Sim2RealError(f"env '{env_id}': bad env_kwargs ({error})") from None
 
@@ -121,8 +121,9 @@ def make_registered(
             changes.append(DynamicsChange.model_validate(item).to_change())
         except ValidationError as error:
             raise Sim2RealError(f"dynamics {dict(item)}: {error.errors()[0]['msg']}") from None
+    env: gym.Env
     if ":" in base:
-        env = gym.envs.registration.load_env_creator(base)(**env_kwargs)
+        env = gym.envs.registration.load_env_creator(base)(**env_kwargs)  # type: ignore[assignment]
     else:
         env = gym.make(base, disable_env_checker=True, **env_kwargs).unwrapped
     return DynamicsWrapper(env, changes)

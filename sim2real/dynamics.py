@@ -14,7 +14,7 @@ the env's own data would overwrite the simulation state.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +26,7 @@ from sim2real.errors import FrictionDominatedWarning, Sim2RealError
 ElementKind = Literal["body", "geom", "joint", "actuator"]
 Operation = Literal["scale", "set", "offset"]
 
-_OBJ_TYPE: dict[str, mujoco.mjtObj] = {
+_OBJ_TYPE: dict[ElementKind, mujoco.mjtObj] = {
     "body": mujoco.mjtObj.mjOBJ_BODY,
     "geom": mujoco.mjtObj.mjOBJ_GEOM,
     "joint": mujoco.mjtObj.mjOBJ_JOINT,
@@ -55,32 +55,121 @@ class Quantity:
 QUANTITIES: dict[str, Quantity] = {
     q.name: q
     for q in [
-        Quantity("body_mass", "body", "body_mass", slice(None), "kg", 0.0, True, derived=True,
-                 doc="body mass; the body's rotational inertia is scaled by the same factor"),
-        Quantity("geom_friction", "geom", "geom_friction", slice(0, 1), "1", 0.0,
-                 doc="sliding friction coefficient"),
-        Quantity("geom_torsional_friction", "geom", "geom_friction", slice(1, 2), "m", 0.0,
-                 doc="torsional friction coefficient"),
-        Quantity("geom_rolling_friction", "geom", "geom_friction", slice(2, 3), "m", 0.0,
-                 doc="rolling friction coefficient"),
-        Quantity("joint_damping", "joint", "dof_damping", slice(None), "N*m*s/rad", 0.0, per_dof=True,
-                 doc="viscous damping (N*s/m for slide joints)"),
-        Quantity("joint_armature", "joint", "dof_armature", slice(None), "kg*m^2", 0.0, per_dof=True,
-                 derived=True, doc="armature inertia added to the joint's diagonal (kg for slide joints)"),
-        Quantity("joint_frictionloss", "joint", "dof_frictionloss", slice(None), "N*m", 0.0, per_dof=True,
-                 doc="dry friction loss (N for slide joints)"),
-        Quantity("joint_stiffness", "joint", "jnt_stiffness", slice(None), "N*m/rad", 0.0,
-                 doc="spring stiffness (N/m for slide joints)"),
-        Quantity("actuator_gear", "actuator", "actuator_gear", slice(0, 1), "1", derived=True,
-                 doc="transmission gear: scales the actuator's force and the moment it applies"),
-        Quantity("actuator_gain", "actuator", "actuator_gainprm", slice(0, 1), "1",
-                 doc="actuator gain (gainprm[0]); for motors, force = gain * control"),
-        Quantity("actuator_ctrlrange", "actuator", "actuator_ctrlrange", slice(None), "1",
-                 doc="control range [low, high]; commands outside it are clipped by MuJoCo (the "
-                     "env's action space is unchanged, so a narrower range models a weaker motor)"),
+        Quantity(
+            "body_mass",
+            "body",
+            "body_mass",
+            slice(None),
+            "kg",
+            0.0,
+            True,
+            derived=True,
+            doc="body mass; the body's rotational inertia is scaled by the same factor",
+        ),
+        Quantity(
+            "geom_friction",
+            "geom",
+            "geom_friction",
+            slice(0, 1),
+            "1",
+            0.0,
+            doc="sliding friction coefficient",
+        ),
+        Quantity(
+            "geom_torsional_friction",
+            "geom",
+            "geom_friction",
+            slice(1, 2),
+            "m",
+            0.0,
+            doc="torsional friction coefficient",
+        ),
+        Quantity(
+            "geom_rolling_friction",
+            "geom",
+            "geom_friction",
+            slice(2, 3),
+            "m",
+            0.0,
+            doc="rolling friction coefficient",
+        ),
+        Quantity(
+            "joint_damping",
+            "joint",
+            "dof_damping",
+            slice(None),
+            "N*m*s/rad",
+            0.0,
+            per_dof=True,
+            doc="viscous damping (N*s/m for slide joints)",
+        ),
+        Quantity(
+            "joint_armature",
+            "joint",
+            "dof_armature",
+            slice(None),
+            "kg*m^2",
+            0.0,
+            per_dof=True,
+            derived=True,
+            doc="armature inertia added to the joint's diagonal (kg for slide joints)",
+        ),
+        Quantity(
+            "joint_frictionloss",
+            "joint",
+            "dof_frictionloss",
+            slice(None),
+            "N*m",
+            0.0,
+            per_dof=True,
+            doc="dry friction loss (N for slide joints)",
+        ),
+        Quantity(
+            "joint_stiffness",
+            "joint",
+            "jnt_stiffness",
+            slice(None),
+            "N*m/rad",
+            0.0,
+            doc="spring stiffness (N/m for slide joints)",
+        ),
+        Quantity(
+            "actuator_gear",
+            "actuator",
+            "actuator_gear",
+            slice(0, 1),
+            "1",
+            derived=True,
+            doc="transmission gear: scales the actuator's force and the moment it applies",
+        ),
+        Quantity(
+            "actuator_gain",
+            "actuator",
+            "actuator_gainprm",
+            slice(0, 1),
+            "1",
+            doc="actuator gain (gainprm[0]); for motors, force = gain * control",
+        ),
+        Quantity(
+            "actuator_ctrlrange",
+            "actuator",
+            "actuator_ctrlrange",
+            slice(None),
+            "1",
+            doc="control range [low, high]; commands outside it are clipped by MuJoCo (the "
+            "env's action space is unchanged, so a narrower range models a weaker motor)",
+        ),
         Quantity("gravity", None, "opt.gravity", slice(None), "m/s^2", doc="gravity vector [x, y, z]"),
-        Quantity("timestep", None, "opt.timestep", slice(None), "s", 0.0, True,
-                 doc="physics timestep; the env's control period is timestep * frame_skip"),
+        Quantity(
+            "timestep",
+            None,
+            "opt.timestep",
+            slice(None),
+            "s",
+            0.0,
+            True,
+            doc="physics timestep; the env's control period is timestep * frame_skip",
+        ),
     ]
 }
 
@@ -214,9 +303,7 @@ class Dynamics:
         for change in changes:
             quantity = QUANTITIES.get(change.quantity)
             if quantity is None:
-                raise Sim2RealError(
-                    f"unknown quantity '{change.quantity}'; valid quantities: {', '.join(QUANTITIES)}"
-                )
+                raise Sim2RealError(f"unknown quantity '{change.quantity}'; valid quantities: {', '.join(QUANTITIES)}")
             rows, labels = self._rows(quantity, change.select)
             n_cols = self._nominal[quantity.name].shape[1]
             value = np.asarray(change.value, dtype=np.float64)
@@ -414,25 +501,21 @@ def _contact_partners(model: mujoco.MjModel) -> dict[int, list[int]]:
     """
     weld = np.asarray(model.body_weldid)
     parent = np.asarray(model.body_parentid)
-    body = weld[np.asarray(model.geom_bodyid)]
+    geom_body = np.asarray(model.geom_bodyid)
     contype = np.asarray(model.geom_contype)
     conaffinity = np.asarray(model.geom_conaffinity)
     filter_parent = not (model.opt.disableflags & mujoco.mjtDisableBit.mjDSBL_FILTERPARENT)
-    excluded = {
-        frozenset(((int(s) >> 16) & 0xFFFF, int(s) & 0xFFFF)) for s in np.asarray(model.exclude_signature)
-    }
+    # <exclude> signatures name the two bodies themselves: (body1 << 16) + body2.
+    excluded = {frozenset(((int(s) >> 16) & 0xFFFF, int(s) & 0xFFFF)) for s in np.asarray(model.exclude_signature)}
     partners: dict[int, list[int]] = {g: [] for g in range(model.ngeom)}
     for a in range(model.ngeom):
         for b in range(a + 1, model.ngeom):
-            ba, bb = int(body[a]), int(body[b])
-            if ba == bb:
+            wa, wb = int(weld[geom_body[a]]), int(weld[geom_body[b]])
+            compatible = (contype[a] & conaffinity[b]) or (contype[b] & conaffinity[a])
+            parent_child = filter_parent and wa != 0 and wb != 0 and (weld[parent[wa]] == wb or weld[parent[wb]] == wa)
+            if wa == wb or not compatible or parent_child:
                 continue
-            if not ((contype[a] & conaffinity[b]) or (contype[b] & conaffinity[a])):
-                continue
-            if filter_parent and ba != 0 and bb != 0:
-                if weld[parent[ba]] == bb or weld[parent[bb]] == ba:
-                    continue
-            if frozenset((ba, bb)) in excluded:
+            if frozenset((int(geom_body[a]), int(geom_body[b]))) in excluded:
                 continue
             partners[a].append(b)
             partners[b].append(a)
@@ -441,10 +524,3 @@ def _contact_partners(model: mujoco.MjModel) -> dict[int, list[int]]:
             partners[int(a)].append(int(b))
             partners[int(b)].append(int(a))
     return partners
-
-
-def describe_quantities() -> Mapping[str, str]:
-    """One line per quantity (element kind, unit, meaning), for ``--help`` texts and errors."""
-    return {
-        q.name: f"{q.kind or 'global'}, {q.unit}: {q.doc}" for q in QUANTITIES.values()
-    }

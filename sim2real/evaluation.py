@@ -119,6 +119,11 @@ def print_results(results: list[DomainResult], console: Console | None = None) -
     for r in results:
         relative = f"{r.mean_reward / source:.2f}x" if source > 0 else "-"
         table.add_row(
-            r.domain, f"{r.mean_reward:.1f}", f"{r.std_reward:.1f}", f"{r.mean_ep_length:.0f}", str(r.episodes), relative
+            r.domain,
+            f"{r.mean_reward:.1f}",
+            f"{r.std_reward:.1f}",
+            f"{r.mean_ep_length:.0f}",
+            str(r.episodes),
+            relative,
         )
     console.print(table)

@@ -40,10 +40,20 @@ from sim2real.io import save_with, write_json, write_text
 from sim2real.logging import make_logger, record_hparams, record_text
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
-_ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
+_ACTIVATIONS = {
+    "tanh": torch.nn.Tanh,
+    "relu": torch.nn.ReLU,
+    "elu": torch.nn.ELU,
+    "leaky_relu": torch.nn.LeakyReLU,
+}
 _POLICY_KEYS = {"name", "net_arch", "activation", "log_std_init"}
 # Fields a resumed run may change: everything else must match the run it continues.
-_RESUMABLE_OVERRIDES = {"train.total_timesteps", "train.checkpoint_every", "train.progress_bar", "train.device"}
+_RESUMABLE_OVERRIDES = {
+    "train.total_timesteps",
+    "train.checkpoint_every",
+    "train.progress_bar",
+    "train.device",
+}
 
 MODEL = "model.zip"
 VECNORMALIZE = "vecnormalize.pkl"
@@ -55,7 +65,8 @@ class TrainResult:
     run_dir: Path
     num_timesteps: int
     results: list[DomainResult]
-    seconds: float
+    seconds: float  # the whole call: checks, setup, training, saving, evaluation
+    learn_seconds: float  # stable-baselines3's learn() alone
 
 
 # ------------------------------------------------------------------------------------------- building
@@ -106,7 +117,12 @@ def algorithm_kwargs(config: Config) -> dict[str, Any]:
 def build_model(config: Config, env: VecEnv) -> BaseAlgorithm:
     cls = ALGORITHMS[config.algo.name]
     return cls(
-        "MlpPolicy", env, seed=config.train.seed, device=config.train.device, verbose=0, **algorithm_kwargs(config)
+        "MlpPolicy",
+        env,
+        seed=config.train.seed,
+        device=config.train.device,
+        verbose=0,
+        **algorithm_kwargs(config),
     )
 
 
@@ -219,6 +235,12 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None) -> Config
     return parse_config(apply_overrides(saved, overrides), str(path))
 
 
+def _close_env(model: BaseAlgorithm) -> None:
+    env = model.get_env()
+    if env is not None:
+        env.close()
+
+
 def train(
     config: Config,
     *,
@@ -243,7 +265,11 @@ def train(
         if config.train.normalize is not None:
             n = config.train.normalize
             env = VecNormalize(
-                env, norm_obs=n.observations, norm_reward=n.rewards, clip_obs=n.clip_obs, gamma=config.algo.gamma
+                env,
+                norm_obs=n.observations,
+                norm_reward=n.rewards,
+                clip_obs=n.clip_obs,
+                gamma=config.algo.gamma,
             )
         model = build_model(config, env)
         purge_step = None
@@ -253,9 +279,10 @@ def train(
         if not checkpoints:
             raise Sim2RealError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_* is missing)")
         model = load_checkpoint(config, checkpoints[-1], build_vec_env(config, run_dir, append_monitor=True))
-        purge_step = model.num_timesteps
+        # Hide events a killed run logged after this checkpoint; the ones at its step stay (nothing relogs them).
+        purge_step = model.num_timesteps + 1
         write_text(run_dir / "command.txt", (run_dir / "command.txt").read_text() + command + "\n")
-        console.print(f"resuming {run_dir} from step {model.num_timesteps:,}")
+        console.print(f"resuming {run_dir} from step {model.num_timesteps:,}", soft_wrap=True)
 
     model.set_logger(make_logger(run_dir / "tb", purge_step=purge_step))
     remaining = config.train.total_timesteps - model.num_timesteps
@@ -263,6 +290,7 @@ def train(
         record_text(model.logger, "config", dump_config(config))
         record_text(model.logger, "domains", yaml.safe_dump(parameters, sort_keys=False))
         model.logger.dump(0)
+    learn_started = time.perf_counter()
     try:
         if remaining > 0:
             model.learn(
@@ -273,10 +301,11 @@ def train(
             )
     except KeyboardInterrupt:
         checkpoint = save_checkpoint(model, run_dir)
-        model.get_env().close()
+        _close_env(model)
         raise Sim2RealError(
             f"interrupted at step {model.num_timesteps:,}; saved {checkpoint}; continue with --resume {run_dir}"
         ) from None
+    learn_seconds = time.perf_counter() - learn_started
     save_checkpoint(model, run_dir)
     save_with(run_dir / MODEL, model.save)
     normalization = model.get_vec_normalize_env()
@@ -284,19 +313,21 @@ def train(
         save_with(run_dir / VECNORMALIZE, normalization.save)
 
     results = evaluate_config(model, config, normalization)
+    # SB3 dumps a PPO update's losses at the next rollout; the last update's were never dumped in plain SB3
+    # either, and dumping them now would put a second point at the final step.
+    for pending in (model.logger.name_to_value, model.logger.name_to_count, model.logger.name_to_excluded):
+        pending.clear()
     for r in results:
         model.logger.record(f"eval/{r.domain}/mean_reward", r.mean_reward)
         model.logger.record(f"eval/{r.domain}/std_reward", r.std_reward)
         model.logger.record(f"eval/{r.domain}/mean_ep_length", r.mean_ep_length)
-    record_hparams(
-        model.logger, flat_hparams(config), {f"eval/{r.domain}/mean_reward": r.mean_reward for r in results}
-    )
+    record_hparams(model.logger, flat_hparams(config), {f"eval/{r.domain}/mean_reward": r.mean_reward for r in results})
     model.logger.dump(model.num_timesteps)
     model.logger.close()
     write_json(
         run_dir / "eval.json",
         {"num_timesteps": model.num_timesteps, "domains": {r.domain: r.as_dict() for r in results}},
     )
-    model.get_env().close()
+    _close_env(model)
     print_results(results, console)
-    return TrainResult(run_dir, model.num_timesteps, results, time.perf_counter() - started)
+    return TrainResult(run_dir, model.num_timesteps, results, time.perf_counter() - started, learn_seconds)

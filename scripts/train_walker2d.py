@@ -1,0 +1,9 @@
+"""Train a source policy on configs/walker2d/nominal.yaml and evaluate it on the source and every target.
+
+python scripts/train_walker2d.py [CONFIG] [--set FIELD=VALUE ...] [--resume RUN_DIR]
+"""
+
+from sim2real.cli import run_train_script
+
+if __name__ == "__main__":
+    raise SystemExit(run_train_script("walker2d"))

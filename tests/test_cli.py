@@ -1,0 +1,156 @@
+"""The ``sim2real`` command: bad input ends in one line on stderr, exit code 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sim2real.cli import main
+from tests.conftest import ROOT, tiny_config_data
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sim2real", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def write_config(tmp_path: Path, **changes: object) -> Path:
+    data = tiny_config_data(tmp_path / "runs")
+    data.update(changes)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        ("env: [unclosed", ["bad.yaml", "malformed YAML at line 1"]),
+        ("- just\n- a list\n", ["bad.yaml", "expected a mapping"]),
+        ("env: Hopper-v5\nalgo: {name: dqn}\n", ["bad.yaml", "algo", "'ppo'", "'sac'"]),
+        ("env: Hopper-v5\nalgo: {name: ppo, n_step: 8}\n", ["algo.n_step: unknown key", "n_steps"]),
+        (
+            "env: Hopper-v5\nalgo: {name: ppo}\ntrain: {n_envs: 0}\n",
+            ["train.n_envs", "greater than or equal to 1"],
+        ),
+    ],
+)
+def test_invalid_config_files(tmp_path: Path, content: str, needles: list[str]) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    assert_one_line_error(run_cli("train", str(path)), *needles)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("train", str(tmp_path / "nope.yaml")), "nope.yaml", "no such config file")
+
+
+def test_unknown_env_id(tmp_path: Path) -> None:
+    result = run_cli("train", str(write_config(tmp_path, env="Hoper-v5")))
+    assert_one_line_error(result, "unknown env 'Hoper-v5'", "Hopper-v5")
+    assert not (tmp_path / "runs").exists(), "nothing may be written for a config that cannot run"
+
+
+def test_unknown_element_lists_valid_names(tmp_path: Path) -> None:
+    targets = {"t": {"dynamics": [{"quantity": "body_mass", "select": "pole3", "scale": 2.0}]}}
+    result = run_cli("train", str(write_config(tmp_path, targets=targets)))
+    assert_one_line_error(result, "unknown body 'pole3'", "cart, pole, pole2")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_invalid_physical_value_names_the_parameter(tmp_path: Path) -> None:
+    targets = {"t": {"dynamics": [{"quantity": "geom_friction", "select": "cart", "offset": -5.0}]}}
+    result = run_cli("train", str(write_config(tmp_path, targets=targets)))
+    assert_one_line_error(result, "geom_friction of geom 'cart'", ">= 0")
+
+
+def test_override_of_a_field(tmp_path: Path) -> None:
+    result = run_cli("train", str(write_config(tmp_path)), "--set", "train.n_envs=abc")
+    assert_one_line_error(result, "train.n_envs", "integer")
+    result = run_cli("train", str(write_config(tmp_path)), "--set", "train.n_envs")
+    assert_one_line_error(result, "expected FIELD=VALUE")
+
+
+def test_unwritable_run_folder(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the run folder should go")
+    result = run_cli("train", str(write_config(tmp_path)), "--set", f"run.root={blocker}")
+    assert_one_line_error(result, "cannot write run folder", str(blocker))
+    assert blocker.read_text() == "a file where the run folder should go"
+
+
+def test_resume_of_a_missing_or_non_run_folder(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("train", "--resume", str(tmp_path / "gone")), "no such run folder")
+    assert_one_line_error(run_cli("train", "--resume", str(tmp_path)), "not a run folder")
+
+
+def test_train_then_refuse_to_overwrite_then_resume(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    first = run_cli("train", str(config))
+    assert first.returncode == 0, first.stderr
+    assert "tensorboard --logdir" in first.stdout
+    assert "heavy" in first.stdout  # the evaluation table lists every target
+    again = run_cli("train", str(config))
+    assert_one_line_error(again, "already holds a run", "--resume")
+    run = tmp_path / "runs" / "inverted_double_pendulum_v5" / "tiny" / "seed_0"
+    resumed = run_cli("train", "--resume", str(run), "--set", "train.total_timesteps=512")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "trained 512 steps" in resumed.stdout
+
+
+def test_friction_that_cannot_take_effect_is_warned_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tiny_config_data(tmp_path / "runs")
+    data["env"] = "Hopper-v5"
+    data["targets"] = {"icy_floor": {"dynamics": [{"quantity": "geom_friction", "select": "floor", "scale": 0.2}]}}
+    data["train"]["total_timesteps"] = 128
+    path = tmp_path / "hopper.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["train", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "friction of geom 'floor'" in err and "'foot_geom' (2)" in err
+
+
+def test_train_scripts_exist_for_every_config_folder() -> None:
+    configs = {p.name for p in (ROOT / "configs").iterdir() if (p / "nominal.yaml").is_file()}
+    scripts = {p.stem.removeprefix("train_") for p in (ROOT / "scripts").glob("train_*.py")}
+    assert configs <= scripts
+    assert {"inverted_double_pendulum", "hopper", "half_cheetah", "walker2d"} <= configs
+
+
+def test_train_script_uses_its_env_config(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "train_block_push.py"),
+            "--no-progress",
+            "--set",
+            f"run.root={tmp_path}",
+            "--set",
+            "train.total_timesteps=256",
+            "--set",
+            "eval.episodes=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "sim2real_block_push_v0" / "nominal" / "seed_0"
+    assert (run / "model.zip").is_file()
+    assert "scripts/train_block_push.py" in (run / "command.txt").read_text()

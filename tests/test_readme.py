@@ -1,0 +1,25 @@
+"""The README is the front door: its quick-start commands must be the ones that work."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ROOT
+
+
+def _bash_blocks(text: str) -> list[str]:
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text()
+    test_command = next(b for b in _bash_blocks(readme) if b.endswith("python -m pytest"))
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_quick_start_runs_the_default_train_script_and_config() -> None:
+    readme = (ROOT / "README.md").read_text()
+    main_command = _bash_blocks(readme)[0]
+    script = re.search(r"python (scripts/\S+\.py)$", main_command)
+    assert script and (ROOT / script.group(1)).is_file()
+    assert (ROOT / "configs" / "inverted_double_pendulum" / "nominal.yaml").is_file()

@@ -1,0 +1,81 @@
+"""A real TensorBoard server lists a run folder's run and the scalar tags users look for."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from sim2real.config import Config
+from sim2real.training import train
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_tensorboard_serves_the_run_and_its_tags(tiny_config: Config) -> None:
+    run_dir = train(tiny_config).run_dir
+    executable = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            executable,
+            "--logdir",
+            str(run_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    tags: dict = {}
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                tags = _get(f"{base}/data/plugin/scalars/tags")  # type: ignore[assignment]
+                if tags.get("tb", {}).get("eval/heavy/mean_reward"):
+                    break
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.5)
+        runs = _get(f"{base}/data/runs")
+        hparams_tags = _get(f"{base}/data/plugin/text/tags")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert runs == ["tb"]
+    scalars = set(tags["tb"])
+    expected = {
+        "eval/source/mean_reward",
+        "eval/heavy/mean_reward",
+        "eval/heavy/std_reward",
+        "train/loss",
+        "rollout/ep_rew_mean",
+        "time/fps",
+    }
+    assert expected <= scalars, sorted(scalars)
+    assert "config" in json.dumps(hparams_tags)
