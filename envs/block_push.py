@@ -31,10 +31,8 @@ class BlockPushEnv(MujocoEnv, EzPickle):
         frame_skip: physics steps per action (each 0.01 s).
     """
 
-    metadata = {  # noqa: RUF012  (gymnasium declares metadata per instance)
-        "render_modes": ["human", "rgb_array", "depth_array", "rgbd_tuple"],
-        "render_fps": 20,
-    }
+    # render_fps depends on frame_skip, so it is set per instance after MujocoEnv has computed dt.
+    metadata = {"render_modes": ["human", "rgb_array", "depth_array", "rgbd_tuple"]}  # noqa: RUF012
 
     def __init__(
         self,
@@ -51,7 +49,7 @@ class BlockPushEnv(MujocoEnv, EzPickle):
         self.target = 0.0
         observation_space = spaces.Box(-np.inf, np.inf, shape=(3,), dtype=np.float64)
         MujocoEnv.__init__(self, str(ASSET), frame_skip, observation_space=observation_space, **kwargs)
-        self.metadata["render_fps"] = int(np.round(1.0 / self.dt))
+        self.metadata = {**type(self).metadata, "render_fps": int(np.round(1.0 / self.dt))}
         self._target_site = self.model.site("target").id
 
     def _get_obs(self) -> np.ndarray:

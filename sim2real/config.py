@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -187,21 +187,15 @@ class Config(Strict):
 # ---------------------------------------------------------------------------------------------- loading
 
 
-_ALGO_TAG_VALUES = ("ppo", "sac")
-
-
 def _format_error(source: str, error: ValidationError) -> str:
     """All validation problems on one line: ``file: field.path: what is wrong``."""
     problems = []
     for item in error.errors():
-        loc = item["loc"]
-        # Drop the union tag pydantic puts after "algo" (algo.ppo.n_steps reads as algo.n_steps in the file).
-        path = ".".join(
-            str(p) for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] == "algo" and p in _ALGO_TAG_VALUES)
-        )
+        unknown_key = item["type"] == "extra_forbidden"
+        path, allowed = _walk(item["loc"], unknown_key)
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key (allowed: {', '.join(_allowed_keys(item['loc']))})"
+        if unknown_key:
+            message = f"unknown key (allowed: {', '.join(allowed)})"
         elif item["type"] == "missing":
             message = "required key is missing"
         problems.append(f"{path}: {message}" if path else message)
@@ -212,32 +206,48 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     """The schema models an annotation can hold (through Annotated, unions, lists and dicts)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
-    found: list[type[BaseModel]] = []
-    for arg in get_args(annotation):
-        found.extend(_models_in(arg))
-    return found
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
 
 
-def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
-    """Keys allowed in the mapping at ``loc`` (the location of an unknown key), walking the schema."""
-    models: list[type[BaseModel]] = [Config]
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        tagged = [m for m in models if m.model_fields.get("name") is not None and part == _tag(m)]
-        if tagged:
-            models = tagged
-            continue
-        fields = [m.model_fields[part] for m in models if part in m.model_fields]
-        if fields:
-            models = [m for f in fields for m in _models_in(f.annotation)]
-        # else: a free key of a dict (a target's name), the models stay as they are
-    return sorted({key for m in models for key in m.model_fields})
+def _holds_dict(annotation: Any) -> bool:
+    """True when the annotation is a dict, possibly inside Annotated or a union (then keys are free names)."""
+    if get_origin(annotation) is dict:
+        return True
+    return get_origin(annotation) is not list and any(_holds_dict(arg) for arg in get_args(annotation))
 
 
 def _tag(model: type[BaseModel]) -> str | None:
-    args = get_args(model.model_fields["name"].annotation)
+    field = model.model_fields.get("name")
+    args = get_args(field.annotation) if field else ()
     return args[0] if args else None
+
+
+def _walk(loc: tuple[int | str, ...], unknown_key: bool) -> tuple[str, list[str]]:
+    """The path of an error as the file spells it, and the keys allowed in the mapping that holds it.
+
+    pydantic's locations also name union members (``ppo``, ``float``, ``constrained-float``...); walking the
+    schema tells those apart from field names and from free dict keys such as target names.
+    """
+    models: list[type[BaseModel]] = [Config]
+    expect_key = False
+    shown: list[str] = []
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if expect_key or isinstance(part, int):
+            shown.append(str(part))
+            expect_key = False
+            continue
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if fields:
+            shown.append(part)
+            if not last:
+                expect_key = any(_holds_dict(f.annotation) for f in fields)
+                models = [m for f in fields for m in _models_in(f.annotation)]
+        elif last and unknown_key:
+            shown.append(part)
+        else:
+            models = [m for m in models if _tag(m) == part] or models
+    return ".".join(shown), sorted({key for m in models for key in m.model_fields})
 
 
 def parse_config(data: Any, source: str = "config") -> Config:

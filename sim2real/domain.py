@@ -77,13 +77,14 @@ def _make(env_id: str, **kwargs: Any) -> gym.Env:
 def make_domain_env(env_id: str, changes: Iterable[Change] = (), **env_kwargs: Any) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` with ``changes`` applied to its MuJoCo model.
 
-    Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper`; the changes go to that one.
+    Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper` (with the changes their own
+    ``dynamics``/``config`` keywords asked for); ``changes`` are applied after those.
     """
     env = _make(env_id, **env_kwargs)
     wrapper = find_dynamics_wrapper(env)
     if wrapper is None:
         return DynamicsWrapper(env, changes)
-    wrapper.set_changes(changes)
+    wrapper.set_changes([*wrapper.changes, *changes])
     return env
 
 

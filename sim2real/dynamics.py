@@ -16,7 +16,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import mujoco
 import numpy as np
@@ -52,126 +52,46 @@ class Quantity:
     doc: str = ""
 
 
+def _q(name: str, kind: ElementKind | None, field: str, columns: slice, unit: str, doc: str, **rules: Any) -> Quantity:
+    return Quantity(name=name, kind=kind, field=field, columns=columns, unit=unit, doc=doc, **rules)
+
+
+_ALL = slice(None)
+_NON_NEGATIVE: dict[str, Any] = {"minimum": 0.0}
+_POSITIVE: dict[str, Any] = {"minimum": 0.0, "exclusive": True}
+
 QUANTITIES: dict[str, Quantity] = {
     q.name: q
     for q in [
-        Quantity(
-            "body_mass",
-            "body",
-            "body_mass",
-            slice(None),
-            "kg",
-            0.0,
-            True,
-            derived=True,
-            doc="body mass; the body's rotational inertia is scaled by the same factor",
-        ),
-        Quantity(
-            "geom_friction",
-            "geom",
-            "geom_friction",
-            slice(0, 1),
-            "1",
-            0.0,
-            doc="sliding friction coefficient",
-        ),
-        Quantity(
-            "geom_torsional_friction",
-            "geom",
-            "geom_friction",
-            slice(1, 2),
-            "m",
-            0.0,
-            doc="torsional friction coefficient",
-        ),
-        Quantity(
-            "geom_rolling_friction",
-            "geom",
-            "geom_friction",
-            slice(2, 3),
-            "m",
-            0.0,
-            doc="rolling friction coefficient",
-        ),
-        Quantity(
-            "joint_damping",
-            "joint",
-            "dof_damping",
-            slice(None),
-            "N*m*s/rad",
-            0.0,
-            per_dof=True,
-            doc="viscous damping (N*s/m for slide joints)",
-        ),
-        Quantity(
-            "joint_armature",
-            "joint",
-            "dof_armature",
-            slice(None),
-            "kg*m^2",
-            0.0,
-            per_dof=True,
-            derived=True,
-            doc="armature inertia added to the joint's diagonal (kg for slide joints)",
-        ),
-        Quantity(
-            "joint_frictionloss",
-            "joint",
-            "dof_frictionloss",
-            slice(None),
-            "N*m",
-            0.0,
-            per_dof=True,
-            doc="dry friction loss (N for slide joints)",
-        ),
-        Quantity(
-            "joint_stiffness",
-            "joint",
-            "jnt_stiffness",
-            slice(None),
-            "N*m/rad",
-            0.0,
-            doc="spring stiffness (N/m for slide joints)",
-        ),
-        Quantity(
-            "actuator_gear",
-            "actuator",
-            "actuator_gear",
-            slice(0, 1),
-            "1",
-            derived=True,
-            doc="transmission gear: scales the actuator's force and the moment it applies",
-        ),
-        Quantity(
-            "actuator_gain",
-            "actuator",
-            "actuator_gainprm",
-            slice(0, 1),
-            "1",
-            doc="actuator gain (gainprm[0]); for motors, force = gain * control",
-        ),
-        Quantity(
-            "actuator_ctrlrange",
-            "actuator",
-            "actuator_ctrlrange",
-            slice(None),
-            "1",
-            doc="control range [low, high]; commands outside it are clipped by MuJoCo (the "
-            "env's action space is unchanged, so a narrower range models a weaker motor)",
-        ),
-        Quantity("gravity", None, "opt.gravity", slice(None), "m/s^2", doc="gravity vector [x, y, z]"),
-        Quantity(
-            "timestep",
-            None,
-            "opt.timestep",
-            slice(None),
-            "s",
-            0.0,
-            True,
-            doc="physics timestep; the env's control period is timestep * frame_skip",
-        ),
+        _q("body_mass", "body", "body_mass", _ALL, "kg",
+           "body mass; the body's rotational inertia is scaled by the same factor", **_POSITIVE, derived=True),
+        _q("geom_friction", "geom", "geom_friction", slice(0, 1), "1", "sliding friction coefficient",
+           **_NON_NEGATIVE),
+        _q("geom_torsional_friction", "geom", "geom_friction", slice(1, 2), "m", "torsional friction coefficient",
+           **_NON_NEGATIVE),
+        _q("geom_rolling_friction", "geom", "geom_friction", slice(2, 3), "m", "rolling friction coefficient",
+           **_NON_NEGATIVE),
+        _q("joint_damping", "joint", "dof_damping", _ALL, "N*m*s/rad", "viscous damping (N*s/m for slide joints)",
+           **_NON_NEGATIVE, per_dof=True),
+        _q("joint_armature", "joint", "dof_armature", _ALL, "kg*m^2",
+           "armature inertia added to the joint's diagonal (kg for slide joints)",
+           **_NON_NEGATIVE, per_dof=True, derived=True),
+        _q("joint_frictionloss", "joint", "dof_frictionloss", _ALL, "N*m", "dry friction loss (N for slide joints)",
+           **_NON_NEGATIVE, per_dof=True),
+        _q("joint_stiffness", "joint", "jnt_stiffness", _ALL, "N*m/rad", "spring stiffness (N/m for slide joints)",
+           **_NON_NEGATIVE),
+        _q("actuator_gear", "actuator", "actuator_gear", slice(0, 1), "1",
+           "transmission gear: scales the actuator's force and the moment it applies", derived=True),
+        _q("actuator_gain", "actuator", "actuator_gainprm", slice(0, 1), "1",
+           "actuator gain (gainprm[0]); for motors, force = gain * gear * control"),
+        _q("actuator_ctrlrange", "actuator", "actuator_ctrlrange", _ALL, "1",
+           "control range [low, high]; MuJoCo clips commands to it (the env's action space is unchanged, "
+           "so a narrower range models a weaker motor)"),
+        _q("gravity", None, "opt.gravity", _ALL, "m/s^2", "gravity vector [x, y, z]"),
+        _q("timestep", None, "opt.timestep", _ALL, "s",
+           "physics timestep; the env's control period is timestep * frame_skip", **_POSITIVE),
     ]
-}
+}  # fmt: skip
 
 
 def element_names(model: mujoco.MjModel, kind: ElementKind) -> list[str]:
@@ -191,7 +111,7 @@ def _read_field(model: mujoco.MjModel, quantity: Quantity) -> np.ndarray:
     if quantity.field == "opt.timestep":
         return np.array([[model.opt.timestep]], dtype=np.float64)
     array = getattr(model, quantity.field)
-    array = array.reshape(len(array), -1)
+    array = array.reshape(array.shape[0], -1) if array.ndim == 1 else array
     return np.array(array[:, quantity.columns], dtype=np.float64)
 
 
@@ -202,7 +122,7 @@ def _write_field(model: mujoco.MjModel, quantity: Quantity, values: np.ndarray) 
         model.opt.timestep = float(values[0, 0])
     else:
         array = getattr(model, quantity.field)
-        array.reshape(len(array), -1)[:, quantity.columns] = values
+        (array.reshape(array.shape[0], -1) if array.ndim == 1 else array)[:, quantity.columns] = values
 
 
 @dataclass(frozen=True)
@@ -391,7 +311,7 @@ class Dynamics:
         row = int(np.flatnonzero(bad)[0])
         label = quantity.name
         for change in changes:
-            if change.quantity is quantity and row in change.rows:
+            if quantity.kind is not None and change.quantity is quantity and row in change.rows:
                 label = f"{quantity.name} of {quantity.kind} '{change.labels[list(change.rows).index(row)]}'"
         value = values[row].tolist()
         shown = value[0] if len(value) == 1 else value
@@ -439,7 +359,7 @@ class Dynamics:
                 key = f"{name}/{label}" if quantity.kind else name
                 if quantity.per_dof and labels.count(label) > 1:
                     key = f"{key}/{index}"
-                for c in range(columns):
+                for c in np.flatnonzero(current[row] != self._nominal[name][row]):
                     flat[f"{key}/{c}" if columns > 1 else key] = float(current[row, c])
         return flat
 

@@ -1,0 +1,325 @@
+"""Config files: shipped YAMLs validate and build; a bad one fails naming file, field and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sim2real.config import LinearSchedule, apply_overrides, dump_config, load_config, parse_config
+from sim2real.errors import Sim2RealError
+from sim2real.training import check_domains
+
+ROOT = Path(__file__).parents[1]
+CONFIG_FILES = sorted((ROOT / "configs").glob("**/*.yaml"))
+
+MINIMAL: dict[str, Any] = {
+    "env": "InvertedPendulum-v5",
+    "targets": {"heavy": {"dynamics": [{"quantity": "body_mass", "select": "pole", "scale": 2.0}]}},
+    "algo": {"name": "ppo"},
+}
+
+
+@pytest.fixture(autouse=True)
+def _mujoco_log_in_tmp(tmp_path, monkeypatch):
+    """MuJoCo writes compiler warnings to MUJOCO_LOG.TXT in the cwd."""
+    monkeypatch.chdir(tmp_path)
+
+
+def minimal(**sections: Any) -> dict[str, Any]:
+    """A valid config as YAML data, with top-level ``sections`` replaced."""
+    return {**copy.deepcopy(MINIMAL), **sections}
+
+
+def write(tmp_path: Path, data: Any, name: str = "experiment.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def error_of(data: Any) -> str:
+    with pytest.raises(Sim2RealError) as error:
+        parse_config(data, "experiment.yaml")
+    return str(error.value)
+
+
+# ------------------------------------------------------------------------------------------ shipped configs
+
+
+def test_configs_folder_is_not_empty():
+    assert CONFIG_FILES
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_shipped_config_validates_and_every_domain_builds(path):
+    config = load_config(path)
+
+    parameters = check_domains(config)
+
+    assert list(parameters) == list(config.domains())
+    assert parameters["source"] == {} or config.source.dynamics
+    for name, domain in config.targets.items():
+        assert parameters[name] or not domain.dynamics, f"target {name} changes nothing"
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_shipped_config_round_trips_through_dump_config(path):
+    config = load_config(path)
+
+    assert parse_config(yaml.safe_load(dump_config(config))) == config
+
+
+def test_check_domains_refuses_an_unknown_element_before_training():
+    config = parse_config(
+        minimal(targets={"heavy": {"dynamics": [{"quantity": "body_mass", "select": "pol", "scale": 2}]}})
+    )
+
+    with pytest.raises(Sim2RealError, match=r"unknown body 'pol'.*pole"):
+        check_domains(config)
+
+
+def test_check_domains_reports_each_domains_changed_values():
+    parameters = check_domains(parse_config(minimal()))
+
+    assert parameters["source"] == {}
+    assert list(parameters["heavy"]) == ["body_mass/pole"]
+
+
+# ------------------------------------------------------------------------------------------ schema errors
+
+
+def test_unknown_key_names_file_field_path_and_allowed_keys(tmp_path):
+    data = minimal(targets={"heavy": {"dynamics": [{"quantity": "body_mass", "select": "pole", "scael": 2.0}]}})
+    path = write(tmp_path, data, "typo.yaml")
+
+    with pytest.raises(Sim2RealError) as error:
+        load_config(path)
+
+    message = str(error.value)
+    assert str(path) in message
+    assert "targets.heavy.dynamics.0.scael: unknown key" in message
+    assert "allowed: offset, quantity, scale, select, set" in message
+
+
+def test_unknown_top_level_key_lists_the_sections():
+    message = error_of(minimal(trian={"seed": 1}))
+
+    assert "trian: unknown key" in message
+    assert "algo, env, env_kwargs, eval, run, source, targets, train" in message
+
+
+@pytest.mark.parametrize(
+    ("algo", "allowed", "not_allowed"),
+    [
+        ({"name": "ppo", "n_stepz": 8}, "n_steps", "buffer_size"),
+        ({"name": "sac", "n_steps": 8}, "buffer_size", "n_epochs"),
+    ],
+)
+def test_unknown_algo_key_lists_that_algorithms_keys(algo, allowed, not_allowed):
+    message = error_of(minimal(algo=algo))
+
+    key = next(k for k in algo if k != "name")
+    assert f"algo.{key}: unknown key" in message  # no pydantic union tag ("algo.ppo.") in the path
+    allowed_keys = message.split("allowed: ")[1]
+    assert allowed in allowed_keys
+    assert not_allowed not in allowed_keys
+
+
+def test_unknown_key_in_a_target_named_dynamics_lists_domain_keys():
+    message = error_of(minimal(targets={"dynamics": {"dynamicz": []}}))
+
+    assert "targets.dynamics.dynamicz: unknown key (allowed: dynamics)" in message
+
+
+def test_wrong_type_names_the_field():
+    message = error_of(minimal(train={"n_envs": "four"}))
+
+    assert "experiment.yaml" in message
+    assert "train.n_envs" in message
+    assert "integer" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "limit"),
+    [
+        ({"train": {"n_envs": 0}}, "train.n_envs", "greater than or equal to 1"),
+        ({"train": {"n_envs": 1000}}, "train.n_envs", "less than or equal to 256"),
+        ({"algo": {"name": "ppo", "gamma": 1.5}}, "algo.gamma", "less than or equal to 1"),
+        ({"algo": {"name": "sac", "learning_rate": {"initial": 0}}}, "algo.learning_rate", "greater than 0"),
+        ({"eval": {"episodes": 0}}, "eval.episodes", "greater than or equal to 1"),
+    ],
+)
+def test_out_of_range_value_names_the_field_and_the_limit(section, field, limit):
+    message = error_of(minimal(**section))
+
+    assert field in message
+    assert limit in message
+
+
+@pytest.mark.parametrize("key", ["env", "algo"])
+def test_missing_required_key_is_named(key):
+    data = minimal()
+    del data[key]
+
+    assert f"{key}: required key is missing" in error_of(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"quantity": "body_mass", "select": "pole", "scale": 2.0, "set": 1.0}, "got scale, set"),
+        ({"quantity": "body_mass", "select": "pole"}, "got none"),
+        ({"quantity": "body_mass", "scale": 2.0}, "body_mass needs 'select'"),
+        ({"quantity": "mass", "select": "pole", "scale": 2.0}, "unknown quantity 'mass' (allowed: body_mass"),
+        ({"quantity": "body_mass", "select": "pole", "scale": float("nan")}, "finite"),
+    ],
+)
+def test_bad_dynamics_change_is_refused_at_its_path(change, expected):
+    message = error_of(minimal(targets={"heavy": {"dynamics": [change]}}))
+
+    assert "targets.heavy.dynamics.0" in message
+    assert expected in message
+
+
+def test_unknown_algorithm_lists_the_known_ones():
+    message = error_of(minimal(algo={"name": "dqn"}))
+
+    assert "algo" in message
+    assert "'ppo'" in message and "'sac'" in message
+
+
+def test_source_is_not_a_target_name():
+    message = error_of(minimal(targets={"source": {"dynamics": []}}))
+
+    assert "targets" in message
+    assert "'source' is reserved" in message
+
+
+def test_target_name_must_be_an_identifier():
+    assert "targets.heavy poles" in error_of(minimal(targets={"heavy poles": {"dynamics": []}}))
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- env\n- algo\n")
+
+    with pytest.raises(Sim2RealError, match=r"list\.yaml: expected a mapping"):
+        load_config(path)
+
+
+def test_malformed_yaml_gives_the_line_number(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("env: Hopper-v5\nalgo:\n  name: ppo\n n_steps: 64\n")
+
+    with pytest.raises(Sim2RealError) as error:
+        load_config(path)
+
+    message = str(error.value)
+    assert "broken.yaml: malformed YAML at line 4" in message
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(Sim2RealError, match=r"nope\.yaml: no such config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+# ------------------------------------------------------------------------------------------ overrides
+
+
+def test_overrides_set_nested_fields_with_yaml_typed_values():
+    data = apply_overrides(
+        minimal(),
+        [
+            "train.seed=3",
+            "train.progress_bar=false",
+            "train.normalize.clip_obs=5.5",
+            "algo.net_arch=[16, 16]",
+            "algo.target_kl=null",
+            "algo.learning_rate={initial: 0.001, final: 0}",
+            "run.experiment=heavy-poles",
+        ],
+    )
+    config = parse_config(data)
+
+    assert config.train.seed == 3
+    assert config.train.progress_bar is False
+    assert config.train.normalize is not None and config.train.normalize.clip_obs == 5.5
+    assert config.algo.net_arch == [16, 16]
+    assert config.algo.target_kl is None
+    assert config.algo.learning_rate == LinearSchedule(initial=0.001, final=0.0)
+    assert config.run.experiment == "heavy-poles"
+
+
+def test_override_values_are_read_as_yaml_not_as_strings():
+    data = apply_overrides(minimal(), ["run.experiment=2024", "train.seed='3'"])
+
+    assert data["run"]["experiment"] == 2024
+    assert data["train"]["seed"] == "3"
+    with pytest.raises(Sim2RealError, match=r"run\.experiment: Input should be a valid string"):
+        parse_config(data)
+
+
+def test_overrides_are_validated_with_the_file(tmp_path):
+    path = write(tmp_path, minimal())
+
+    assert load_config(path, ["train.seed=7"]).train.seed == 7
+    with pytest.raises(Sim2RealError, match=r"experiment.yaml: train.n_envs: .*greater than or equal to 1"):
+        load_config(path, ["train.n_envs=0"])
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ("foo", "expected FIELD=VALUE"),
+        ("=3", "expected FIELD=VALUE"),
+        ("env.name=Hopper-v5", "'env' is not a section"),
+        ("train.seed=[1", "not valid YAML"),
+    ],
+)
+def test_bad_override_is_refused(item, expected):
+    with pytest.raises(Sim2RealError) as error:
+        apply_overrides(minimal(), [item])
+
+    assert repr(item) in str(error.value)
+    assert expected in str(error.value)
+
+
+# ------------------------------------------------------------------------------------------ run folder + dump
+
+
+@pytest.mark.parametrize(
+    ("env", "folder"),
+    [
+        ("InvertedDoublePendulum-v5", "inverted_double_pendulum_v5"),
+        ("HalfCheetah-v5", "half_cheetah_v5"),
+        ("Walker2d-v5", "walker2d_v5"),
+        ("Sim2Real/BlockPush-v0", "sim2real_block_push_v0"),
+    ],
+)
+def test_run_dir_layout(env, folder):
+    config = parse_config(minimal(env=env, run={"root": "out", "experiment": "heavy-poles"}, train={"seed": 4}))
+
+    assert config.run_dir() == Path("out") / folder / "heavy-poles" / "seed_4"
+
+
+def test_run_dir_defaults():
+    assert parse_config(minimal()).run_dir() == Path("runs/inverted_pendulum_v5/default/seed_0")
+
+
+def test_dump_config_round_trips_every_field_kind():
+    config = parse_config(
+        minimal(
+            env_kwargs={"reset_noise_scale": 0.05},
+            source={"dynamics": [{"quantity": "gravity", "set": [0.0, 0.0, -1.62]}]},
+            algo={"name": "sac", "learning_rate": {"initial": 0.001}, "ent_coef": 0.1, "net_arch": [16]},
+            train={"normalize": {"rewards": False}, "vec_env": "subproc"},
+        )
+    )
+
+    dumped = dump_config(config)
+
+    assert parse_config(yaml.safe_load(dumped)) == config
+    assert "buffer_size: 1000000" in dumped  # defaults are written out
