@@ -26,21 +26,24 @@ class DynamicsWrapper(gym.Wrapper):
     Args:
         env: an env whose ``unwrapped.model`` is an ``mujoco.MjModel``.
         changes: dynamics changes from the nominal model, applied at once and kept for the env's lifetime.
+        check_friction: warn about friction changes that cannot take effect (off for the copies of a domain
+            that was already checked, so a vector env does not repeat the warning per worker).
     """
 
-    def __init__(self, env: gym.Env, changes: Iterable[Change] = ()) -> None:
+    def __init__(self, env: gym.Env, changes: Iterable[Change] = (), check_friction: bool = True) -> None:
         super().__init__(env)
         model = getattr(env.unwrapped, "model", None)
         if not isinstance(model, mujoco.MjModel):
             name = env.spec.id if env.spec else type(env.unwrapped).__name__
             raise Sim2RealError(f"env '{name}' is not a MuJoCo env (it has no mujoco.MjModel)")
         self.dynamics = Dynamics(model)
+        self.check_friction = check_friction
         self.set_changes(changes)
 
     def set_changes(self, changes: Iterable[Change]) -> None:
         """Replaces the domain's changes (computed from nominal, so nothing compounds)."""
         self.changes = list(changes)
-        self.dynamics.apply(self.changes)
+        self.dynamics.apply(self.changes, check_friction=self.check_friction)
 
     def domain_parameters(self) -> dict[str, float]:
         """Every model value this domain has moved away from nominal, as ``{"quantity/element": value}``."""
@@ -74,7 +77,9 @@ def _make(env_id: str, **kwargs: Any) -> gym.Env:
         raise Sim2RealError(f"env '{env_id}': bad env_kwargs ({error})") from None
 
 
-def make_domain_env(env_id: str, changes: Iterable[Change] = (), **env_kwargs: Any) -> gym.Env:
+def make_domain_env(
+    env_id: str, changes: Iterable[Change] = (), *, check_friction: bool = True, **env_kwargs: Any
+) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` with ``changes`` applied to its MuJoCo model.
 
     Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper` (with the changes their own
@@ -83,7 +88,8 @@ def make_domain_env(env_id: str, changes: Iterable[Change] = (), **env_kwargs: A
     env = _make(env_id, **env_kwargs)
     wrapper = find_dynamics_wrapper(env)
     if wrapper is None:
-        return DynamicsWrapper(env, changes)
+        return DynamicsWrapper(env, changes, check_friction)
+    wrapper.check_friction = check_friction
     wrapper.set_changes([*wrapper.changes, *changes])
     return env
 

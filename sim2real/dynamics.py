@@ -239,9 +239,12 @@ class Dynamics:
         return resolved
 
     # ------------------------------------------------------------------ changing
-    def apply(self, changes: Iterable[Change]) -> None:
-        """Sets the model to nominal plus ``changes`` (in order; a later change to an element wins)."""
-        self.apply_resolved(self.resolve(changes))
+    def apply(self, changes: Iterable[Change], *, check_friction: bool = True) -> None:
+        """Sets the model to nominal plus ``changes`` (in order; a later change to an element wins).
+
+        ``check_friction`` warns about friction changes that MuJoCo's contact combination overrides.
+        """
+        self.apply_resolved(self.resolve(changes), check_friction=check_friction)
 
     def apply_resolved(self, changes: Sequence[_Resolved], *, check_friction: bool = True) -> None:
         """Like :meth:`apply` for changes already checked by :meth:`resolve` (the fast path for resets)."""

@@ -78,8 +78,9 @@ def check_domains(config: Config) -> dict[str, dict[str, float]]:
     Returns each domain's changed model values (``{"quantity/element": value}``).
     """
     parameters = {}
+    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
     for name, domain in config.domains().items():
-        env = make_domain_env(config.env, domain.changes(), **config.env_kwargs)
+        env = make_domain_env(config.env, domain.changes(), **env_kwargs)
         wrapper = find_dynamics_wrapper(env)
         parameters[name] = wrapper.domain_parameters() if wrapper else {}
         env.close()
@@ -89,7 +90,9 @@ def check_domains(config: Config) -> dict[str, dict[str, float]]:
 def build_vec_env(config: Config, run_dir: Path | None = None, append_monitor: bool = False) -> VecEnv:
     """The source domain as a vector env of ``train.n_envs`` copies, env ``i`` seeded with ``seed + i``."""
     train = config.train
-    factory = partial(make_domain_env, config.env, config.source.changes(), **config.env_kwargs)
+    # check_domains() has already warned about this domain's friction; the copies stay quiet.
+    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
+    factory = partial(make_domain_env, config.env, config.source.changes(), check_friction=False, **env_kwargs)
     return make_vec_env(
         factory,
         n_envs=train.n_envs,
