@@ -80,45 +80,52 @@ class LinearSchedule(Strict):
     final: Annotated[float, Field(ge=0)] = 0.0
 
 
-class PolicyConfig(Strict):
-    net_arch: list[Annotated[int, Field(gt=0)]] = Field(default=[64, 64], description="hidden layer sizes")
-    activation: Literal["tanh", "relu", "elu", "leaky_relu"] = "tanh"
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Discount = Annotated[float, Field(gt=0, le=1)]
+Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
 
 
-class PPOConfig(PolicyConfig):
+class AlgoBase(Strict):
+    """What every algorithm has: the policy network and the optimizer's learning rate and discount."""
+
+    net_arch: list[PositiveInt] = Field(default=[64, 64], description="hidden layer sizes")
+    activation: Activation = "tanh"
+    learning_rate: PositiveFloat | LinearSchedule = 3e-4
+    gamma: Discount = 0.99
+
+
+class PPOConfig(AlgoBase):
     """PPO hyperparameters (stable-baselines3 names and defaults)."""
 
     name: Literal["ppo"]
-    learning_rate: Annotated[float, Field(gt=0)] | LinearSchedule = 3e-4
     n_steps: Annotated[int, Field(gt=1)] = 2048
     batch_size: Annotated[int, Field(gt=1)] = 64
-    n_epochs: Annotated[int, Field(gt=0)] = 10
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
+    n_epochs: PositiveInt = 10
     gae_lambda: Annotated[float, Field(ge=0, le=1)] = 0.95
-    clip_range: Annotated[float, Field(gt=0)] = 0.2
-    ent_coef: Annotated[float, Field(ge=0)] = 0.0
-    vf_coef: Annotated[float, Field(ge=0)] = 0.5
-    max_grad_norm: Annotated[float, Field(gt=0)] = 0.5
-    target_kl: Annotated[float, Field(gt=0)] | None = None
+    clip_range: PositiveFloat = 0.2
+    ent_coef: NonNegativeFloat = 0.0
+    vf_coef: NonNegativeFloat = 0.5
+    max_grad_norm: PositiveFloat = 0.5
+    target_kl: PositiveFloat | None = None
     log_std_init: FiniteFloat = 0.0
 
 
-class SACConfig(PolicyConfig):
+class SACConfig(AlgoBase):
     """SAC hyperparameters (stable-baselines3 names and defaults)."""
 
     name: Literal["sac"]
-    net_arch: list[Annotated[int, Field(gt=0)]] = Field(default=[256, 256], description="hidden layer sizes")
-    activation: Literal["tanh", "relu", "elu", "leaky_relu"] = "relu"
-    learning_rate: Annotated[float, Field(gt=0)] | LinearSchedule = 3e-4
-    buffer_size: Annotated[int, Field(gt=0)] = 1_000_000
+    net_arch: list[PositiveInt] = Field(default=[256, 256], description="hidden layer sizes")
+    activation: Activation = "relu"
+    buffer_size: PositiveInt = 1_000_000
     learning_starts: Annotated[int, Field(ge=0)] = 100
-    batch_size: Annotated[int, Field(gt=0)] = 256
-    tau: Annotated[float, Field(gt=0, le=1)] = 0.005
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
-    train_freq: Annotated[int, Field(gt=0)] = 1
+    batch_size: PositiveInt = 256
+    tau: Discount = 0.005
+    train_freq: PositiveInt = 1
     gradient_steps: Annotated[int, Field(ge=-1)] = 1
-    ent_coef: Literal["auto"] | Annotated[float, Field(gt=0)] = "auto"
-    target_update_interval: Annotated[int, Field(gt=0)] = 1
+    ent_coef: Literal["auto"] | PositiveFloat = "auto"
+    target_update_interval: PositiveInt = 1
     log_std_init: FiniteFloat = -3.0
 
 
