@@ -113,8 +113,9 @@ def print_results(results: list[DomainResult], console: Console | None = None) -
     """The evaluation table: one row per domain, with the return relative to the source."""
     console = console or Console()
     table = Table(title="Evaluation")
-    for column in ("domain", "mean return", "std", "episode length", "episodes", "vs source"):
-        table.add_column(column, justify="left" if column == "domain" else "right")
+    table.add_column("domain", no_wrap=True)
+    for column in ("mean return", "std", "ep. length", "episodes", "vs source"):
+        table.add_column(column, justify="right", no_wrap=True)
     source = results[0].mean_reward if results else 0.0
     for r in results:
         relative = f"{r.mean_reward / source:.2f}x" if source > 0 else "-"
