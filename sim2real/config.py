@@ -9,17 +9,34 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sim2real.domain import DomainSpec
 from sim2real.dynamics import QUANTITIES, Change
 from sim2real.errors import Sim2RealError
+from sim2real.randomization import AdrRange, Choice, Distribution, LogUniform, Normal, RandomChange, Uniform
+from sim2real.wrappers import (
+    ActionLatency,
+    ActionNoise,
+    ActionSaturation,
+    ActionScale,
+    ObservationBias,
+    ObservationNoise,
+)
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(gt=0)]
+Discount = Annotated[float, Field(gt=0, le=1)]
+Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
 
 
 class Strict(BaseModel):
@@ -28,16 +45,98 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class UniformDist(Strict):
+    """Uniform on [low, high]."""
+
+    dist: Literal["uniform"]
+    low: FiniteFloat
+    high: FiniteFloat
+
+    def build(self) -> Distribution:
+        return Uniform(self.low, self.high)
+
+
+class LogUniformDist(Strict):
+    """Log-uniform on [low, high] (both > 0): as likely to halve as to double."""
+
+    dist: Literal["log_uniform"]
+    low: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+    def build(self) -> Distribution:
+        return LogUniform(self.low, self.high)
+
+
+class NormalDist(Strict):
+    """Normal with ``mean`` and ``std``, truncated to [low, high] (bounds are required: physics needs them)."""
+
+    dist: Literal["normal"]
+    mean: FiniteFloat
+    std: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    low: FiniteFloat
+    high: FiniteFloat
+
+    @model_validator(mode="after")
+    def _enough_mass(self) -> NormalDist:
+        if self.low <= self.high and self.build().acceptance() < 1e-3:
+            raise ValueError(f"[low, high] = [{self.low}, {self.high}] holds under 0.1% of this normal's mass")
+        return self
+
+    def build(self) -> Normal:
+        return Normal(self.mean, self.std, self.low, self.high)
+
+
+class ChoiceDist(Strict):
+    """One of ``values``, each equally likely."""
+
+    dist: Literal["choice"]
+    values: Annotated[list[FiniteFloat], Field(min_length=1)]
+
+    def build(self) -> Distribution:
+        return Choice(tuple(self.values))
+
+
+class AdrDist(Strict):
+    """Automatic domain randomization: the range starts at ``start`` and may grow to [low, high]."""
+
+    dist: Literal["adr"]
+    low: FiniteFloat
+    high: FiniteFloat
+    start: FiniteFloat | None = Field(None, description="where the range starts (default: 1 for scale, 0 for offset)")
+
+    def build(self) -> Distribution:
+        assert self.start is not None, "set by DynamicsChange"
+        return AdrRange(self.low, self.high, self.start)
+
+
+DistributionConfig = Annotated[
+    UniformDist | LogUniformDist | NormalDist | ChoiceDist | AdrDist, Field(discriminator="dist")
+]
+_DISTRIBUTIONS = (UniformDist, LogUniformDist, NormalDist, ChoiceDist, AdrDist)
+_OPERATIONS: tuple[Literal["scale", "set", "offset"], ...] = ("scale", "set", "offset")
+
+
 class DynamicsChange(Strict):
-    """A change of one model quantity on some elements, computed from the nominal value."""
+    """A change of one model quantity on some elements, computed from the nominal value.
+
+    The value is a number, a list of numbers (one per column: gravity, ctrlrange), or a distribution that is
+    drawn at every reset (``when: reset``), once per env (``startup``) or every ``every`` steps (``interval``).
+    """
 
     quantity: str = Field(description="which model quantity, e.g. body_mass or geom_friction")
     select: str | list[str] | None = Field(
         None, description="element name, list of names, or 'all' (not used by gravity and timestep)"
     )
-    scale: FiniteFloat | list[FiniteFloat] | None = Field(None, description="multiply the nominal value")
-    set: FiniteFloat | list[FiniteFloat] | None = Field(None, description="absolute value")
-    offset: FiniteFloat | list[FiniteFloat] | None = Field(None, description="add to the nominal value")
+    scale: FiniteFloat | list[FiniteFloat] | DistributionConfig | None = Field(
+        None, description="multiply the nominal value"
+    )
+    set: FiniteFloat | list[FiniteFloat] | DistributionConfig | None = Field(None, description="absolute value")
+    offset: FiniteFloat | list[FiniteFloat] | DistributionConfig | None = Field(
+        None, description="add to the nominal value"
+    )
+    when: Literal["reset", "startup", "interval"] | None = Field(None, description="when a distribution is drawn")
+    every: PositiveInt | None = Field(None, description="steps between draws, for when: interval")
+    shared: bool = Field(False, description="one draw for all selected elements (default: one per element)")
 
     @field_validator("quantity")
     @classmethod
@@ -48,29 +147,153 @@ class DynamicsChange(Strict):
 
     @model_validator(mode="after")
     def _one_operation(self) -> DynamicsChange:
-        given = [op for op in ("scale", "set", "offset") if getattr(self, op) is not None]
+        given = [op for op in _OPERATIONS if getattr(self, op) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of scale, set, offset (got {', '.join(given) or 'none'})")
         if QUANTITIES[self.quantity].kind is not None and self.select is None:
             raise ValueError(f"{self.quantity} needs 'select': an element name, a list of names, or 'all'")
+        value = getattr(self, given[0])
+        if isinstance(value, BaseModel):
+            low, high = getattr(value, "low", None), getattr(value, "high", None)
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"{given[0]}: inverted bounds, low {low} > high {high}")
+            if isinstance(value, AdrDist) and value.start is None:
+                if given[0] == "set":
+                    raise ValueError("set: an adr distribution of absolute values needs 'start'")
+                value.start = 1.0 if given[0] == "scale" else 0.0
+            if isinstance(value, AdrDist) and not (value.low <= value.start <= value.high):  # type: ignore[operator]
+                raise ValueError(f"{given[0]}: adr start {value.start} is outside [low, high]")
+            if self.when == "interval" and self.every is None:
+                raise ValueError("when: interval needs 'every' (steps between draws)")
+            if self.every is not None and self.when != "interval":
+                raise ValueError("'every' is only for when: interval")
+        elif self.when is not None or self.every is not None or self.shared:
+            raise ValueError("when, every and shared apply only to a value drawn from a distribution")
         return self
 
-    def to_change(self) -> Change:
-        op: Literal["scale", "set", "offset"]
-        for op in ("scale", "set", "offset"):
-            value = getattr(self, op)
-            if value is not None:
-                return Change(quantity=self.quantity, op=op, value=value, select=self.select)
-        raise AssertionError("validated to have one operation")
+    def to_change(self) -> Change | RandomChange:
+        op = next(o for o in _OPERATIONS if getattr(self, o) is not None)
+        value = getattr(self, op)
+        if isinstance(value, BaseModel):
+            return RandomChange(
+                quantity=self.quantity,
+                op=op,
+                distribution=value.build(),  # type: ignore[attr-defined]
+                select=self.select,
+                when=self.when or "reset",
+                every=self.every,
+                shared=self.shared,
+            )
+        return Change(quantity=self.quantity, op=op, value=value, select=self.select)
+
+
+WrapperValue = FiniteFloat | list[FiniteFloat] | DistributionConfig
+
+
+class _GapTerm(Strict):
+    when: Literal["reset", "startup"] = Field("reset", description="draw a distribution at every reset or once")
+
+
+class NoiseTerm(_GapTerm):
+    std: WrapperValue = Field(description="standard deviation (per dimension for a list)")
+
+
+class BiasTerm(_GapTerm):
+    bias: WrapperValue = Field(description="offset added to each observation dimension")
+
+
+class LatencyTerm(_GapTerm):
+    steps: Annotated[int, Field(ge=0)] | ChoiceDist | UniformDist = Field(description="delay in control steps")
+
+
+class ScaleTerm(_GapTerm):
+    scale: WrapperValue = Field(description="factor applied to each action (actuator strength)")
+
+
+class SaturationTerm(_GapTerm):
+    limit: FiniteFloat | DistributionConfig = Field(description="fraction of the action range let through")
+
+
+class RealityGap(Strict):
+    """Reality-gap wrappers of a domain, applied in this order around the env (innermost first)."""
+
+    observation_bias: BiasTerm | None = None
+    observation_noise: NoiseTerm | None = None
+    action_scale: ScaleTerm | None = None
+    action_saturation: SaturationTerm | None = None
+    action_noise: NoiseTerm | None = None
+    action_latency: LatencyTerm | None = None
+
+    def factories(self) -> tuple[Callable[..., Any], ...]:
+        """Wrapper factories ``f(env, seed=...)``, innermost first."""
+        classes = {
+            "observation_bias": ObservationBias,
+            "observation_noise": ObservationNoise,
+            "action_scale": ActionScale,
+            "action_saturation": ActionSaturation,
+            "action_noise": ActionNoise,
+            "action_latency": ActionLatency,
+        }
+        out = []
+        for name, cls in classes.items():
+            term = getattr(self, name)
+            if term is None:
+                continue
+            kwargs: dict[str, Any] = {
+                key: value.build() if isinstance(value, _DISTRIBUTIONS) else value
+                for key, value in term
+                if key != "when"
+            }
+            out.append(partial(cls, when=term.when, **kwargs))
+        return tuple(out)
+
+
+class AdrConfig(Strict):
+    """Automatic domain randomization (OpenAI 2019) of the domain's ``dist: adr`` parameters.
+
+    At a share ``boundary_probability`` of resets one parameter is pinned at one end of its current range;
+    after ``episodes`` such episodes, the end moves out by ``step`` if their mean return is at least
+    ``high_threshold`` and in by ``step`` if it is at most ``low_threshold``.
+    """
+
+    low_threshold: FiniteFloat = Field(description="narrow a boundary whose mean return is at most this")
+    high_threshold: FiniteFloat = Field(description="widen a boundary whose mean return is at least this")
+    step: PositiveFloat = Field(0.05, description="how far a boundary moves (in the parameter's units)")
+    episodes: PositiveInt = Field(10, description="boundary episodes per decision")
+    boundary_probability: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdrConfig:
+        if self.low_threshold >= self.high_threshold:
+            raise ValueError(f"low_threshold {self.low_threshold} must be below high_threshold {self.high_threshold}")
+        return self
 
 
 class Domain(Strict):
-    """A simulation: the base env with some dynamics changed."""
+    """A simulation: the base env with some dynamics changed (fixed or randomized) and reality-gap wrappers."""
 
     dynamics: list[DynamicsChange] = Field(default_factory=list, description="changes from the nominal model")
+    reality_gap: RealityGap = Field(default_factory=lambda: RealityGap())
+    adr: AdrConfig | None = Field(None, description="curriculum for the dist: adr parameters")
 
-    def changes(self) -> list[Change]:
+    @model_validator(mode="after")
+    def _adr_needs_parameters(self) -> Domain:
+        has_adr = any(isinstance(getattr(d, op), AdrDist) for d in self.dynamics for op in _OPERATIONS)
+        if has_adr and self.adr is None:
+            raise ValueError("dist: adr parameters need an 'adr' section (thresholds, step, episodes)")
+        if self.adr is not None and not has_adr:
+            raise ValueError("'adr' is set but no dynamics change uses dist: adr")
+        return self
+
+    def changes(self) -> list[Change | RandomChange]:
         return [d.to_change() for d in self.dynamics]
+
+    def spec(self) -> DomainSpec:
+        return DomainSpec(
+            changes=tuple(self.changes()),
+            reality_gap=self.reality_gap.factories(),
+            adr_boundary_probability=self.adr.boundary_probability if self.adr else 0.5,
+        )
 
 
 class LinearSchedule(Strict):
@@ -78,13 +301,6 @@ class LinearSchedule(Strict):
 
     initial: Annotated[float, Field(gt=0)]
     final: Annotated[float, Field(ge=0)] = 0.0
-
-
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(gt=0)]
-Discount = Annotated[float, Field(gt=0, le=1)]
-Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
 
 
 class AlgoBase(Strict):
@@ -144,6 +360,9 @@ class TrainConfig(Strict):
     total_timesteps: Annotated[int, Field(gt=0)] = Field(100_000, description="environment steps to train")
     n_envs: Annotated[int, Field(ge=1, le=256)] = Field(1, description="parallel environments")
     vec_env: Literal["dummy", "subproc"] = Field("dummy", description="in-process or one process per env")
+    start_method: Literal["fork", "spawn", "forkserver"] | None = Field(
+        None, description="how subproc workers start (default: forkserver where available)"
+    )
     normalize: NormalizeConfig | None = Field(None, description="VecNormalize settings; absent: off")
     seed: Annotated[int, Field(ge=0)] = 0
     checkpoint_every: Annotated[int, Field(gt=0)] = Field(50_000, description="steps between checkpoints")
@@ -307,9 +526,38 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "-
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
-    """Reads, overrides and validates a config file."""
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``: mappings merge key by key, anything else (lists too) replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_data(path: str | Path, _chain: tuple[Path, ...] = ()) -> Any:
+    """A config file's data with its ``extends: OTHER.yaml`` (relative to the file) merged underneath."""
+    path = Path(path)
     data = read_yaml(path)
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    parent = data.pop("extends")
+    if not isinstance(parent, str):
+        raise Sim2RealError(f"{path}: extends: expected the path of another config file")
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in _chain or parent_path == path.resolve():
+        raise Sim2RealError(f"{path}: extends: {parent} leads back to itself")
+    base = read_config_data(parent_path, (*_chain, path.resolve()))
+    if not isinstance(base, dict):
+        raise Sim2RealError(f"{parent_path}: expected a mapping of keys (env, source, targets, algo, ...)")
+    return _merge(base, data)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Reads (following ``extends``), overrides and validates a config file."""
+    data = read_config_data(path)
     if isinstance(data, dict) and overrides:
         data = apply_overrides(data, overrides)
     return parse_config(data, str(path))

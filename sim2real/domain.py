@@ -9,8 +9,9 @@ Two ways in, both ending in :class:`DynamicsWrapper`:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import mujoco
@@ -18,19 +19,49 @@ from pydantic import ValidationError
 
 from sim2real.dynamics import Change, Dynamics
 from sim2real.errors import Sim2RealError
+from sim2real.randomization import DynamicsRandomizer, RandomChange, SeedLike
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Everything that makes a domain: dynamics changes (fixed or random) and reality-gap wrappers.
+
+    Args:
+        changes: fixed and random dynamics changes; random ones are applied after fixed ones.
+        reality_gap: wrapper factories ``f(env, seed=...)`` (see :mod:`sim2real.wrappers`), innermost first.
+        adr_boundary_probability: share of resets that pin one ADR parameter at a boundary.
+    """
+
+    changes: tuple[Change | RandomChange, ...] = ()
+    reality_gap: tuple[Callable[..., gym.Env], ...] = ()
+    adr_boundary_probability: float = 0.5
 
 
 class DynamicsWrapper(gym.Wrapper):
     """Holds a MuJoCo env's :class:`~sim2real.dynamics.Dynamics` and applies a domain's changes to it.
 
+    Fixed changes hold for the env's lifetime. Random changes are drawn inside the env's own ``reset`` (and
+    ``step``, for interval terms), so they hold when vector envs auto-reset; the current draws are in every
+    ``info["randomization"]``.
+
     Args:
         env: an env whose ``unwrapped.model`` is an ``mujoco.MjModel``.
-        changes: dynamics changes from the nominal model, applied at once and kept for the env's lifetime.
+        changes: dynamics changes from the nominal model (:class:`Change` or :class:`RandomChange`).
         check_friction: warn about friction changes that cannot take effect (off for the copies of a domain
             that was already checked, so a vector env does not repeat the warning per worker).
+        seed: seeds the random changes: (run seed, env index), or an int; None: fresh entropy until
+            ``reset(seed=...)``.
+        adr_boundary_probability: share of resets that pin one ADR parameter at a boundary.
     """
 
-    def __init__(self, env: gym.Env, changes: Iterable[Change] = (), check_friction: bool = True) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        changes: Iterable[Change | RandomChange] = (),
+        check_friction: bool = True,
+        seed: SeedLike = None,
+        adr_boundary_probability: float = 0.5,
+    ) -> None:
         super().__init__(env)
         model = getattr(env.unwrapped, "model", None)
         if not isinstance(model, mujoco.MjModel):
@@ -38,16 +69,66 @@ class DynamicsWrapper(gym.Wrapper):
             raise Sim2RealError(f"env '{name}' is not a MuJoCo env (it has no mujoco.MjModel)")
         self.dynamics = Dynamics(model)
         self.check_friction = check_friction
+        self.seed = seed
+        self.adr_boundary_probability = adr_boundary_probability
+        self.randomizer: DynamicsRandomizer | None = None
         self.set_changes(changes)
 
-    def set_changes(self, changes: Iterable[Change]) -> None:
+    def set_changes(self, changes: Iterable[Change | RandomChange]) -> None:
         """Replaces the domain's changes (computed from nominal, so nothing compounds)."""
         self.changes = list(changes)
-        self.dynamics.apply(self.changes, check_friction=self.check_friction)
+        fixed = [c for c in self.changes if isinstance(c, Change)]
+        random = [c for c in self.changes if isinstance(c, RandomChange)]
+        self.dynamics.apply(fixed, check_friction=self.check_friction)
+        self.randomizer = None
+        if random:
+            self.randomizer = DynamicsRandomizer(self.dynamics, fixed, random, self.seed, self.adr_boundary_probability)
+            if self.check_friction:
+                self.randomizer.warn_friction()
+            self.randomizer.startup()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        randomizer = self.randomizer
+        if randomizer is None:
+            return self.env.reset(seed=seed, options=options)
+        if seed is not None:
+            randomizer.reseed(seed)
+        randomizer.on_reset()
+        obs, info = self.env.reset(seed=seed, options=options)
+        return obs, self._report(info)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        randomizer = self.randomizer
+        if randomizer is None:
+            return self.env.step(action)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        # The episode's ADR tag must be read before an interval draw could change it.
+        self._report(info)
+        randomizer.on_step()
+        return obs, reward, terminated, truncated, info
+
+    def _report(self, info: dict[str, Any]) -> dict[str, Any]:
+        assert self.randomizer is not None
+        info["randomization"] = self.randomizer.values
+        if self.randomizer.adr_boundary is not None:
+            info["adr_boundary"] = self.randomizer.adr_boundary
+        return info
 
     def domain_parameters(self) -> dict[str, float]:
         """Every model value this domain has moved away from nominal, as ``{"quantity/element": value}``."""
         return self.dynamics.changed()
+
+    def randomization_values(self) -> dict[str, float]:
+        """The random changes' current draws (scale factors, values or offsets), by ``quantity/element``."""
+        return dict(self.randomizer.values) if self.randomizer else {}
+
+    def set_adr_bounds(self, bounds: dict[str, Sequence[float]]) -> None:
+        """Sets the current ADR ranges (called by the trainer's ADR callback)."""
+        if self.randomizer is not None:
+            self.randomizer.set_adr_bounds(bounds)
+
+    def adr_bounds(self) -> dict[str, list[float]]:
+        return {k: list(v) for k, v in self.randomizer.adr_bounds.items()} if self.randomizer else {}
 
 
 def find_dynamics_wrapper(env: gym.Env) -> DynamicsWrapper | None:
@@ -78,50 +159,78 @@ def _make(env_id: str, **kwargs: Any) -> gym.Env:
 
 
 def make_domain_env(
-    env_id: str, changes: Iterable[Change] = (), *, check_friction: bool = True, **env_kwargs: Any
+    env_id: str,
+    spec: DomainSpec | Iterable[Change | RandomChange] = (),
+    *,
+    seed: SeedLike = None,
+    check_friction: bool = True,
+    **env_kwargs: Any,
 ) -> gym.Env:
-    """``gym.make(env_id, **env_kwargs)`` with ``changes`` applied to its MuJoCo model.
+    """``gym.make(env_id, **env_kwargs)`` turned into a domain: its dynamics changes and reality-gap wrappers.
+
+    Args:
+        env_id: a registered MuJoCo env id.
+        spec: a :class:`DomainSpec`, or just a list of dynamics changes.
+        seed: seeds the domain's random draws: (run seed, env index) or an int.
+        check_friction: warn about friction changes that MuJoCo's contact combination overrides.
+        env_kwargs: keyword arguments of the env.
 
     Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper` (with the changes their own
-    ``dynamics``/``config`` keywords asked for); ``changes`` are applied after those.
+    ``dynamics``/``config`` keywords asked for); the domain's changes are applied after those.
     """
+    if not isinstance(spec, DomainSpec):
+        spec = DomainSpec(changes=tuple(spec))
     env = _make(env_id, **env_kwargs)
     wrapper = find_dynamics_wrapper(env)
     if wrapper is None:
-        return DynamicsWrapper(env, changes, check_friction)
-    wrapper.check_friction = check_friction
-    wrapper.set_changes([*wrapper.changes, *changes])
+        env = DynamicsWrapper(env, spec.changes, check_friction, seed, spec.adr_boundary_probability)
+    else:
+        wrapper.check_friction = check_friction
+        wrapper.seed = seed
+        wrapper.adr_boundary_probability = spec.adr_boundary_probability
+        wrapper.set_changes([*wrapper.changes, *spec.changes])
+    for make_wrapper in spec.reality_gap:
+        env = make_wrapper(env, seed=seed)
     return env
 
 
 def make_registered(
     base: str,
-    dynamics: Sequence[Mapping[str, Any] | Change] | None = None,
+    dynamics: Sequence[Mapping[str, Any] | Change | RandomChange] | None = None,
     config: str | None = None,
     domain: str = "source",
+    seed: SeedLike = None,
     **env_kwargs: Any,
 ) -> gym.Env:
     """Entry point of the ``Sim2Real/<Env>-v0`` ids.
 
     Args:
         base: the env the id wraps: a gymnasium id (``Hopper-v5``) or an entry point (``module:Class``).
-        dynamics: changes as in a config's ``dynamics`` list (dicts with quantity, select, scale/set/offset).
-        config: path of a sim2real config; its ``domain`` supplies the changes and its ``env_kwargs``.
+        dynamics: changes as in a config's ``dynamics`` list (dicts with quantity, select, scale/set/offset;
+            the value may be a distribution).
+        config: path of a sim2real config; its ``domain`` supplies the changes, reality-gap wrappers and
+            ``env_kwargs``.
         domain: ``source`` or a target name of ``config``.
+        seed: seeds the domain's random draws (else ``reset(seed=...)`` does).
         env_kwargs: keyword arguments of the base env.
     """
     from sim2real.config import DynamicsChange, load_config
 
-    changes: list[Change] = []
+    changes: list[Change | RandomChange] = []
+    reality_gap: tuple[Callable[..., gym.Env], ...] = ()
+    adr_boundary_probability = 0.5
     if config is not None:
         cfg = load_config(config)
         domains = cfg.domains()
         if domain not in domains:
             raise Sim2RealError(f"{config}: no domain '{domain}'; domains: {', '.join(domains)}")
-        changes.extend(domains[domain].changes())
+        spec = domains[domain].spec()
+        changes.extend(spec.changes)
+        reality_gap = spec.reality_gap
+        adr_boundary_probability = spec.adr_boundary_probability
         env_kwargs = {**cfg.env_kwargs, **env_kwargs}
     for item in dynamics or []:
-        if isinstance(item, Change):
+        if isinstance(item, Change | RandomChange):
             changes.append(item)
             continue
         try:
@@ -133,4 +242,7 @@ def make_registered(
         env = gym.envs.registration.load_env_creator(base)(**env_kwargs)  # type: ignore[assignment]
     else:
         env = gym.make(base, disable_env_checker=True, **env_kwargs).unwrapped
-    return DynamicsWrapper(env, changes)
+    env = DynamicsWrapper(env, changes, seed=seed, adr_boundary_probability=adr_boundary_probability)
+    for make_wrapper in reality_gap:
+        env = make_wrapper(env, seed=seed)
+    return env

@@ -164,6 +164,7 @@ class Dynamics:
         self._nominal = {name: _read_field(model, q) for name, q in QUANTITIES.items()}
         self._nominal_inertia = np.array(model.body_inertia, dtype=np.float64)
         self._changed: set[str] = set()  # quantities currently away from nominal
+        self._written: dict[str, np.ndarray] = {}  # the values last written per quantity
         self._scratch: mujoco.MjData | None = None
         self._names = {kind: element_names(model, kind) for kind in _OBJ_TYPE}
         self._rows_cache: dict[tuple[str, str | tuple[str, ...] | None], tuple[np.ndarray, tuple[str, ...]]] = {}
@@ -246,8 +247,41 @@ class Dynamics:
         """
         self.apply_resolved(self.resolve(changes), check_friction=check_friction)
 
-    def apply_resolved(self, changes: Sequence[_Resolved], *, check_friction: bool = True) -> None:
-        """Like :meth:`apply` for changes already checked by :meth:`resolve` (the fast path for resets)."""
+    def apply_resolved(
+        self, changes: Sequence[_Resolved], *, check_friction: bool = True, validate: bool = True
+    ) -> None:
+        """Like :meth:`apply` for changes already checked by :meth:`resolve` (the fast path for resets).
+
+        ``validate=False`` skips the physical-validity checks, for values drawn between ends that
+        :meth:`check` has already validated.
+        """
+        current = self._compute(changes)
+        if validate:
+            for name, values in current.items():
+                self._validate(QUANTITIES[name], values, changes)
+        # Quantities changed before but not now go back to nominal.
+        for name in self._changed - current.keys():
+            current[name] = self._nominal[name]
+        written = []
+        for name, values in current.items():
+            # Rewriting an unchanged quantity would cost an mj_setConst for nothing (a fixed mass change
+            # under per-episode friction randomization, say).
+            if not np.array_equal(values, self._written.get(name, self._nominal[name])):
+                self._write(QUANTITIES[name], values)
+                self._written[name] = values
+                written.append(name)
+        self._changed = {name for name, values in current.items() if not np.array_equal(values, self._nominal[name])}
+        if any(QUANTITIES[name].derived for name in written):
+            self._recompute_derived()
+        if check_friction and any(name.startswith("geom_") for name in written):
+            self._warn_dominated_friction()
+
+    def check(self, changes: Sequence[_Resolved]) -> None:
+        """Raises :class:`Sim2RealError` if ``changes`` would give invalid physics; changes nothing."""
+        for name, values in self._compute(changes).items():
+            self._validate(QUANTITIES[name], values, changes)
+
+    def _compute(self, changes: Sequence[_Resolved]) -> dict[str, np.ndarray]:
         current: dict[str, np.ndarray] = {}
         for change in changes:
             name = change.quantity.name
@@ -260,19 +294,7 @@ class Dynamics:
                 values[change.rows] = np.broadcast_to(change.value, base.shape)
             else:
                 values[change.rows] = base + change.value
-        for name, values in current.items():
-            self._validate(QUANTITIES[name], values, changes)
-        # Quantities changed before but not now go back to nominal.
-        for name in self._changed - current.keys():
-            current[name] = self._nominal[name]
-        for name, values in current.items():
-            self._write(QUANTITIES[name], values)
-        needs_setconst = any(QUANTITIES[name].derived for name in current)
-        self._changed = {name for name, values in current.items() if not np.array_equal(values, self._nominal[name])}
-        if needs_setconst:
-            self._recompute_derived()
-        if check_friction and any(name.startswith("geom_") for name in current):
-            self._warn_dominated_friction()
+        return current
 
     def reset(self) -> None:
         """Puts every quantity back to its nominal value."""

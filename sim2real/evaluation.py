@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from functools import partial
 
+import gymnasium as gym
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -16,8 +17,9 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from sim2real.config import Config
-from sim2real.domain import make_domain_env
+from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.dynamics import Change
+from sim2real.randomization import RandomChange
 
 
 @dataclass
@@ -35,8 +37,8 @@ class DomainResult:
         return asdict(self)
 
 
-def _monitored(env_id: str, changes: list[Change], env_kwargs: dict) -> Monitor:
-    return Monitor(make_domain_env(env_id, changes, check_friction=False, **env_kwargs))
+def _monitored(env_id: str, domain: DomainSpec, seed: tuple[int, int], env_kwargs: dict) -> Monitor:
+    return Monitor(make_domain_env(env_id, domain, seed=seed, check_friction=False, **env_kwargs))
 
 
 def domain_seed(run_seed: int, domain_index: int) -> int:
@@ -47,14 +49,14 @@ def domain_seed(run_seed: int, domain_index: int) -> int:
 def evaluate_domain(
     model: BaseAlgorithm,
     env_id: str,
-    changes: Iterable[Change],
+    domain: DomainSpec | Iterable[Change | RandomChange],
     *,
     env_kwargs: dict | None = None,
     episodes: int = 10,
     deterministic: bool = True,
     seed: int = 0,
     normalization: VecNormalize | None = None,
-    domain: str = "domain",
+    name: str = "domain",
 ) -> DomainResult:
     """Runs ``episodes`` episodes of ``model`` on one domain and returns their undiscounted returns.
 
@@ -62,8 +64,11 @@ def evaluate_domain(
     statistics are used but not updated, and rewards are reported unnormalized.
     """
     n_envs = min(episodes, 8)
-    factory = partial(_monitored, env_id, list(changes), dict(env_kwargs or {}))
-    venv: VecEnv = DummyVecEnv([factory] * n_envs)
+    spec = domain if isinstance(domain, DomainSpec) else DomainSpec(changes=tuple(domain))
+    factories: list[Callable[[], gym.Env]] = [
+        partial(_monitored, env_id, spec, (seed, i), dict(env_kwargs or {})) for i in range(n_envs)
+    ]
+    venv: VecEnv = DummyVecEnv(factories)
     if normalization is not None:
         wrapped = VecNormalize(venv, training=False, norm_obs=normalization.norm_obs, norm_reward=False)
         wrapped.obs_rms = copy.deepcopy(normalization.obs_rms)
@@ -78,7 +83,7 @@ def evaluate_domain(
         venv.close()
     returns_arr = np.asarray(returns, dtype=np.float64)
     return DomainResult(
-        domain=domain,
+        domain=name,
         mean_reward=float(returns_arr.mean()),
         std_reward=float(returns_arr.std()),
         mean_ep_length=float(np.mean(lengths)),
@@ -97,13 +102,13 @@ def evaluate_config(
             evaluate_domain(
                 model,
                 config.env,
-                domain.changes(),
+                domain.spec(),
                 env_kwargs=config.env_kwargs,
                 episodes=config.eval.episodes,
                 deterministic=config.eval.deterministic,
                 seed=domain_seed(config.train.seed, index),
                 normalization=normalization,
-                domain=name,
+                name=name,
             )
         )
     return results

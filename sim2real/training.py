@@ -16,24 +16,26 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 import yaml
 from rich.console import Console
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import LinearSchedule as SB3LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from sim2real.config import Config, LinearSchedule, dump_config, flat_hparams, parse_config, read_yaml
-from sim2real.domain import find_dynamics_wrapper, make_domain_env
+from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_config, print_results
 from sim2real.io import save_with, write_json, write_text
@@ -80,27 +82,49 @@ def check_domains(config: Config) -> dict[str, dict[str, float]]:
     parameters = {}
     env_kwargs: dict[str, Any] = dict(config.env_kwargs)
     for name, domain in config.domains().items():
-        env = make_domain_env(config.env, domain.changes(), **env_kwargs)
+        env = make_domain_env(config.env, domain.spec(), seed=(config.train.seed, 0), **env_kwargs)
         wrapper = find_dynamics_wrapper(env)
         parameters[name] = wrapper.domain_parameters() if wrapper else {}
         env.close()
     return parameters
 
 
-def build_vec_env(config: Config, run_dir: Path | None = None, append_monitor: bool = False) -> VecEnv:
-    """The source domain as a vector env of ``train.n_envs`` copies, env ``i`` seeded with ``seed + i``."""
-    train = config.train
+def _training_env(
+    env_id: str, spec: DomainSpec, seed: tuple[int, int], monitor_file: str | None, append: bool, env_kwargs: dict
+) -> gym.Env:
     # check_domains() has already warned about this domain's friction; the copies stay quiet.
-    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
-    factory = partial(make_domain_env, config.env, config.source.changes(), check_friction=False, **env_kwargs)
-    return make_vec_env(
-        factory,
-        n_envs=train.n_envs,
-        seed=train.seed,
-        monitor_dir=str(run_dir / "monitor") if run_dir else None,
-        monitor_kwargs={"override_existing": not append_monitor},
-        vec_env_cls=SubprocVecEnv if train.vec_env == "subproc" else DummyVecEnv,
-    )
+    env = make_domain_env(env_id, spec, seed=seed, check_friction=False, **env_kwargs)
+    return Monitor(env, filename=monitor_file, override_existing=not append)
+
+
+def build_vec_env(config: Config, run_dir: Path | None = None, append_monitor: bool = False) -> VecEnv:
+    """The source domain as a vector env of ``train.n_envs`` copies.
+
+    Env ``i`` draws its random dynamics from a generator seeded with (seed, i) and resets with seed + i
+    (stable-baselines3's convention), in this process or in its own (fork, spawn or forkserver).
+    """
+    train = config.train
+    if run_dir is not None:
+        (run_dir / "monitor").mkdir(parents=True, exist_ok=True)
+    factories: list[Callable[[], gym.Env]] = [
+        partial(
+            _training_env,
+            config.env,
+            config.source.spec(),
+            (train.seed, i),
+            str(run_dir / "monitor" / str(i)) if run_dir else None,
+            append_monitor,
+            dict(config.env_kwargs),
+        )
+        for i in range(train.n_envs)
+    ]
+    venv: VecEnv
+    if train.vec_env == "subproc":
+        venv = SubprocVecEnv(factories, start_method=train.start_method)
+    else:
+        venv = DummyVecEnv(factories)
+    venv.seed(train.seed)
+    return venv
 
 
 def algorithm_kwargs(config: Config) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def test_unknown_key_names_file_field_path_and_allowed_keys(tmp_path):
     message = str(error.value)
     assert str(path) in message
     assert "targets.heavy.dynamics.0.scael: unknown key" in message
-    assert "allowed: offset, quantity, scale, select, set" in message
+    assert "allowed: every, offset, quantity, scale, select, set, shared, when" in message
 
 
 def test_unknown_top_level_key_lists_the_sections():
@@ -131,7 +131,7 @@ def test_unknown_algo_key_lists_that_algorithms_keys(algo, allowed, not_allowed)
 def test_unknown_key_in_a_target_named_dynamics_lists_domain_keys():
     message = error_of(minimal(targets={"dynamics": {"dynamicz": []}}))
 
-    assert "targets.dynamics.dynamicz: unknown key (allowed: dynamics)" in message
+    assert "targets.dynamics.dynamicz: unknown key (allowed: adr, dynamics, reality_gap)" in message
 
 
 def test_wrong_type_names_the_field():
