@@ -109,7 +109,8 @@ class DynamicsWrapper(gym.Wrapper):
 
     def _report(self, info: dict[str, Any]) -> dict[str, Any]:
         assert self.randomizer is not None
-        info["randomization"] = self.randomizer.values
+        # A fresh dict per call: users keep infos, and a shared one would change under them.
+        info["randomization"] = dict(self.randomizer.values)
         if self.randomizer.adr_boundary is not None:
             info["adr_boundary"] = self.randomizer.adr_boundary
         return info
@@ -128,7 +129,12 @@ class DynamicsWrapper(gym.Wrapper):
             self.randomizer.set_adr_bounds(bounds)
 
     def adr_bounds(self) -> dict[str, list[float]]:
+        """The current ADR ranges by parameter name."""
         return {k: list(v) for k, v in self.randomizer.adr_bounds.items()} if self.randomizer else {}
+
+    def adr_limits(self) -> dict[str, tuple[float, float, float]]:
+        """Each ADR parameter's (lowest, highest, start) value."""
+        return self.randomizer.adr_limits() if self.randomizer else {}
 
 
 def find_dynamics_wrapper(env: gym.Env) -> DynamicsWrapper | None:

@@ -316,6 +316,14 @@ class DynamicsRandomizer:
         # The distributions' ends were validated up front, so every draw in between is valid.
         self.dynamics.apply_resolved(changes, check_friction=False, validate=False)
 
+    def adr_limits(self) -> dict[str, tuple[float, float, float]]:
+        limits = {}
+        for term in self.terms:
+            distribution = term.change.distribution
+            if isinstance(distribution, AdrRange):
+                limits[term.name] = (distribution.low, distribution.high, distribution.start)
+        return limits
+
     def set_adr_bounds(self, bounds: dict[str, Sequence[float]]) -> None:
         for parameter, (low, high) in bounds.items():
             if parameter in self.adr_bounds:

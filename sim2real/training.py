@@ -14,6 +14,7 @@ A run folder (``runs/<env>/<experiment>/seed_<n>/``) holds everything needed to 
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -34,12 +35,14 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import LinearSchedule as SB3LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
+from sim2real.callbacks import AdrCallback, CheckpointCallback, RandomizationLogger
 from sim2real.config import Config, LinearSchedule, dump_config, flat_hparams, parse_config, read_yaml
 from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_config, print_results
 from sim2real.io import save_with, write_json, write_text
 from sim2real.logging import make_logger, record_hparams, record_text
+from sim2real.randomization import RandomChange
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 _ACTIVATIONS = {
@@ -60,6 +63,7 @@ _RESUMABLE_OVERRIDES = {
 MODEL = "model.zip"
 VECNORMALIZE = "vecnormalize.pkl"
 REPLAY_BUFFER = "replay_buffer.pkl"
+ADR_STATE = "adr.json"
 
 
 @dataclass
@@ -164,8 +168,11 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
 
 
-def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int = 2) -> Path:
-    """Writes model, normalization statistics and replay buffer into ``checkpoints/step_<n>/`` atomically."""
+def save_checkpoint(model: BaseAlgorithm, run_dir: Path, adr: AdrCallback | None = None, keep: int = 2) -> Path:
+    """Writes model, normalization statistics, replay buffer and ADR state into ``checkpoints/step_<n>/``.
+
+    The files go into a hidden folder that is renamed to its final name only when complete.
+    """
     root = run_dir / "checkpoints"
     final = root / f"step_{model.num_timesteps:012d}"
     if final.exists():
@@ -179,31 +186,12 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, keep: int = 2) -> Path:
         venv.save(str(partial_dir / VECNORMALIZE))
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(partial_dir / REPLAY_BUFFER)
+    if adr is not None:
+        write_json(partial_dir / ADR_STATE, adr.state())
     partial_dir.rename(final)
     for old in checkpoint_dirs(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-class CheckpointCallback(BaseCallback):
-    """Saves a checkpoint every ``every`` environment steps, between rollouts (when the weights are settled)."""
-
-    def __init__(self, run_dir: Path, every: int) -> None:
-        super().__init__()
-        self.run_dir = run_dir
-        self.every = every
-        self._last = 0
-
-    def _on_training_start(self) -> None:
-        self._last = self.num_timesteps
-
-    def _on_rollout_start(self) -> None:
-        if self.num_timesteps - self._last >= self.every:
-            save_checkpoint(self.model, self.run_dir)
-            self._last = self.num_timesteps
-
-    def _on_step(self) -> bool:
-        return True
 
 
 def load_checkpoint(config: Config, checkpoint: Path, env: VecEnv) -> BaseAlgorithm:
@@ -300,12 +288,15 @@ def train(
             )
         model = build_model(config, env)
         purge_step = None
+        adr_state = None
     else:
         run_dir = resume
         checkpoints = checkpoint_dirs(run_dir)
         if not checkpoints:
             raise Sim2RealError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_* is missing)")
         model = load_checkpoint(config, checkpoints[-1], build_vec_env(config, run_dir, append_monitor=True))
+        adr_file = checkpoints[-1] / ADR_STATE
+        adr_state = json.loads(adr_file.read_text()) if adr_file.is_file() else None
         # Hide events a killed run logged after this checkpoint; the ones at its step stay (nothing relogs them).
         purge_step = model.num_timesteps + 1
         write_text(run_dir / "command.txt", (run_dir / "command.txt").read_text() + command + "\n")
@@ -317,23 +308,32 @@ def train(
         record_text(model.logger, "config", dump_config(config))
         record_text(model.logger, "domains", yaml.safe_dump(parameters, sort_keys=False))
         model.logger.dump(0)
+    callbacks: list[BaseCallback] = []
+    adr = None
+    if config.source.adr is not None:
+        a = config.source.adr
+        adr = AdrCallback(a.low_threshold, a.high_threshold, a.step, a.episodes, state=adr_state)
+        callbacks.append(adr)
+    if any(isinstance(c, RandomChange) for c in config.source.changes()) or config.source.reality_gap.factories():
+        callbacks.append(RandomizationLogger())
+    callbacks.append(CheckpointCallback(partial(save_checkpoint, model, run_dir, adr), config.train.checkpoint_every))
     learn_started = time.perf_counter()
     try:
         if remaining > 0:
             model.learn(
                 total_timesteps=remaining,
-                callback=CheckpointCallback(run_dir, config.train.checkpoint_every),
+                callback=callbacks,
                 reset_num_timesteps=resume is None,
                 progress_bar=config.train.progress_bar,
             )
     except KeyboardInterrupt:
-        checkpoint = save_checkpoint(model, run_dir)
+        checkpoint = save_checkpoint(model, run_dir, adr)
         _close_env(model)
         raise Sim2RealError(
             f"interrupted at step {model.num_timesteps:,}; saved {checkpoint}; continue with --resume {run_dir}"
         ) from None
     learn_seconds = time.perf_counter() - learn_started
-    save_checkpoint(model, run_dir)
+    save_checkpoint(model, run_dir, adr)
     save_with(run_dir / MODEL, model.save)
     normalization = model.get_vec_normalize_env()
     if normalization is not None:

@@ -1,0 +1,143 @@
+"""Training callbacks: checkpoints, randomization logging, and the ADR curriculum.
+
+Small ``BaseCallback`` subclasses; they log through the SB3 logger so every value lands in the run's one
+TensorBoard folder with ``num_timesteps`` as its step.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from sim2real.logging import TB_ONLY
+
+
+class CheckpointCallback(BaseCallback):
+    """Calls ``save()`` every ``every`` environment steps, between rollouts (when the weights are settled)."""
+
+    def __init__(self, save: Callable[[], Any], every: int) -> None:
+        super().__init__()
+        self.save = save
+        self.every = every
+        self._last = 0
+
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps - self._last >= self.every:
+            self.save()
+            self._last = self.num_timesteps
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class RandomizationLogger(BaseCallback):
+    """Logs the distribution of the randomized parameters, one sample per finished episode.
+
+    Each finished episode's last ``info["randomization"]`` holds the values it ran with; at the end of each
+    rollout they go to TensorBoard as histograms ``randomization/<param>`` and their mean as the scalar
+    ``randomization/<param>/mean``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._samples: dict[str, list[float]] = defaultdict(list)
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            if done and "randomization" in info:
+                for key, value in info["randomization"].items():
+                    self._samples[key].append(value)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for key, values in self._samples.items():
+            if values:
+                self.logger.record(f"randomization/{key}", np.asarray(values), exclude=TB_ONLY)
+                self.logger.record(f"randomization/{key}/mean", float(np.mean(values)))
+        self._samples.clear()
+
+
+class AdrCallback(BaseCallback):
+    """Automatic domain randomization (OpenAI et al., 2019, "Solving Rubik's Cube with a Robot Hand").
+
+    The envs pin one ADR parameter at one end of its current range in a share of their episodes and tag
+    those episodes (``info["adr_boundary"]``). After ``episodes`` returns at an end, the end moves out by
+    ``step`` (towards the parameter's limit) when their mean is at least ``high_threshold``, and in by
+    ``step`` (towards the start) when it is at most ``low_threshold``. Ranges go to every env at once and
+    to TensorBoard as ``adr/<param>/low`` and ``adr/<param>/high``.
+
+    Args:
+        low_threshold, high_threshold, step, episodes: the curriculum's settings (see AdrConfig).
+        state: bounds and pending returns from a checkpoint, to continue the curriculum on resume.
+    """
+
+    def __init__(
+        self,
+        low_threshold: float,
+        high_threshold: float,
+        step: float,
+        episodes: int,
+        state: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.low_threshold = low_threshold
+        self.high_threshold = high_threshold
+        self.step = step
+        self.episodes = episodes
+        self.bounds: dict[str, list[float]] = {}
+        self.limits: dict[str, tuple[float, float, float]] = {}
+        self.returns: dict[str, list[float]] = defaultdict(list)  # "param/low" -> boundary episode returns
+        self._restored = state
+
+    def _on_training_start(self) -> None:
+        env = self.training_env
+        self.limits = {k: tuple(v) for k, v in env.env_method("adr_limits", indices=[0])[0].items()}
+        self.bounds = env.env_method("adr_bounds", indices=[0])[0]
+        if self._restored:
+            self.bounds.update({k: list(v) for k, v in self._restored["bounds"].items() if k in self.bounds})
+            self.returns.update(self._restored.get("returns", {}))
+        env.env_method("set_adr_bounds", self.bounds)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the curriculum."""
+        return {"bounds": self.bounds, "returns": dict(self.returns)}
+
+    def _on_step(self) -> bool:
+        changed = False
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            if not done or "adr_boundary" not in info or "episode" not in info:
+                continue
+            parameter, side = info["adr_boundary"]
+            if parameter not in self.bounds:
+                continue
+            key = f"{parameter}/{side}"
+            self.returns[key].append(float(info["episode"]["r"]))
+            if len(self.returns[key]) >= self.episodes:
+                changed |= self._decide(parameter, side, float(np.mean(self.returns.pop(key))))
+        if changed:
+            self.training_env.env_method("set_adr_bounds", self.bounds)
+        return True
+
+    def _decide(self, parameter: str, side: str, mean_return: float) -> bool:
+        low, high = self.bounds[parameter]
+        lowest, highest, start = self.limits[parameter]
+        if mean_return >= self.high_threshold:
+            low, high = (max(lowest, low - self.step), high) if side == "low" else (low, min(highest, high + self.step))
+        elif mean_return <= self.low_threshold:
+            low, high = (min(start, low + self.step), high) if side == "low" else (low, max(start, high - self.step))
+        if [low, high] == self.bounds[parameter]:
+            return False
+        self.bounds[parameter] = [low, high]
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for parameter, (low, high) in self.bounds.items():
+            self.logger.record(f"adr/{parameter}/low", low)
+            self.logger.record(f"adr/{parameter}/high", high)
