@@ -164,7 +164,6 @@ class Dynamics:
         self._nominal = {name: _read_field(model, q) for name, q in QUANTITIES.items()}
         self._nominal_inertia = np.array(model.body_inertia, dtype=np.float64)
         self._changed: set[str] = set()  # quantities currently away from nominal
-        self._written: dict[str, np.ndarray] = {}  # the values last written per quantity
         self._scratch: mujoco.MjData | None = None
         self._names = {kind: element_names(model, kind) for kind in _OBJ_TYPE}
         self._rows_cache: dict[tuple[str, str | tuple[str, ...] | None], tuple[np.ndarray, tuple[str, ...]]] = {}
@@ -262,24 +261,44 @@ class Dynamics:
         # Quantities changed before but not now go back to nominal.
         for name in self._changed - current.keys():
             current[name] = self._nominal[name]
-        written = []
         for name, values in current.items():
-            # Rewriting an unchanged quantity would cost an mj_setConst for nothing (a fixed mass change
-            # under per-episode friction randomization, say).
-            if not np.array_equal(values, self._written.get(name, self._nominal[name])):
-                self._write(QUANTITIES[name], values)
-                self._written[name] = values
-                written.append(name)
+            self._write(QUANTITIES[name], values)
         self._changed = {name for name, values in current.items() if not np.array_equal(values, self._nominal[name])}
-        if any(QUANTITIES[name].derived for name in written):
-            self._recompute_derived()
-        if check_friction and any(name.startswith("geom_") for name in written):
+        if any(QUANTITIES[name].derived for name in current):
+            self.recompute_derived()
+        if check_friction and any(name.startswith("geom_") for name in current):
             self._warn_dominated_friction()
 
     def check(self, changes: Sequence[_Resolved]) -> None:
         """Raises :class:`Sim2RealError` if ``changes`` would give invalid physics; changes nothing."""
         for name, values in self._compute(changes).items():
             self._validate(QUANTITIES[name], values, changes)
+
+    def writable_view(self, quantity: str) -> np.ndarray | None:
+        """The model's memory behind ``quantity`` as a writable (rows x columns) array; None for timestep.
+
+        For code that writes the same rows many times (per-episode randomization): it must call
+        :meth:`mark_changed` once and :meth:`recompute_derived` after writing derived quantities.
+        """
+        q = QUANTITIES[quantity]
+        if q.field == "opt.timestep":
+            return None
+        array = self.model.opt.gravity.reshape(1, 3) if q.field == "opt.gravity" else getattr(self.model, q.field)
+        view = array.reshape(array.shape[0], -1) if array.ndim == 1 else array
+        view = view[:, q.columns]
+        assert np.shares_memory(view, array), "a view, not a copy"
+        return view
+
+    def nominal_values(self, quantity: str) -> np.ndarray:
+        """Nominal values of ``quantity`` as (rows x columns); do not modify."""
+        return self._nominal[quantity]
+
+    def nominal_inertia(self) -> np.ndarray:
+        return self._nominal_inertia
+
+    def mark_changed(self, quantities: Iterable[str]) -> None:
+        """Records quantities written through :meth:`writable_view`, so ``changed()`` and ``reset()`` see them."""
+        self._changed |= set(quantities)
 
     def _compute(self, changes: Sequence[_Resolved]) -> dict[str, np.ndarray]:
         current: dict[str, np.ndarray] = {}
@@ -307,7 +326,8 @@ class Dynamics:
             ratio = np.divide(values[:, 0], nominal, out=np.ones_like(nominal), where=nominal > 0)
             self.model.body_inertia[:] = self._nominal_inertia * ratio[:, None]
 
-    def _recompute_derived(self) -> None:
+    def recompute_derived(self) -> None:
+        """Recomputes the constants MuJoCo derives from mass, inertia, armature and gear (``mj_setConst``)."""
         if self._scratch is None:
             self._scratch = mujoco.MjData(self.model)
         mujoco.mj_setConst(self.model, self._scratch)

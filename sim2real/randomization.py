@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import mujoco
 import numpy as np
 
 from sim2real.dynamics import Change, Dynamics, Operation, _Resolved
@@ -164,10 +165,94 @@ class _Term:
     resolved: _Resolved  # rows and labels; the value is replaced by each draw
     keys: tuple[str, ...]  # one name per draw: "quantity/element" (the term's name when shared or global)
     draw: np.ndarray  # the current values, one per key
+    # The write plan, prepared once: the model memory of the selected rows and their nominal values.
+    view: np.ndarray | None  # None for timestep, which is not an array
+    base: np.ndarray  # nominal values of the rows, (rows x columns)
+    inertia_base: np.ndarray | None = None  # nominal inertia of the rows, for body_mass
+    inertia_view: np.ndarray | None = None
+    rows: slice | np.ndarray = field(init=False)  # a slice when the rows are contiguous (faster to write)
+    _buffer: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._buffer = np.empty_like(self.base)
+        rows = self.resolved.rows
+        contiguous = len(rows) > 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows)))
+        self.rows = slice(int(rows[0]), int(rows[0]) + len(rows)) if contiguous else rows
 
     @property
     def adr(self) -> bool:
         return isinstance(self.change.distribution, AdrRange)
+
+    def write(self, model: mujoco.MjModel) -> None:
+        """Writes the current draw into the model: nominal combined with the draw, as in Dynamics.apply."""
+        draw = self.draw.reshape(-1, 1)  # one row per element, or one shared value
+        values = self._buffer
+        if self.change.op == "scale":
+            np.multiply(self.base, draw, out=values)
+        elif self.change.op == "offset":
+            np.add(self.base, draw, out=values)
+        else:
+            values[...] = draw
+        if self.view is None:
+            model.opt.timestep = float(values[0, 0])
+            return
+        self.view[self.rows] = values
+        if self.inertia_view is not None and self.inertia_base is not None:
+            self.inertia_view[self.rows] = self.inertia_base * (values[:, :1] / self.base[:, :1])
+
+
+class _Batch:
+    """Draws a group of terms in one pass: one uniform vector, transformed per distribution family.
+
+    Each term's ``draw`` is a view into the batch's buffer, so drawing the batch updates every term.
+    """
+
+    def __init__(self, terms: list[_Term]) -> None:
+        self.terms = terms
+        sizes = [len(t.keys) for t in terms]
+        self.total = sum(sizes)
+        self.x = np.zeros(self.total)
+        self.keys = [key for t in terms for key in t.keys]
+        self.lo = np.zeros(self.total)
+        self.span = np.zeros(self.total)
+        log: list[int] = []
+        self.choices: list[tuple[slice, np.ndarray]] = []
+        self.normals: list[tuple[slice, Distribution]] = []
+        self.adr: list[tuple[slice, str]] = []
+        start = 0
+        for term, size in zip(terms, sizes, strict=True):
+            part = slice(start, start + size)
+            term.draw = self.x[part]
+            distribution = term.change.distribution
+            if isinstance(distribution, Uniform):
+                self.lo[part], self.span[part] = distribution.low, distribution.high - distribution.low
+            elif isinstance(distribution, LogUniform):
+                self.lo[part] = math.log(distribution.low)
+                self.span[part] = math.log(distribution.high) - math.log(distribution.low)
+                log.extend(range(start, start + size))
+            elif isinstance(distribution, Choice):
+                self.choices.append((part, np.asarray(distribution.values, dtype=np.float64)))
+            elif isinstance(distribution, AdrRange):
+                self.adr.append((part, term.name))
+            else:
+                self.normals.append((part, distribution))
+            start += size
+        self.log = np.asarray(log, dtype=np.intp)
+
+    def draw(self, rng: np.random.Generator, adr_bounds: dict[str, list[float]]) -> None:
+        u = rng.random(self.total)
+        x = self.x
+        np.multiply(self.span, u, out=x)
+        x += self.lo
+        if self.log.size:
+            x[self.log] = np.exp(x[self.log])
+        for part, values in self.choices:
+            x[part] = values[(u[part] * len(values)).astype(np.intp)]
+        for part, name in self.adr:
+            low, high = adr_bounds[name]
+            x[part] = low + (high - low) * u[part]
+        for part, normal in self.normals:
+            x[part] = normal.sample(rng, part.stop - part.start)
 
 
 class DynamicsRandomizer:
@@ -195,6 +280,11 @@ class DynamicsRandomizer:
         for change in random:
             self.terms.append(self._make_term(change))
         self._check_extremes()
+        self._derived = any(t.resolved.quantity.derived for t in self.terms)
+        dynamics.mark_changed(t.change.quantity for t in self.terms)
+        self._interval = [t for t in self.terms if t.change.when == "interval"]
+        self._startup_batch = _Batch([t for t in self.terms if t.change.when == "startup"])
+        self._reset_batch = _Batch([t for t in self.terms if t.change.when != "startup"])
         self._seed = seed
         self.rng = make_generator(seed, "dynamics")
         self.values: dict[str, float] = {}
@@ -230,7 +320,11 @@ class DynamicsRandomizer:
             )
         if any(t.name == name for t in self.terms):
             raise Sim2RealError(f"{name}: randomized twice; give each quantity and selection one distribution")
-        return _Term(change, name, resolved, keys, np.zeros(len(keys)))
+        base = self.dynamics.nominal_values(quantity)[resolved.rows]
+        inertia = self.dynamics.nominal_inertia()[resolved.rows] if quantity == "body_mass" else None
+        view = self.dynamics.writable_view(quantity)
+        inertia_view = self.dynamics.model.body_inertia if quantity == "body_mass" else None
+        return _Term(change, name, resolved, keys, np.zeros(len(keys)), view, base, inertia, inertia_view)
 
     def _check_extremes(self) -> None:
         """Refuses distributions that can produce invalid physics: both ends are applied and validated."""
@@ -260,19 +354,18 @@ class DynamicsRandomizer:
 
     def startup(self) -> None:
         """Draws every term once (startup terms keep this draw; the others are redrawn at reset)."""
-        for term in self.terms:
-            self._draw(term)
-        self.apply()
+        for batch in (self._startup_batch, self._reset_batch):
+            self._draw_batch(batch)
+        self.apply(self.terms)
 
     def on_reset(self) -> None:
         """Draws the reset and interval terms for a new episode, and maybe pins an ADR boundary."""
         self._steps = 0
         self.adr_boundary = None
-        drawn = False
-        for term in self.terms:
-            if term.change.when != "startup":
-                self._draw(term)
-                drawn = True
+        batch = self._reset_batch
+        if not batch.terms:
+            return
+        self._draw_batch(batch)
         if self.adr_bounds and self.rng.random() < self.adr_boundary_probability:
             parameter = list(self.adr_bounds)[int(self.rng.integers(len(self.adr_bounds)))]
             side = "low" if self.rng.random() < 0.5 else "high"
@@ -282,17 +375,18 @@ class DynamicsRandomizer:
                 if term.adr and term.name == parameter:
                     term.draw[:] = value
                     self._record(term)
-        if drawn:
-            self.apply()
+        self.apply(batch.terms)
 
     def on_step(self) -> None:
         """Redraws interval terms that are due."""
+        if not self._interval:
+            return
         self._steps += 1
-        due = [t for t in self.terms if t.change.when == "interval" and self._steps % (t.change.every or 1) == 0]
+        due = [t for t in self._interval if self._steps % (t.change.every or 1) == 0]
         if due:
             for term in due:
                 self._draw(term)
-            self.apply()
+            self.apply(due)
 
     def _draw(self, term: _Term) -> None:
         distribution = term.change.distribution
@@ -303,18 +397,24 @@ class DynamicsRandomizer:
             term.draw[:] = distribution.sample(self.rng, term.draw.shape[0])
         self._record(term)
 
-    def _record(self, term: _Term) -> None:
-        for key, value in zip(term.keys, term.draw, strict=True):
-            self.values[key] = float(value)
+    def _draw_batch(self, batch: _Batch) -> None:
+        batch.draw(self.rng, self.adr_bounds)
+        self.values.update(zip(batch.keys, batch.x.tolist(), strict=True))
 
-    def apply(self) -> None:
-        """Writes the fixed changes and the current draws into the model."""
-        changes = [*self._fixed]
-        for term in self.terms:
-            value = term.draw[:, None] if term.draw.shape[0] > 1 else term.draw[0]
-            changes.append(replace(term.resolved, value=np.asarray(value)))
-        # The distributions' ends were validated up front, so every draw in between is valid.
-        self.dynamics.apply_resolved(changes, check_friction=False, validate=False)
+    def _record(self, term: _Term) -> None:
+        self.values.update(zip(term.keys, term.draw.tolist(), strict=True))
+
+    def apply(self, terms: Sequence[_Term]) -> None:
+        """Writes the current draws of ``terms`` into the model (the fixed changes stay as they were applied).
+
+        The hot path of every reset: the rows and nominal values were resolved once, the distributions' ends
+        validated once, so this is one array write per term and, for mass, armature or gear, mj_setConst.
+        """
+        model = self.dynamics.model
+        for term in terms:
+            term.write(model)
+        if self._derived:
+            self.dynamics.recompute_derived()
 
     def adr_limits(self) -> dict[str, tuple[float, float, float]]:
         limits = {}
