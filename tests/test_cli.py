@@ -154,3 +154,59 @@ def test_train_script_uses_its_env_config(tmp_path: Path) -> None:
     run = tmp_path / "sim2real_block_push_v0" / "nominal" / "seed_0"
     assert (run / "model.zip").is_file()
     assert "scripts/train_block_push.py" in (run / "command.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("source", "needles"),
+    [
+        (
+            {
+                "dynamics": [
+                    {"quantity": "body_mas", "select": "all", "scale": {"dist": "uniform", "low": 1, "high": 2}}
+                ]
+            },
+            ["source.dynamics.0.quantity", "unknown quantity 'body_mas'"],
+        ),
+        (
+            {
+                "dynamics": [
+                    {"quantity": "body_mass", "select": "all", "scale": {"dist": "uniform", "low": 2, "high": 1}}
+                ]
+            },
+            ["source.dynamics.0", "inverted bounds, low 2.0 > high 1.0"],
+        ),
+        (
+            {
+                "dynamics": [
+                    {"quantity": "body_mass", "select": "all", "scale": {"dist": "uniform", "low": 0, "high": 2}}
+                ]
+            },
+            ["low end is invalid", "body_mass of body 'cart' would be 0.0", "> 0"],
+        ),
+        (
+            {
+                "dynamics": [
+                    {
+                        "quantity": "geom_friction",
+                        "select": "all",
+                        "offset": {"dist": "normal", "mean": 0, "std": 1, "low": -5, "high": 1},
+                    }
+                ]
+            },
+            ["low end is invalid", "geom_friction of geom", ">= 0"],
+        ),
+        (
+            {
+                "dynamics": [
+                    {"quantity": "body_mass", "select": "pole3", "scale": {"dist": "uniform", "low": 1, "high": 2}}
+                ]
+            },
+            ["unknown body 'pole3'", "cart, pole, pole2"],
+        ),
+        ({"reality_gap": {"action_latency": {"steps": 1000}}}, ["action_latency.steps", "1000 steps"]),
+    ],
+)
+def test_invalid_randomization_is_refused_before_training(tmp_path: Path, source: dict, needles: list[str]) -> None:
+    result = run_cli("train", str(write_config(tmp_path, source=source)))
+    assert_one_line_error(result, *needles)
+    assert not (tmp_path / "runs").exists()
