@@ -47,9 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument(
-        "--episode", type=int, default=50, help="steps per episode (short episodes weigh resets most)"
-    )
+    parser.add_argument("--episode", type=int, default=50, help="steps per episode (short episodes weigh resets most)")
     args = parser.parse_args()
 
     # Without the TimeLimit/termination logic deciding episode ends: both envs reset every --episode steps.

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv
 
 from sim2real.logging import TB_ONLY
 
@@ -104,6 +105,11 @@ class AdrCallback(BaseCallback):
             self.bounds.update({k: list(v) for k, v in self._restored["bounds"].items() if k in self.bounds})
             self.returns.update(self._restored.get("returns", {}))
         env.env_method("set_adr_bounds", self.bounds)
+
+    def prepare(self, env: VecEnv) -> None:
+        """Sends restored ranges to ``env`` before ``learn()``, whose first reset runs before any callback."""
+        if self._restored:
+            env.env_method("set_adr_bounds", self._restored["bounds"])
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint needs to continue the curriculum."""

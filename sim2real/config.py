@@ -20,7 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sim2real.domain import DomainSpec
 from sim2real.dynamics import QUANTITIES, Change
 from sim2real.errors import Sim2RealError
-from sim2real.randomization import AdrRange, Choice, Distribution, LogUniform, Normal, RandomChange, Uniform
+from sim2real.randomization import (
+    AdrRange,
+    Choice,
+    Distribution,
+    LogUniform,
+    Normal,
+    RandomChange,
+    Uniform,
+    normal_mass,
+)
 from sim2real.wrappers import (
     ActionLatency,
     ActionNoise,
@@ -45,7 +54,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class UniformDist(Strict):
+class _Bounded(Strict):
+    """A distribution with [low, high] bounds, checked to be in order."""
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> _Bounded:
+        low, high = getattr(self, "low", None), getattr(self, "high", None)
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"inverted bounds, low {low} > high {high}")
+        return self
+
+
+class UniformDist(_Bounded):
     """Uniform on [low, high]."""
 
     dist: Literal["uniform"]
@@ -56,7 +76,7 @@ class UniformDist(Strict):
         return Uniform(self.low, self.high)
 
 
-class LogUniformDist(Strict):
+class LogUniformDist(_Bounded):
     """Log-uniform on [low, high] (both > 0): as likely to halve as to double."""
 
     dist: Literal["log_uniform"]
@@ -67,7 +87,7 @@ class LogUniformDist(Strict):
         return LogUniform(self.low, self.high)
 
 
-class NormalDist(Strict):
+class NormalDist(_Bounded):
     """Normal with ``mean`` and ``std``, truncated to [low, high] (bounds are required: physics needs them)."""
 
     dist: Literal["normal"]
@@ -78,7 +98,7 @@ class NormalDist(Strict):
 
     @model_validator(mode="after")
     def _enough_mass(self) -> NormalDist:
-        if self.low <= self.high and self.build().acceptance() < 1e-3:
+        if self.low <= self.high and normal_mass(self.mean, self.std, self.low, self.high) < 1e-3:
             raise ValueError(f"[low, high] = [{self.low}, {self.high}] holds under 0.1% of this normal's mass")
         return self
 
@@ -96,7 +116,7 @@ class ChoiceDist(Strict):
         return Choice(tuple(self.values))
 
 
-class AdrDist(Strict):
+class AdrDist(_Bounded):
     """Automatic domain randomization: the range starts at ``start`` and may grow to [low, high]."""
 
     dist: Literal["adr"]
@@ -154,9 +174,8 @@ class DynamicsChange(Strict):
             raise ValueError(f"{self.quantity} needs 'select': an element name, a list of names, or 'all'")
         value = getattr(self, given[0])
         if isinstance(value, BaseModel):
-            low, high = getattr(value, "low", None), getattr(value, "high", None)
-            if low is not None and high is not None and low > high:
-                raise ValueError(f"{given[0]}: inverted bounds, low {low} > high {high}")
+            if isinstance(value, AdrDist) and self.when not in (None, "reset"):
+                raise ValueError("dist: adr is drawn at every reset; when: startup or interval does not apply")
             if isinstance(value, AdrDist) and value.start is None:
                 if given[0] == "set":
                     raise ValueError("set: an adr distribution of absolute values needs 'start'")
@@ -415,7 +434,7 @@ class Config(Strict):
 
 def _format_error(source: str, error: ValidationError) -> str:
     """All validation problems on one line: ``file: field.path: what is wrong``."""
-    problems = []
+    by_path: dict[str, list[tuple[str, str]]] = {}
     for item in error.errors():
         unknown_key = item["type"] == "extra_forbidden"
         path, allowed = _walk(item["loc"], unknown_key)
@@ -424,7 +443,13 @@ def _format_error(source: str, error: ValidationError) -> str:
             message = f"unknown key (allowed: {', '.join(allowed)})"
         elif item["type"] == "missing":
             message = "required key is missing"
-        problems.append(f"{path}: {message}" if path else message)
+        by_path.setdefault(path, []).append((item["type"], message))
+    problems: list[str] = []
+    for path, items in by_path.items():
+        # A value that fits one member of a union (a distribution, say) reports why it is not the others
+        # (not a number, not a list): the member it was meant for says what is really wrong.
+        specific = [m for kind, m in items if not kind.endswith(("_type", "_parsing"))] or [m for _, m in items]
+        problems.extend(f"{path}: {m}" if path else m for m in dict.fromkeys(specific))
     return f"{source}: " + "; ".join(problems)
 
 
@@ -443,7 +468,8 @@ def _holds_dict(annotation: Any) -> bool:
 
 
 def _tag(model: type[BaseModel]) -> str | None:
-    field = model.model_fields.get("name")
+    """The literal that picks ``model`` out of a tagged union (its ``name`` or ``dist`` field)."""
+    field = model.model_fields.get("name") or model.model_fields.get("dist")
     args = get_args(field.annotation) if field else ()
     return args[0] if args else None
 

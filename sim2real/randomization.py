@@ -47,6 +47,17 @@ def make_generator(seed: SeedLike, stream: str) -> np.random.Generator:
 # ------------------------------------------------------------------------------------------ distributions
 
 
+def normal_mass(mean: float, std: float, low: float, high: float) -> float:
+    """Probability that a normal(mean, std) draw lands in [low, high]."""
+    if std == 0:
+        return 1.0 if low <= mean <= high else 0.0
+
+    def cdf(x: float) -> float:
+        return 0.5 * (1 + math.erf((x - mean) / (std * math.sqrt(2))))
+
+    return cdf(high) - cdf(low)
+
+
 @dataclass(frozen=True)
 class Uniform:
     low: float
@@ -80,15 +91,15 @@ class Normal:
     low: float
     high: float
 
+    def __post_init__(self) -> None:
+        if not self.low <= self.high or self.acceptance() <= 0:
+            raise Sim2RealError(
+                f"normal(mean={self.mean}, std={self.std}) has no mass in [low, high] = [{self.low}, {self.high}]"
+            )
+
     def acceptance(self) -> float:
         """Probability mass inside [low, high]."""
-        if self.std == 0:
-            return 1.0 if self.low <= self.mean <= self.high else 0.0
-
-        def cdf(x: float) -> float:
-            return 0.5 * (1 + math.erf((x - self.mean) / (self.std * math.sqrt(2))))
-
-        return cdf(self.high) - cdf(self.low)
+        return normal_mass(self.mean, self.std, self.low, self.high)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         if self.std == 0:
@@ -298,6 +309,10 @@ class DynamicsRandomizer:
     def _make_term(self, change: RandomChange) -> _Term:
         if change.when == "interval" and not change.every:
             raise Sim2RealError(f"{change.quantity}: when: interval needs 'every' (steps between draws)")
+        if isinstance(change.distribution, AdrRange) and change.when != "reset":
+            # An ADR episode is tagged with the boundary it evaluates; a draw at startup or mid-episode would
+            # make the tag lie.
+            raise Sim2RealError(f"{change.quantity}: dist: adr is drawn at every reset (when: {change.when} given)")
         (resolved,) = self.dynamics.resolve(
             [
                 Change(

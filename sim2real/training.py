@@ -317,6 +317,10 @@ def train(
     if any(isinstance(c, RandomChange) for c in config.source.changes()) or config.source.reality_gap.factories():
         callbacks.append(RandomizationLogger())
     callbacks.append(CheckpointCallback(partial(save_checkpoint, model, run_dir, adr), config.train.checkpoint_every))
+    if adr is not None:
+        training_env = model.get_env()
+        assert training_env is not None
+        adr.prepare(training_env)
     learn_started = time.perf_counter()
     try:
         if remaining > 0:

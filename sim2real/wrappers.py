@@ -35,7 +35,7 @@ def _spec_bounds(spec: Spec) -> tuple[np.ndarray, np.ndarray]:
     return value, value
 
 
-class RealityGapWrapper(gym.Wrapper):
+class RealityGapWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Base of the reality-gap wrappers: owns the generator and draws the parameters at reset.
 
     Subclasses name their parameters in ``PARAMETERS`` and read the current draws from ``self.current``.
@@ -121,6 +121,7 @@ class ObservationNoise(RealityGapWrapper):
     name = "observation_noise"
 
     def __init__(self, env: gym.Env, std: Spec, seed: SeedLike = None, when: str = "reset") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, std=std, seed=seed, when=when)
         low, _ = _spec_bounds(std)
         if np.any(low < 0):
             raise Sim2RealError(f"observation_noise.std must be >= 0, got {std}")
@@ -147,6 +148,7 @@ class ObservationBias(RealityGapWrapper):
     name = "observation_bias"
 
     def __init__(self, env: gym.Env, bias: Spec, seed: SeedLike = None, when: str = "reset") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, bias=bias, seed=seed, when=when)
         size = _obs_size(env)
         super().__init__(env, {"bias": bias}, {"bias": size}, seed, when)
         box = env.observation_space
@@ -170,6 +172,7 @@ class ActionNoise(RealityGapWrapper):
     name = "action_noise"
 
     def __init__(self, env: gym.Env, std: Spec, seed: SeedLike = None, when: str = "reset") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, std=std, seed=seed, when=when)
         space = _act_space(env)
         low, _ = _spec_bounds(std)
         if np.any(low < 0):
@@ -199,6 +202,7 @@ class ActionLatency(RealityGapWrapper):
     name = "action_latency"
 
     def __init__(self, env: gym.Env, steps: Spec, seed: SeedLike = None, when: str = "reset") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, steps=steps, seed=seed, when=when)
         space = _act_space(env)
         low, high = _spec_bounds(steps)
         if np.any(low < 0) or np.ndim(low) != 0:
@@ -220,7 +224,8 @@ class ActionLatency(RealityGapWrapper):
         self._queue = deque([self._idle] * self.steps)
 
     def _act(self, action: np.ndarray) -> np.ndarray:
-        self._queue.append(np.asarray(action))
+        # A copy: callers may reuse one action buffer, and the queue must hold what was sent at the time.
+        self._queue.append(np.array(action, copy=True))
         return self._queue.popleft()
 
 
@@ -234,6 +239,7 @@ class ActionScale(RealityGapWrapper):
     name = "action_scale"
 
     def __init__(self, env: gym.Env, scale: Spec, seed: SeedLike = None, when: str = "reset") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, scale=scale, seed=seed, when=when)
         space = _act_space(env)
         size = int(np.prod(space.shape)) if not _is_distribution(scale) else 1
         super().__init__(env, {"scale": scale}, {"scale": size}, seed, when)
@@ -255,6 +261,7 @@ class ActionSaturation(RealityGapWrapper):
     name = "action_saturation"
 
     def __init__(self, env: gym.Env, limit: Spec, seed: SeedLike = None, when: str = "reset") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, limit=limit, seed=seed, when=when)
         space = _act_space(env)
         low, high = _spec_bounds(limit)
         if np.any(low <= 0) or np.any(high > 1):
