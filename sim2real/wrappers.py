@@ -111,6 +111,18 @@ def _act_space(env: gym.Env) -> spaces.Box:
     return space
 
 
+def _std_size(name: str, std: Spec, dims: int) -> int:
+    """Checks a noise level and returns how many values it takes (one per dimension, or one drawn)."""
+    low, _ = _spec_bounds(std)
+    if np.any(low < 0):
+        raise Sim2RealError(f"{name}.std must be >= 0, got {std}")
+    return 1 if _is_distribution(std) else dims
+
+
+def _gaussian(rng: np.random.Generator, shape: tuple[int, ...], std: np.ndarray) -> np.ndarray:
+    return rng.normal(0.0, 1.0, shape) * (std.reshape(shape) if std.size > 1 else std[0])
+
+
 class ObservationNoise(RealityGapWrapper):
     """Adds zero-mean Gaussian noise to every observation (sensor noise).
 
@@ -122,10 +134,7 @@ class ObservationNoise(RealityGapWrapper):
 
     def __init__(self, env: gym.Env, std: Spec, seed: SeedLike = None, when: str = "reset") -> None:
         gym.utils.RecordConstructorArgs.__init__(self, std=std, seed=seed, when=when)
-        low, _ = _spec_bounds(std)
-        if np.any(low < 0):
-            raise Sim2RealError(f"observation_noise.std must be >= 0, got {std}")
-        size = _obs_size(env) if not _is_distribution(std) else 1
+        size = _std_size(self.name, std, _obs_size(env))
         super().__init__(env, {"std": std}, {"std": size}, seed, when)
         box = env.observation_space
         assert isinstance(box, spaces.Box)
@@ -133,9 +142,7 @@ class ObservationNoise(RealityGapWrapper):
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=box.shape, dtype=box.dtype)
 
     def _observe(self, obs: np.ndarray) -> np.ndarray:
-        std = self.current["std"]
-        noise = self.rng.normal(0.0, 1.0, obs.shape) * (std.reshape(obs.shape) if std.size > 1 else std[0])
-        return (obs + noise).astype(obs.dtype, copy=False)
+        return (obs + _gaussian(self.rng, obs.shape, self.current["std"])).astype(obs.dtype, copy=False)
 
 
 class ObservationBias(RealityGapWrapper):
@@ -174,18 +181,12 @@ class ActionNoise(RealityGapWrapper):
     def __init__(self, env: gym.Env, std: Spec, seed: SeedLike = None, when: str = "reset") -> None:
         gym.utils.RecordConstructorArgs.__init__(self, std=std, seed=seed, when=when)
         space = _act_space(env)
-        low, _ = _spec_bounds(std)
-        if np.any(low < 0):
-            raise Sim2RealError(f"action_noise.std must be >= 0, got {std}")
-        size = int(np.prod(space.shape)) if not _is_distribution(std) else 1
+        size = _std_size(self.name, std, int(np.prod(space.shape)))
         super().__init__(env, {"std": std}, {"std": size}, seed, when)
         self._low, self._high = space.low, space.high
 
     def _act(self, action: np.ndarray) -> np.ndarray:
-        std = self.current["std"]
-        noise = self.rng.normal(0.0, 1.0, np.shape(action)) * (
-            std.reshape(np.shape(action)) if std.size > 1 else std[0]
-        )
+        noise = _gaussian(self.rng, np.shape(action), self.current["std"])
         return np.clip(action + noise, self._low, self._high).astype(self._low.dtype)
 
 
