@@ -102,15 +102,19 @@ class DynamicsWrapper(gym.Wrapper):
         if randomizer is None:
             return self.env.step(action)
         obs, reward, terminated, truncated, info = self.env.step(action)
-        # The episode's ADR tag must be read before an interval draw could change it.
-        self._report(info)
-        randomizer.on_step()
+        # Inline rather than _report(): this runs every step. The episode's ADR tag is read before an interval
+        # draw could change it.
+        info["randomization"] = randomizer.values.copy()
+        if randomizer.adr_boundary is not None:
+            info["adr_boundary"] = randomizer.adr_boundary
+        if randomizer.interval_terms:
+            randomizer.on_step()
         return obs, reward, terminated, truncated, info
 
     def _report(self, info: dict[str, Any]) -> dict[str, Any]:
         assert self.randomizer is not None
         # A fresh dict per call: users keep infos, and a shared one would change under them.
-        info["randomization"] = dict(self.randomizer.values)
+        info["randomization"] = self.randomizer.values.copy()
         if self.randomizer.adr_boundary is not None:
             info["adr_boundary"] = self.randomizer.adr_boundary
         return info

@@ -182,10 +182,12 @@ class _Term:
     inertia_base: np.ndarray | None = None  # nominal inertia of the rows, for body_mass
     inertia_view: np.ndarray | None = None
     rows: slice | np.ndarray = field(init=False)  # a slice when the rows are contiguous (faster to write)
+    column: np.ndarray = field(init=False)  # ``draw`` as a column: one row per element, or one shared value
     _buffer: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self._buffer = np.empty_like(self.base)
+        self.column = self.draw.reshape(-1, 1)
         rows = self.resolved.rows
         contiguous = len(rows) > 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows)))
         self.rows = slice(int(rows[0]), int(rows[0]) + len(rows)) if contiguous else rows
@@ -196,7 +198,7 @@ class _Term:
 
     def write(self, model: mujoco.MjModel) -> None:
         """Writes the current draw into the model: nominal combined with the draw, as in Dynamics.apply."""
-        draw = self.draw.reshape(-1, 1)  # one row per element, or one shared value
+        draw = self.column
         values = self._buffer
         if self.change.op == "scale":
             np.multiply(self.base, draw, out=values)
@@ -234,6 +236,7 @@ class _Batch:
         for term, size in zip(terms, sizes, strict=True):
             part = slice(start, start + size)
             term.draw = self.x[part]
+            term.column = term.draw.reshape(-1, 1)
             distribution = term.change.distribution
             if isinstance(distribution, Uniform):
                 self.lo[part], self.span[part] = distribution.low, distribution.high - distribution.low
@@ -293,7 +296,7 @@ class DynamicsRandomizer:
         self._check_extremes()
         self._derived = any(t.resolved.quantity.derived for t in self.terms)
         dynamics.mark_changed(t.change.quantity for t in self.terms)
-        self._interval = [t for t in self.terms if t.change.when == "interval"]
+        self.interval_terms = [t for t in self.terms if t.change.when == "interval"]
         self._startup_batch = _Batch([t for t in self.terms if t.change.when == "startup"])
         self._reset_batch = _Batch([t for t in self.terms if t.change.when != "startup"])
         self._seed = seed
@@ -394,10 +397,10 @@ class DynamicsRandomizer:
 
     def on_step(self) -> None:
         """Redraws interval terms that are due."""
-        if not self._interval:
+        if not self.interval_terms:
             return
         self._steps += 1
-        due = [t for t in self._interval if self._steps % (t.change.every or 1) == 0]
+        due = [t for t in self.interval_terms if self._steps % (t.change.every or 1) == 0]
         if due:
             for term in due:
                 self._draw(term)
