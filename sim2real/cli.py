@@ -101,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Sim2RealError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2
+    except OSError as error:
+        # Disk full, permissions, a file removed under us: the OS's words, on one line.
+        where = f"{error.filename}: " if error.filename else ""
+        err.print(f"[red]error:[/red] {where}{error.strerror or error}", highlight=False, soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
         return 130

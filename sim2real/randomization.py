@@ -17,6 +17,7 @@ returns of episodes played with that parameter pinned at the boundary.
 from __future__ import annotations
 
 import math
+import numbers
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,8 +41,16 @@ def make_generator(seed: SeedLike, stream: str) -> np.random.Generator:
     salt = zlib.crc32(stream.encode())
     if seed is None:
         return np.random.Generator(np.random.PCG64(np.random.SeedSequence(None)))
-    entropy = [seed] if isinstance(seed, int) else list(seed)
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([*entropy, salt])))
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([*seed_entropy(seed), salt])))
+
+
+def seed_entropy(seed: SeedLike) -> list[int]:
+    """A seed (an int, numpy's included, or a sequence of them) as a list of Python ints."""
+    if seed is None:
+        return []
+    if isinstance(seed, numbers.Integral):
+        return [int(seed)]
+    return [int(s) for s in seed]  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------------------------ distributions
@@ -300,6 +309,7 @@ class DynamicsRandomizer:
         self._startup_batch = _Batch([t for t in self.terms if t.change.when == "startup"])
         self._reset_batch = _Batch([t for t in self.terms if t.change.when != "startup"])
         self._seed = seed
+        self._startup_pending = seed is None and bool(self._startup_batch.terms)
         self.rng = make_generator(seed, "dynamics")
         self.values: dict[str, float] = {}
         self.adr_bounds: dict[str, list[float]] = {
@@ -366,9 +376,16 @@ class DynamicsRandomizer:
 
     # -------------------------------------------------------------------------------------- drawing
     def reseed(self, seed: int) -> None:
-        """Restarts the generator from this env's seed combined with ``seed`` (gymnasium's reset(seed=...))."""
-        base = [] if self._seed is None else [self._seed] if isinstance(self._seed, int) else list(self._seed)
-        self.rng = make_generator([*base, seed], "dynamics")
+        """Restarts the generator from this env's seed combined with ``seed`` (gymnasium's reset(seed=...)).
+
+        An env built without a seed drew its startup terms from fresh entropy; its first seeded reset draws
+        them again, so a seeded reset is reproducible either way. Startup terms stay drawn once per env.
+        """
+        self.rng = make_generator([*seed_entropy(self._seed), int(seed)], "dynamics")
+        if self._startup_pending:
+            self._startup_pending = False
+            self._draw_batch(self._startup_batch)
+            self.apply(self._startup_batch.terms)
 
     def startup(self) -> None:
         """Draws every term once (startup terms keep this draw; the others are redrawn at reset)."""

@@ -94,20 +94,24 @@ def check_domains(config: Config) -> dict[str, dict[str, float]]:
 
 
 def _training_env(
-    env_id: str, spec: DomainSpec, seed: tuple[int, int], monitor_file: str | None, append: bool, env_kwargs: dict
+    env_id: str, spec: DomainSpec, seed: tuple[int, ...], monitor_file: str | None, append: bool, env_kwargs: dict
 ) -> gym.Env:
     # check_domains() has already warned about this domain's friction; the copies stay quiet.
     env = make_domain_env(env_id, spec, seed=seed, check_friction=False, **env_kwargs)
     return Monitor(env, filename=monitor_file, override_existing=not append)
 
 
-def build_vec_env(config: Config, run_dir: Path | None = None, append_monitor: bool = False) -> VecEnv:
+def build_vec_env(
+    config: Config, run_dir: Path | None = None, append_monitor: bool = False, resume_step: int = 0
+) -> VecEnv:
     """The source domain as a vector env of ``train.n_envs`` copies.
 
     Env ``i`` draws its random dynamics from a generator seeded with (seed, i) and resets with seed + i
-    (stable-baselines3's convention), in this process or in its own (fork, spawn or forkserver).
+    (stable-baselines3's convention), in this process or in its own (fork, spawn or forkserver). A resumed
+    run adds its step to both, so it does not replay the parameter sequence its first part already saw.
     """
     train = config.train
+    stream = (train.seed,) if not resume_step else (train.seed, resume_step)
     if run_dir is not None:
         (run_dir / "monitor").mkdir(parents=True, exist_ok=True)
     factories: list[Callable[[], gym.Env]] = [
@@ -115,7 +119,7 @@ def build_vec_env(config: Config, run_dir: Path | None = None, append_monitor: b
             _training_env,
             config.env,
             config.source.spec(),
-            (train.seed, i),
+            (*stream, i),
             str(run_dir / "monitor" / str(i)) if run_dir else None,
             append_monitor,
             dict(config.env_kwargs),
@@ -127,7 +131,7 @@ def build_vec_env(config: Config, run_dir: Path | None = None, append_monitor: b
         venv = SubprocVecEnv(factories, start_method=train.start_method)
     else:
         venv = DummyVecEnv(factories)
-    venv.seed(train.seed)
+    venv.seed(train.seed + resume_step)
     return venv
 
 
@@ -294,12 +298,20 @@ def train(
         checkpoints = checkpoint_dirs(run_dir)
         if not checkpoints:
             raise Sim2RealError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_* is missing)")
-        model = load_checkpoint(config, checkpoints[-1], build_vec_env(config, run_dir, append_monitor=True))
+        step = int(checkpoints[-1].name.removeprefix("step_"))
+        model = load_checkpoint(
+            config, checkpoints[-1], build_vec_env(config, run_dir, append_monitor=True, resume_step=step)
+        )
         adr_file = checkpoints[-1] / ADR_STATE
         adr_state = json.loads(adr_file.read_text()) if adr_file.is_file() else None
         # Hide events a killed run logged after this checkpoint; the ones at its step stay (nothing relogs them).
         purge_step = model.num_timesteps + 1
-        write_text(run_dir / "command.txt", (run_dir / "command.txt").read_text() + command + "\n")
+        history = run_dir / "command.txt"
+        try:
+            write_text(history, (history.read_text() if history.is_file() else "") + command + "\n")
+        except OSError as error:
+            _close_env(model)
+            raise Sim2RealError(f"cannot write run folder {run_dir}: {error.strerror or error}") from None
         console.print(f"resuming {run_dir} from step {model.num_timesteps:,}", soft_wrap=True)
 
     model.set_logger(make_logger(run_dir / "tb", purge_step=purge_step))

@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim2real.errors import Sim2RealError
-from sim2real.randomization import Distribution, SeedLike, make_generator
+from sim2real.randomization import Distribution, SeedLike, make_generator, seed_entropy
 
 Spec = float | Sequence[float] | Distribution
 
@@ -52,6 +52,7 @@ class RealityGapWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.sizes = sizes
         self.when = when
         self._seed = seed
+        self._startup_pending = seed is None and when == "startup"
         self.rng = make_generator(seed, self.name)
         self.current: dict[str, np.ndarray] = {}
         self.values: dict[str, float] = {}  # the randomized parameters' current values, for info and logs
@@ -70,9 +71,11 @@ class RealityGapWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if seed is not None:
-            base = [] if self._seed is None else [self._seed] if isinstance(self._seed, int) else list(self._seed)
-            self.rng = make_generator([*base, seed], self.name)
-        if self.when == "reset":
+            self.rng = make_generator([*seed_entropy(self._seed), int(seed)], self.name)
+        # A startup draw of an env built without a seed came from fresh entropy: the first seeded reset
+        # redraws it, so seeded resets are reproducible.
+        if self.when == "reset" or (seed is not None and self._startup_pending):
+            self._startup_pending = False
             self._draw()
         obs, info = self.env.reset(seed=seed, options=options)
         self._on_reset()

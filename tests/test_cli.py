@@ -210,3 +210,13 @@ def test_invalid_randomization_is_refused_before_training(tmp_path: Path, source
     result = run_cli("train", str(write_config(tmp_path, source=source)))
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_of_a_run_without_its_command_history_still_works(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    assert run_cli("train", str(config)).returncode == 0
+    run = tmp_path / "runs" / "inverted_double_pendulum_v5" / "tiny" / "seed_0"
+    (run / "command.txt").unlink()
+    resumed = run_cli("train", "--resume", str(run), "--set", "train.total_timesteps=512")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "command.txt").read_text().count("--resume") == 1

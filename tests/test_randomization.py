@@ -548,3 +548,16 @@ def test_shipped_randomized_config_is_the_nominal_experiment_with_a_randomized_s
     assert randomized.targets == nominal.targets
     assert randomized.run.experiment == "randomized" != nominal.run.experiment
     assert all(isinstance(c, RandomChange) for c in randomized.source.changes())
+
+
+def test_envs_built_without_a_seed_are_reproducible_from_a_seeded_reset():
+    # A startup draw of an unseeded env comes from fresh entropy; the first seeded reset must redraw it.
+    changes = [
+        RandomChange("timestep", "scale", Uniform(0.9, 1.0), when="startup"),
+        RandomChange("gravity", "scale", Uniform(0.9, 1.0)),
+    ]
+    first, second = (make_domain_env("Hopper-v5", changes).reset(seed=3)[1]["randomization"] for _ in range(2))
+    assert first == second
+    # numpy integers are seeds too.
+    seeded = make_domain_env("Hopper-v5", changes, seed=np.int64(3)).reset()[1]["randomization"]
+    assert seeded == make_domain_env("Hopper-v5", changes, seed=3).reset()[1]["randomization"]
