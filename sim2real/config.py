@@ -386,6 +386,10 @@ class TrainConfig(Strict):
     seed: Annotated[int, Field(ge=0)] = 0
     checkpoint_every: Annotated[int, Field(gt=0)] = Field(50_000, description="steps between checkpoints")
     device: Literal["auto", "cpu", "cuda"] = "cpu"
+    torch_threads: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="CPU threads for torch (default: torch's choice); 1 when several runs share the machine",
+    )
     progress_bar: bool = True
 
 

@@ -58,6 +58,7 @@ _RESUMABLE_OVERRIDES = {
     "train.checkpoint_every",
     "train.progress_bar",
     "train.device",
+    "train.torch_threads",
 }
 
 MODEL = "model.zip"
@@ -277,6 +278,9 @@ def train(
     """
     console = console or Console()
     started = time.perf_counter()
+    if config.train.torch_threads is not None:
+        # Two runs on two cores, each with torch's default threads, measured 4.6x slower than with one each.
+        torch.set_num_threads(config.train.torch_threads)
     parameters = check_domains(config)
     if resume is None:
         run_dir = _prepare_new_run(config, command)

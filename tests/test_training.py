@@ -203,3 +203,14 @@ def test_quick_start_default_learns_the_source_and_the_hardest_target_breaks_it(
     results = {r.domain: r.mean_reward for r in train(config).results}
     assert results["source"] > 8000  # the maximum is about 9,360 (1,000 steps of ~9.36)
     assert results["heavy_weak"] < 0.2 * results["source"]
+
+
+def test_torch_threads_caps_the_threads_torch_uses(tmp_path: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        train(parse_config(tiny_config_data(tmp_path / "runs", torch_threads=1)))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
