@@ -1,4 +1,4 @@
-"""Training callbacks: checkpoints, randomization logging, and the ADR curriculum.
+"""Training callbacks: checkpoints, randomization logging, the ADR curriculum, transfer schedules, learning curves.
 
 Small ``BaseCallback`` subclasses; they log through the SB3 logger so every value lands in the run's one
 TensorBoard folder with ``num_timesteps`` as its step.
@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from sim2real.io import write_json
 from sim2real.logging import TB_ONLY
+
+if TYPE_CHECKING:
+    from sim2real.evaluation import DomainResult
+    from sim2real.transfer import Transfer
 
 
 class CheckpointCallback(BaseCallback):
@@ -147,3 +153,93 @@ class AdrCallback(BaseCallback):
         for parameter, (low, high) in self.bounds.items():
             self.logger.record(f"adr/{parameter}/low", low)
             self.logger.record(f"adr/{parameter}/high", high)
+
+
+class TransferCallback(BaseCallback):
+    """Runs a transfer's unfreezing schedule between rollouts and logs its state.
+
+    Logs ``transfer/trainable_params``, ``transfer/frozen/<group>`` and ``transfer/weight_drift/<group>`` at
+    the start, whenever a group unfreezes, and at most every ``every`` steps in between (the per-group
+    learning rates ``transfer/lr/<group>`` are logged at each update, where they are set).
+    """
+
+    def __init__(self, transfer: Transfer, every: int = 2048, announce: Callable[[str], Any] | None = None) -> None:
+        super().__init__()
+        self.transfer = transfer
+        self.every = every
+        self.announce = announce
+        self._last = -every
+
+    def _record(self) -> None:
+        self.transfer.record(self.logger)
+        self._last = self.num_timesteps
+
+    def _on_training_start(self) -> None:
+        self._record()
+
+    def _on_rollout_end(self) -> None:
+        unfrozen = self.transfer.advance_to(self.num_timesteps)
+        if unfrozen and self.announce is not None:
+            self.announce(f"step {self.num_timesteps:,}: unfroze {', '.join(unfrozen)}")
+        if unfrozen or self.num_timesteps - self._last >= self.every:
+            self._record()
+
+    def _on_training_end(self) -> None:
+        self._record()
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class EvalCurveCallback(BaseCallback):
+    """Evaluates the policy on the domain it trains on at the start and every ``every`` steps.
+
+    Each point goes to TensorBoard as ``eval/<domain>/mean_reward`` and ``.../std_reward`` at its step and to
+    ``curve.json`` (rewritten atomically), the learning curve that jumpstart and time-to-threshold come from.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[], DomainResult],
+        domain: str,
+        every: int,
+        path: Path,
+        points: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.evaluate = evaluate
+        self.domain = domain
+        self.every = every
+        self.path = path
+        self.points = list(points or [])
+
+    def add(self, step: int, result: DomainResult) -> None:
+        """Adds a point measured elsewhere (the final evaluation) to the curve file."""
+        self.points = [p for p in self.points if p["step"] < step]
+        self.points.append(
+            {
+                "step": step,
+                "mean_reward": result.mean_reward,
+                "std_reward": result.std_reward,
+                "episodes": result.episodes,
+            }
+        )
+        write_json(self.path, {"domain": self.domain, "points": self.points})
+
+    def _measure(self) -> None:
+        result = self.evaluate()
+        self.add(self.num_timesteps, result)
+        self.logger.record(f"eval/{self.domain}/mean_reward", result.mean_reward)
+        self.logger.record(f"eval/{self.domain}/std_reward", result.std_reward)
+        self.logger.dump(self.num_timesteps)
+
+    def _on_training_start(self) -> None:
+        if not self.points or self.points[-1]["step"] < self.num_timesteps:
+            self._measure()
+
+    def _on_rollout_end(self) -> None:
+        if self.every and self.num_timesteps - self.points[-1]["step"] >= self.every:
+            self._measure()
+
+    def _on_step(self) -> bool:
+        return True

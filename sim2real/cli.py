@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from sim2real.config import TRANSFER_METHODS
 from sim2real.errors import FrictionDominatedWarning, Sim2RealError
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
@@ -51,7 +52,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    transfer = commands.add_parser(
+        "transfer",
+        help="train on a target domain starting from a source model",
+        description="Train on a config's target domain starting from a source model (or from scratch, the "
+        "baseline), then evaluate on the source and every target. The run lands in "
+        "<root>/<env>/<experiment>/<target>/<method>/seed_<n>.",
+    )
+    transfer.add_argument("config", nargs="?", default=None, help=f"config YAML (default: {DEFAULT_CONFIG})")
+    transfer.add_argument("--source", type=Path, metavar="RUN_DIR_OR_ZIP", help="the source model (run folder or zip)")
+    transfer.add_argument("--method", choices=TRANSFER_METHODS, help="how to reuse the source (default: finetune)")
+    transfer.add_argument("--target", metavar="NAME", help="the target domain to train on (default: the only one)")
+    transfer.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override one config field, e.g. --set transfer.freeze.layers=2 (repeatable)",
+    )
+    transfer.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a transfer run")
+    transfer.add_argument(
+        "--trust-source",
+        action="store_true",
+        help="allow reading the source's pickled files (vecnormalize.pkl); pickles can run code",
+    )
+    transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="list a model's layer groups with shapes, sizes and frozen state",
+        description="List the layer groups of a saved model (a run folder or a zip), read weights-only.",
+    )
+    inspect.add_argument("model", type=Path, metavar="MODEL", help="run folder or model zip")
     return parser
+
+
+def _command_line() -> str:
+    program = sys.argv[0]
+    launcher = ["sim2real"] if Path(program).name == "sim2real" else ["python", program]
+    return f"cd {shlex.quote(os.getcwd())} && " + shlex.join([*launcher, *sys.argv[1:]])
 
 
 def _train(args: argparse.Namespace, console: Console) -> int:
@@ -67,15 +108,59 @@ def _train(args: argparse.Namespace, console: Console) -> int:
         config = load_run_config(args.resume, overrides)
     else:
         config = load_config(args.config or _default_config(), overrides)
-    program = sys.argv[0]
-    launcher = ["sim2real"] if Path(program).name == "sim2real" else ["python", program]
-    command = f"cd {shlex.quote(os.getcwd())} && " + shlex.join([*launcher, *sys.argv[1:]])
-    result = train(config, command=command, resume=args.resume, console=console)
+    if config.transfer is not None:
+        raise Sim2RealError("this config has a transfer section: run it with `sim2real transfer`")
+    result = train(config, command=_command_line(), resume=args.resume, console=console)
     console.print(
         f"trained {result.num_timesteps:,} steps in {result.seconds:.0f} s; run folder: {result.run_dir}\n"
         f"inspect it with: tensorboard --logdir {result.run_dir}",
         soft_wrap=True,
     )
+    return 0
+
+
+def _transfer(args: argparse.Namespace, console: Console) -> int:
+    from sim2real.config import load_config
+    from sim2real.training import load_run_config, train
+
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("train.progress_bar=false")
+    if args.resume is not None:
+        if args.config is not None or args.source is not None or args.method or args.target:
+            raise Sim2RealError("--resume RUN_DIR continues a run with its own config, source and method")
+        config = load_run_config(args.resume, overrides)
+        if config.transfer is None:
+            raise Sim2RealError(f"{args.resume}: not a transfer run; continue it with `sim2real train --resume`")
+    else:
+        path = args.config or _default_config()
+        if args.method:
+            overrides.append(f"transfer.method={args.method}")
+        if args.target:
+            overrides.append(f"transfer.target={args.target}")
+        config = load_config(path, overrides)
+        if config.transfer is None:  # no transfer section and no --method/--target: the default method
+            config = load_config(path, [*overrides, "transfer.method=finetune"])
+    result = train(
+        config,
+        command=_command_line(),
+        resume=args.resume,
+        console=console,
+        source=args.source,
+        trust_source=args.trust_source,
+    )
+    console.print(
+        f"trained {result.num_timesteps:,} steps on {config.training_domain_name()} in {result.seconds:.0f} s; "
+        f"run folder: {result.run_dir}\ninspect it with: tensorboard --logdir {result.run_dir}",
+        soft_wrap=True,
+    )
+    return 0
+
+
+def _inspect(args: argparse.Namespace, console: Console) -> int:
+    from sim2real.transfer.inspect import inspect_model
+
+    inspect_model(args.model, console)
     return 0
 
 
@@ -98,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args, console)
+        if args.command == "transfer":
+            return _transfer(args, console)
+        if args.command == "inspect":
+            return _inspect(args, console)
     except Sim2RealError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2

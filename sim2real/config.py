@@ -403,6 +403,63 @@ class RunConfig(Strict):
     experiment: Name = Field("default", description="runs land in <root>/<env>/<experiment>/seed_<seed>")
 
 
+TransferMethod = Literal["scratch", "finetune", "freeze", "progressive", "prognet"]
+TRANSFER_METHODS: tuple[str, ...] = get_args(TransferMethod)
+
+
+class FreezeConfig(Strict):
+    """Which reused layer groups stay fixed (method ``freeze``): the first ``layers`` hidden layers or named groups."""
+
+    layers: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="freeze the first k hidden layers of every network (default: 1 when no groups are named)"
+    )
+    groups: list[str] | None = Field(
+        None, description="freeze these layer groups (names from `sim2real inspect`; a prefix names all below it)"
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> FreezeConfig:
+        if self.layers is not None and self.groups is not None:
+            raise ValueError("give either layers or groups, not both")
+        return self
+
+
+class ProgressiveConfig(Strict):
+    """Gradual unfreezing (method ``progressive``): heads first, then one hidden layer every ``unfreeze_every`` steps."""
+
+    unfreeze_every: PositiveInt = Field(20_000, description="steps between unfreezing the next layer down")
+    warmup_steps: Annotated[int, Field(ge=0)] = Field(
+        0, description="a newly trainable group's learning rate ramps up linearly over this many steps"
+    )
+
+
+class TransferConfig(Strict):
+    """How a target model reuses a source model (``sim2real transfer``)."""
+
+    method: TransferMethod = Field("finetune", description="scratch, finetune, freeze, progressive or prognet")
+    source: str | None = Field(None, description="source run folder or model zip (the CLI's --source overrides)")
+    target: Name | None = Field(None, description="the target domain to train on (default: the only target)")
+    freeze: FreezeConfig = Field(default_factory=lambda: FreezeConfig())
+    progressive: ProgressiveConfig = Field(default_factory=lambda: ProgressiveConfig())
+    lr_decay: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="per-layer learning-rate factor: heads x1, the layer below x decay, the next x decay^2, ..."
+    )
+    reinit_heads: bool = Field(False, description="fresh output heads instead of the source's")
+    optimizer_state: Literal["fresh", "source"] = Field(
+        "fresh", description="start the optimizer fresh or carry the source's Adam moments"
+    )
+    normalization: Literal["update", "fixed"] = Field(
+        "update", description="keep updating the source's VecNormalize statistics on the target, or keep them fixed"
+    )
+    adapter: bool = Field(
+        False, description="when spaces differ: new input/output layers where shapes differ, reuse the rest"
+    )
+    eval_every: Annotated[int, Field(ge=0)] = Field(
+        10_000, description="steps between evaluations on the target (the learning curve); 0: only start and end"
+    )
+    eval_episodes: PositiveInt = Field(5, description="episodes per learning-curve evaluation")
+
+
 class Config(Strict):
     """One experiment: a source domain to train on and target domains to evaluate on."""
 
@@ -414,6 +471,7 @@ class Config(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    transfer: TransferConfig | None = Field(None, description="train on a target starting from a source model")
 
     @field_validator("targets")
     @classmethod
@@ -422,15 +480,41 @@ class Config(Strict):
             raise ValueError("'source' is reserved for the source domain; give the target another name")
         return targets
 
+    @model_validator(mode="after")
+    def _transfer_target(self) -> Config:
+        if self.transfer is None:
+            return self
+        if self.transfer.target is None:
+            if len(self.targets) != 1:
+                names = ", ".join(self.targets) or "none defined"
+                raise ValueError(f"transfer.target: name the target domain to train on ({names})")
+            self.transfer.target = next(iter(self.targets))
+        elif self.transfer.target not in self.targets:
+            raise ValueError(
+                f"transfer.target: unknown target '{self.transfer.target}' (targets: {', '.join(self.targets) or 'none'})"
+            )
+        return self
+
     def domains(self) -> dict[str, Domain]:
         """The source (named ``source``) followed by the targets."""
         return {"source": self.source, **self.targets}
 
+    def training_domain_name(self) -> str:
+        """The domain this config trains on: the source, or for a transfer run its target."""
+        return self.transfer.target if self.transfer is not None and self.transfer.target else "source"
+
+    def training_domain(self) -> Domain:
+        return self.domains()[self.training_domain_name()]
+
     def run_dir(self) -> Path:
+        """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method>/seed_<n>``."""
         namespace, _, name = self.env.rpartition("/")
         snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
         env = re.sub(r"[^A-Za-z0-9]+", "_", f"{namespace}_{snake}" if namespace else snake).strip("_").lower()
-        return Path(self.run.root) / env / self.run.experiment / f"seed_{self.train.seed}"
+        folder = Path(self.run.root) / env / self.run.experiment
+        if self.transfer is not None:
+            folder = folder / self.training_domain_name() / self.transfer.method
+        return folder / f"seed_{self.train.seed}"
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -601,7 +685,8 @@ def dump_config(config: Config) -> str:
 def flat_hparams(config: Config) -> dict[str, bool | int | float | str]:
     """Scalar hyperparameters and source dynamics as flat ``section/key`` entries for TensorBoard's HPARAMS."""
     flat: dict[str, bool | int | float | str] = {"env": config.env}
-    for section in ("algo", "train"):
+    sections = ("algo", "train", "transfer") if config.transfer is not None else ("algo", "train")
+    for section in sections:
         for key, value in getattr(config, section).model_dump(mode="json").items():
             if isinstance(value, bool | int | float | str):
                 if isinstance(value, float) and not math.isfinite(value):

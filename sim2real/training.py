@@ -10,6 +10,12 @@ A run folder (``runs/<env>/<experiment>/seed_<n>/``) holds everything needed to 
     monitor/           per-env episode logs (stable-baselines3 Monitor CSVs)
     tb/                TensorBoard events
     eval.json          returns of the final policy on the source and every target
+
+A transfer run (``config.transfer``) trains on its target domain and also holds::
+
+    source.pth         the source weights it started from (tensors only), for the weight-drift curves
+    transfer.json      each layer group's state (frozen, trainable, learning-rate scale)
+    curve.json         the learning curve on the target: evaluation returns by step, from step 0
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 import yaml
 from rich.console import Console
@@ -35,14 +42,32 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import LinearSchedule as SB3LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
-from sim2real.callbacks import AdrCallback, CheckpointCallback, RandomizationLogger
+from sim2real.callbacks import (
+    AdrCallback,
+    CheckpointCallback,
+    EvalCurveCallback,
+    RandomizationLogger,
+    TransferCallback,
+)
 from sim2real.config import Config, LinearSchedule, dump_config, flat_hparams, parse_config, read_yaml
 from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
 from sim2real.errors import Sim2RealError
-from sim2real.evaluation import DomainResult, evaluate_config, print_results
-from sim2real.io import save_with, write_json, write_text
+from sim2real.evaluation import DomainResult, domain_seed, evaluate_config, evaluate_domain, print_results
+from sim2real.io import atomic_path, save_with, write_json, write_text
 from sim2real.logging import make_logger, record_hparams, record_text
+from sim2real.modelfile import (
+    MODEL,
+    TRANSFER_STATE,
+    VECNORMALIZE,
+    VECNORMALIZE_JSON,
+    ModelFile,
+    apply_normalization_state,
+    normalization_state,
+    observation_size,
+    read_model,
+)
 from sim2real.randomization import RandomChange
+from sim2real.transfer import TRANSFER_ALGORITHMS, Transfer
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 _ACTIVATIONS = {
@@ -61,8 +86,8 @@ _RESUMABLE_OVERRIDES = {
     "train.torch_threads",
 }
 
-MODEL = "model.zip"
-VECNORMALIZE = "vecnormalize.pkl"
+SOURCE_WEIGHTS = "source.pth"
+CURVE = "curve.json"
 REPLAY_BUFFER = "replay_buffer.pkl"
 ADR_STATE = "adr.json"
 
@@ -105,7 +130,7 @@ def _training_env(
 def build_vec_env(
     config: Config, run_dir: Path | None = None, append_monitor: bool = False, resume_step: int = 0
 ) -> VecEnv:
-    """The source domain as a vector env of ``train.n_envs`` copies.
+    """The training domain (the source; a transfer run's target) as a vector env of ``train.n_envs`` copies.
 
     Env ``i`` draws its random dynamics from a generator seeded with (seed, i) and resets with seed + i
     (stable-baselines3's convention), in this process or in its own (fork, spawn or forkserver). A resumed
@@ -119,7 +144,7 @@ def build_vec_env(
         partial(
             _training_env,
             config.env,
-            config.source.spec(),
+            config.training_domain().spec(),
             (*stream, i),
             str(run_dir / "monitor" / str(i)) if run_dir else None,
             append_monitor,
@@ -151,7 +176,8 @@ def algorithm_kwargs(config: Config) -> dict[str, Any]:
 
 
 def build_model(config: Config, env: VecEnv) -> BaseAlgorithm:
-    cls = ALGORITHMS[config.algo.name]
+    """A fresh model; a transfer run gets the per-layer learning-rate variant (it saves as a plain SB3 zip)."""
+    cls = (TRANSFER_ALGORITHMS if config.transfer is not None else ALGORITHMS)[config.algo.name]
     return cls(
         "MlpPolicy",
         env,
@@ -189,6 +215,10 @@ def save_checkpoint(model: BaseAlgorithm, run_dir: Path, adr: AdrCallback | None
     venv = model.get_vec_normalize_env()
     if venv is not None:
         venv.save(str(partial_dir / VECNORMALIZE))
+        write_json(partial_dir / VECNORMALIZE_JSON, normalization_state(venv))
+    transfer: Transfer | None = getattr(model, "transfer", None)
+    if transfer is not None:
+        write_json(partial_dir / TRANSFER_STATE, transfer.state())
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(partial_dir / REPLAY_BUFFER)
     if adr is not None:
@@ -261,40 +291,161 @@ def _close_env(model: BaseAlgorithm) -> None:
         env.close()
 
 
+def _normalized(config: Config, env: VecEnv) -> VecEnv:
+    n = config.train.normalize
+    if n is None:
+        return env
+    return VecNormalize(
+        env, norm_obs=n.observations, norm_reward=n.rewards, clip_obs=n.clip_obs, gamma=config.algo.gamma
+    )
+
+
+def read_source(config: Config, source: str | Path | None, trusted: bool = False) -> ModelFile | None:
+    """The source model of a transfer run (None for scratch), read weights-only; checked against the config."""
+    assert config.transfer is not None
+    if config.transfer.method == "scratch":
+        return None
+    if source is None:
+        raise Sim2RealError(
+            f"transfer method '{config.transfer.method}' needs a source: --source RUN_DIR_OR_ZIP or transfer.source"
+        )
+    model_file = read_model(Path(source), trusted=trusted)
+    if model_file.algo != config.algo.name:
+        raise Sim2RealError(
+            f"source {model_file.path} is a {model_file.algo.upper()} model but the config trains "
+            f"{config.algo.name.upper()} (set algo.name: {model_file.algo})"
+        )
+    if config.train.normalize is not None and model_file.normalization is None:
+        raise Sim2RealError(
+            f"source {model_file.path} has no normalization statistics (vecnormalize.json) but the config normalizes "
+            "observations; its weights expect raw observations: set train.normalize: null"
+        )
+    if config.train.normalize is None and model_file.normalization is not None:
+        raise Sim2RealError(
+            f"source {model_file.path} was trained on normalized observations; its weights need them: "
+            "set train.normalize in the config"
+        )
+    return model_file
+
+
+def _check_transfer(config: Config, source: ModelFile | None) -> None:
+    """Sets the transfer up once on a throwaway model, so a bad layer name or shape fails before anything is
+    written."""
+    assert config.transfer is not None
+    spec = config.training_domain().spec()
+    env = DummyVecEnv(
+        [partial(make_domain_env, config.env, spec, seed=(0,), check_friction=False, **config.env_kwargs)]
+    )
+    try:
+        Transfer.start(build_model(config, env), config.transfer, config.algo.name, source)
+    finally:
+        env.close()
+
+
+def _start_transfer(config: Config, model: BaseAlgorithm, source: ModelFile | None, run_dir: Path) -> Transfer:
+    assert config.transfer is not None
+    transfer = Transfer.start(model, config.transfer, config.algo.name, source)
+    normalization = model.get_vec_normalize_env()
+    if source is not None and source.normalization is not None and normalization is not None:
+        size = int(np.prod(model.observation_space.shape or (1,)))
+        if observation_size(source.normalization) == size:
+            apply_normalization_state(normalization, source.normalization)
+    if normalization is not None and config.transfer.normalization == "fixed":
+        normalization.training = False
+    with atomic_path(run_dir / SOURCE_WEIGHTS) as tmp:
+        torch.save(transfer.reference, tmp)
+    write_json(run_dir / TRANSFER_STATE, transfer.state())
+    return transfer
+
+
+def _resume_transfer(config: Config, checkpoint: Path, env: VecEnv, run_dir: Path) -> tuple[BaseAlgorithm, Transfer]:
+    """A transfer run's model from its checkpoint: built from the config, then weights loaded (weights-only)."""
+    assert config.transfer is not None
+    try:
+        if config.train.normalize is not None:
+            env = VecNormalize.load(str(checkpoint / VECNORMALIZE), env)  # our own file: trusted
+        model = build_model(config, env)
+        state = json.loads((checkpoint / TRANSFER_STATE).read_text())
+        reference = (
+            torch.load(run_dir / SOURCE_WEIGHTS, weights_only=True) if (run_dir / SOURCE_WEIGHTS).is_file() else {}
+        )
+        transfer = Transfer.restore(
+            model, config.transfer, config.algo.name, read_model(checkpoint / MODEL, trusted=True), state, reference
+        )
+        if isinstance(model, OffPolicyAlgorithm) and (checkpoint / REPLAY_BUFFER).exists():
+            model.load_replay_buffer(checkpoint / REPLAY_BUFFER)
+    except Sim2RealError:
+        env.close()
+        raise
+    except Exception as error:  # a damaged file can raise nearly anything
+        env.close()
+        raise Sim2RealError(f"checkpoint {checkpoint} is corrupt or incomplete: {error}") from None
+    return model, transfer
+
+
+def _eval_curve(config: Config, model: BaseAlgorithm, run_dir: Path, step: int) -> EvalCurveCallback:
+    """The learning curve on the training domain (a transfer run's target), continued on resume."""
+    assert config.transfer is not None
+    name = config.training_domain_name()
+    index = list(config.domains()).index(name)
+    points = []
+    if (run_dir / CURVE).is_file():
+        points = [p for p in json.loads((run_dir / CURVE).read_text()).get("points", []) if p["step"] <= step]
+    evaluate = partial(
+        evaluate_domain,
+        model,
+        config.env,
+        config.training_domain().spec(),
+        env_kwargs=config.env_kwargs,
+        episodes=config.transfer.eval_episodes,
+        deterministic=config.eval.deterministic,
+        seed=domain_seed(config.train.seed, index),
+        normalization=model.get_vec_normalize_env(),
+        name=name,
+    )
+    return EvalCurveCallback(evaluate, name, config.transfer.eval_every, run_dir / CURVE, points)
+
+
 def train(
     config: Config,
     *,
     command: str = "",
     resume: Path | None = None,
     console: Console | None = None,
+    source: str | Path | None = None,
+    trust_source: bool = False,
 ) -> TrainResult:
-    """Trains ``config``'s source policy in a new run folder (or continues ``resume``) and evaluates it.
+    """Trains ``config``'s policy in a new run folder (or continues ``resume``) and evaluates it.
+
+    A plain config trains on its source domain. A config with a ``transfer`` section trains on its target,
+    starting from a source model as ``transfer.method`` says.
 
     Args:
         config: the experiment (for a resume: the run's own config, see :func:`load_run_config`).
         command: the command line to record in ``command.txt``.
         resume: an existing run folder to continue from its last checkpoint.
         console: where the progress and the evaluation table go.
+        source: a transfer run's source (run folder or zip); default: ``transfer.source``.
+        trust_source: allow the source's pickled files (``vecnormalize.pkl``) to be read.
     """
     console = console or Console()
     started = time.perf_counter()
     if config.train.torch_threads is not None:
         # Two runs on two cores, each with torch's default threads, measured 4.6x slower than with one each.
         torch.set_num_threads(config.train.torch_threads)
+    if config.transfer is not None and resume is None:
+        if source is not None:
+            source = Path(source).resolve()
+            config.transfer.source = str(source)
+        source_model = read_source(config, config.transfer.source, trust_source)
+        _check_transfer(config, source_model)
     parameters = check_domains(config)
+    transfer: Transfer | None = None
     if resume is None:
         run_dir = _prepare_new_run(config, command)
-        env = build_vec_env(config, run_dir)
-        if config.train.normalize is not None:
-            n = config.train.normalize
-            env = VecNormalize(
-                env,
-                norm_obs=n.observations,
-                norm_reward=n.rewards,
-                clip_obs=n.clip_obs,
-                gamma=config.algo.gamma,
-            )
-        model = build_model(config, env)
+        model = build_model(config, _normalized(config, build_vec_env(config, run_dir)))
+        if config.transfer is not None:
+            transfer = _start_transfer(config, model, source_model, run_dir)
         purge_step = None
         adr_state = None
     else:
@@ -303,9 +454,11 @@ def train(
         if not checkpoints:
             raise Sim2RealError(f"{run_dir}: no checkpoint to resume from (checkpoints/step_* is missing)")
         step = int(checkpoints[-1].name.removeprefix("step_"))
-        model = load_checkpoint(
-            config, checkpoints[-1], build_vec_env(config, run_dir, append_monitor=True, resume_step=step)
-        )
+        env = build_vec_env(config, run_dir, append_monitor=True, resume_step=step)
+        if config.transfer is not None:
+            model, transfer = _resume_transfer(config, checkpoints[-1], env, run_dir)
+        else:
+            model = load_checkpoint(config, checkpoints[-1], env)
         adr_file = checkpoints[-1] / ADR_STATE
         adr_state = json.loads(adr_file.read_text()) if adr_file.is_file() else None
         # Hide events a killed run logged after this checkpoint; the ones at its step stay (nothing relogs them).
@@ -324,14 +477,20 @@ def train(
         record_text(model.logger, "config", dump_config(config))
         record_text(model.logger, "domains", yaml.safe_dump(parameters, sort_keys=False))
         model.logger.dump(0)
+    domain = config.training_domain()
     callbacks: list[BaseCallback] = []
     adr = None
-    if config.source.adr is not None:
-        a = config.source.adr
+    if domain.adr is not None:
+        a = domain.adr
         adr = AdrCallback(a.low_threshold, a.high_threshold, a.step, a.episodes, state=adr_state)
         callbacks.append(adr)
-    if any(isinstance(c, RandomChange) for c in config.source.changes()) or config.source.reality_gap.factories():
+    if any(isinstance(c, RandomChange) for c in domain.changes()) or domain.reality_gap.factories():
         callbacks.append(RandomizationLogger())
+    curve = None
+    if transfer is not None:
+        callbacks.append(TransferCallback(transfer, announce=lambda text: console.print(text, soft_wrap=True)))
+        curve = _eval_curve(config, model, run_dir, model.num_timesteps)
+        callbacks.append(curve)
     callbacks.append(CheckpointCallback(partial(save_checkpoint, model, run_dir, adr), config.train.checkpoint_every))
     if adr is not None:
         training_env = model.get_env()
@@ -358,6 +517,9 @@ def train(
     normalization = model.get_vec_normalize_env()
     if normalization is not None:
         save_with(run_dir / VECNORMALIZE, normalization.save)
+        write_json(run_dir / VECNORMALIZE_JSON, normalization_state(normalization))
+    if transfer is not None:
+        write_json(run_dir / TRANSFER_STATE, transfer.state())
 
     results = evaluate_config(model, config, normalization)
     # SB3 dumps a PPO update's losses at the next rollout; the last update's were never dumped in plain SB3
@@ -368,7 +530,13 @@ def train(
         model.logger.record(f"eval/{r.domain}/mean_reward", r.mean_reward)
         model.logger.record(f"eval/{r.domain}/std_reward", r.std_reward)
         model.logger.record(f"eval/{r.domain}/mean_ep_length", r.mean_ep_length)
-    record_hparams(model.logger, flat_hparams(config), {f"eval/{r.domain}/mean_reward": r.mean_reward for r in results})
+    metrics = {f"eval/{r.domain}/mean_reward": r.mean_reward for r in results}
+    if curve is not None:
+        trained_on = next(r for r in results if r.domain == config.training_domain_name())
+        curve.add(model.num_timesteps, trained_on)
+        metrics["transfer/jumpstart"] = curve.points[0]["mean_reward"]
+        model.logger.record("transfer/jumpstart", curve.points[0]["mean_reward"])
+    record_hparams(model.logger, flat_hparams(config), metrics)
     model.logger.dump(model.num_timesteps)
     model.logger.close()
     write_json(

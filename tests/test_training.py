@@ -49,7 +49,7 @@ def test_run_folder_holds_model_stats_config_and_evaluation(tiny_config: Config)
     checkpoints = checkpoint_dirs(run)
     assert 1 <= len(checkpoints) <= 2
     assert checkpoints[-1].name == f"step_{result.num_timesteps:012d}"
-    assert {p.name for p in checkpoints[-1].iterdir()} == {"model.zip", "vecnormalize.pkl"}
+    assert {p.name for p in checkpoints[-1].iterdir()} == {"model.zip", "vecnormalize.pkl", "vecnormalize.json"}
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
 
     evaluation = json.loads((run / "eval.json").read_text())

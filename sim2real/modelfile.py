@@ -1,0 +1,212 @@
+"""Reading saved models without running code from them.
+
+A stable-baselines3 zip holds a ``data`` file (JSON, where objects JSON cannot hold are cloudpickled) and
+``.pth`` files of state dicts. Unpickling ``data`` would run whatever code the file carries, so a source model
+is read here with plain ``json`` (only its plain fields: step counts and the spaces' shapes and bounds) and its
+weights with torch's weights-only loader. Normalization statistics come from ``vecnormalize.json`` (plain
+numbers); the pickled ``vecnormalize.pkl`` that plain stable-baselines3 writes is read only on explicit trust.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import torch
+import yaml
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.vec_env import VecNormalize
+
+from sim2real.errors import Sim2RealError
+
+MODEL = "model.zip"
+VECNORMALIZE = "vecnormalize.pkl"
+VECNORMALIZE_JSON = "vecnormalize.json"
+TRANSFER_STATE = "transfer.json"
+
+
+@dataclass
+class SpaceSummary:
+    """What the source's JSON says of a Box space: shape and bounds (as the text stable-baselines3 writes)."""
+
+    shape: tuple[int, ...]
+    low: str
+    high: str
+
+    def describe(self) -> str:
+        return f"Box(shape={self.shape}, low={self.low}, high={self.high})"
+
+
+@dataclass
+class ModelFile:
+    """A model read safely: its algorithm, state dicts, plain metadata and (when saved) normalization."""
+
+    path: Path
+    algo: str  # "ppo" or "sac", told apart by the policy's parameter names
+    params: dict[str, dict[str, torch.Tensor]]  # "policy", "policy.optimizer", "actor.optimizer", ...
+    variables: dict[str, torch.Tensor]  # pytorch variables such as SAC's log_ent_coef
+    num_timesteps: int
+    observation: SpaceSummary | None
+    action: SpaceSummary | None
+    normalization: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None  # the run folder's config.yaml, when there is one
+    transfer_state: dict[str, Any] | None = field(default=None)
+
+    @property
+    def policy(self) -> dict[str, torch.Tensor]:
+        return self.params["policy"]
+
+
+def _space(entry: Any) -> SpaceSummary | None:
+    if not isinstance(entry, dict) or "_shape" not in entry:
+        return None
+    shape = entry["_shape"]
+    if isinstance(shape, str):  # older files write the shape as its repr
+        shape = json.loads(shape.replace("(", "[").replace(")", "]").replace(",]", "]"))
+    return SpaceSummary(tuple(int(n) for n in shape), str(entry.get("low", "?")), str(entry.get("high", "?")))
+
+
+def _algo_of(policy: dict[str, torch.Tensor], path: Path) -> str:
+    if any(key.startswith("critic_target.") for key in policy):
+        return "sac"
+    if any(key.startswith(("mlp_extractor.", "action_net.")) for key in policy):
+        return "ppo"
+    raise Sim2RealError(f"{path}: not a PPO or SAC model (its policy has neither mlp_extractor nor critic_target)")
+
+
+def resolve_model_path(path: Path) -> tuple[Path, Path | None]:
+    """The model zip of ``path`` (a zip, or a run folder holding ``model.zip``) and its run folder, if any."""
+    if path.is_dir():
+        zip_path = path / MODEL
+        if not zip_path.is_file():
+            raise Sim2RealError(f"{path}: not a run folder (no {MODEL})")
+        return zip_path, path
+    if not path.exists():
+        raise Sim2RealError(f"{path}: no such file or folder")
+    run_dir = path.parent if (path.parent / "config.yaml").is_file() and path.name == MODEL else None
+    return path, run_dir
+
+
+def read_normalization(folder: Path, trusted: bool = False) -> dict[str, Any] | None:
+    """Normalization statistics saved beside a model: ``vecnormalize.json``, or on trust ``vecnormalize.pkl``."""
+    json_path = folder / VECNORMALIZE_JSON
+    if json_path.is_file():
+        try:
+            state = json.loads(json_path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise Sim2RealError(f"{json_path}: unreadable normalization statistics ({error})") from None
+        return state if isinstance(state, dict) else None
+    pkl = folder / VECNORMALIZE
+    if not pkl.is_file():
+        return None
+    if not trusted:
+        raise Sim2RealError(
+            f"{pkl}: normalization statistics only as a pickle, which can run code when read; "
+            "pass --trust-source if you trust this file"
+        )
+    try:
+        with pkl.open("rb") as handle:
+            venv = pickle.load(handle)
+    except Exception as error:  # a foreign pickle can raise anything
+        raise Sim2RealError(f"{pkl}: cannot read normalization statistics ({error})") from None
+    if not isinstance(venv, VecNormalize):
+        raise Sim2RealError(f"{pkl}: not a VecNormalize pickle")
+    return normalization_state(venv)
+
+
+def read_model(path: Path, trusted: bool = False, with_normalization: bool = True) -> ModelFile:
+    """Reads a model zip or run folder with weights-only loading (see the module docstring).
+
+    Args:
+        path: a stable-baselines3 zip (ours or plain SB3's) or a run folder holding ``model.zip``.
+        trusted: allow pickled normalization statistics (``vecnormalize.pkl``) to be read.
+        with_normalization: read the normalization statistics saved beside the model at all.
+    """
+    zip_path, run_dir = resolve_model_path(path)
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            data = json.loads(archive.read("data").decode()) if "data" in archive.namelist() else {}
+        _, loaded, variables = load_from_zip_file(zip_path, load_data=False, device="cpu")
+        params = cast(dict[str, dict[str, torch.Tensor]], loaded)
+    except (zipfile.BadZipFile, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise Sim2RealError(f"{zip_path}: not a stable-baselines3 model zip ({error})") from None
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0]
+        raise Sim2RealError(f"{zip_path}: refused to load weights that are not plain tensors ({first})") from None
+    except (OSError, RuntimeError) as error:
+        raise Sim2RealError(f"{zip_path}: cannot read the model ({error})") from None
+    if "policy" not in params:
+        raise Sim2RealError(f"{zip_path}: not a stable-baselines3 model zip (no policy.pth)")
+    folder = run_dir or zip_path.parent
+    config = None
+    if run_dir is not None:
+        try:
+            config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError):
+            config = None
+    transfer_state = None
+    if (folder / TRANSFER_STATE).is_file():
+        try:
+            transfer_state = json.loads((folder / TRANSFER_STATE).read_text())
+        except (OSError, json.JSONDecodeError):
+            transfer_state = None
+    steps = data.get("num_timesteps", 0)
+    return ModelFile(
+        path=zip_path,
+        algo=_algo_of(params["policy"], zip_path),
+        params=params,
+        variables=variables or {},
+        num_timesteps=steps if isinstance(steps, int) else 0,
+        observation=_space(data.get("observation_space")),
+        action=_space(data.get("action_space")),
+        normalization=read_normalization(folder, trusted)
+        if with_normalization and (run_dir is not None or zip_path.name == MODEL)
+        else None,
+        config=config if isinstance(config, dict) else None,
+        transfer_state=transfer_state if isinstance(transfer_state, dict) else None,
+    )
+
+
+# --------------------------------------------------------------------------------------- normalization
+
+
+def normalization_state(venv: VecNormalize) -> dict[str, Any]:
+    """VecNormalize's statistics and settings as plain JSON numbers (float64 round-trips exactly)."""
+    obs_rms: Any = venv.obs_rms  # a dict of them for dict spaces, which the MLP policies here do not take
+    return {
+        "norm_obs": bool(venv.norm_obs),
+        "norm_reward": bool(venv.norm_reward),
+        "clip_obs": float(venv.clip_obs),
+        "clip_reward": float(venv.clip_reward),
+        "gamma": float(venv.gamma),
+        "epsilon": float(venv.epsilon),
+        "obs_rms": {
+            "mean": np.asarray(obs_rms.mean).tolist(),
+            "var": np.asarray(obs_rms.var).tolist(),
+            "count": float(obs_rms.count),
+        },
+        "ret_rms": {
+            "mean": np.asarray(venv.ret_rms.mean).tolist(),
+            "var": np.asarray(venv.ret_rms.var).tolist(),
+            "count": float(venv.ret_rms.count),
+        },
+    }
+
+
+def apply_normalization_state(venv: VecNormalize, state: dict[str, Any]) -> None:
+    """Copies saved statistics into ``venv`` (which keeps its own settings: the target config's)."""
+    for name in ("obs_rms", "ret_rms"):
+        rms: Any = getattr(venv, name)
+        saved = state[name]
+        rms.mean = np.asarray(saved["mean"], dtype=np.float64).reshape(np.shape(rms.mean))
+        rms.var = np.asarray(saved["var"], dtype=np.float64).reshape(np.shape(rms.var))
+        rms.count = float(saved["count"])
+
+
+def observation_size(state: dict[str, Any]) -> int:
+    return int(np.asarray(state["obs_rms"]["mean"]).size)

@@ -1,0 +1,412 @@
+"""Transfer: a target model that reuses a source model's weights, with control over what learns and how fast.
+
+Methods (``transfer.method``):
+
+- ``scratch``: fresh weights, the baseline every comparison needs.
+- ``finetune``: every source weight, every weight trainable.
+- ``freeze``: source weights, the first k hidden layers (or named groups) frozen.
+- ``progressive``: gradual unfreezing: the heads train first, then one hidden layer every N steps from the
+  top down, each layer at ``lr_decay`` times the rate of the layer above it.
+- ``prognet``: a progressive neural network (see :mod:`sim2real.transfer.prognet`).
+
+Frozen parameters have ``requires_grad`` off and are in no optimizer (no Adam moments, no weight decay), so
+they stay bit-identical. Per-layer learning rates live in the optimizer's parameter groups (``lr_scale``);
+:class:`TransferPPO` and :class:`TransferSAC` apply them after SB3's learning-rate schedule, which would
+otherwise give every group the same rate at each update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import torch
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import Logger
+
+from sim2real.config import TransferConfig
+from sim2real.errors import Sim2RealError
+from sim2real.modelfile import ModelFile
+from sim2real.transfer.groups import LayerGroup, drift, hidden_layers, layer_groups, select, target_of
+from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of, source_column_weights
+
+__all__ = ["TRANSFER_ALGORITHMS", "Transfer", "TransferPPO", "TransferSAC"]
+
+
+class _LayerwiseLearningRate:
+    """Mixin: SB3's schedule sets the base rate, then each parameter group gets ``base x lr_scale x warm-up``."""
+
+    transfer: Transfer | None = None
+
+    def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer] | torch.optim.Optimizer) -> None:
+        super()._update_learning_rate(optimizers)  # type: ignore[misc]
+        if self.transfer is not None:
+            self.transfer.apply_learning_rates(optimizers if isinstance(optimizers, list) else [optimizers])
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "transfer"]  # type: ignore[misc]
+
+
+class TransferPPO(_LayerwiseLearningRate, PPO):
+    """PPO with per-layer learning rates (saves as a plain PPO zip)."""
+
+
+class TransferSAC(_LayerwiseLearningRate, SAC):
+    """SAC with per-layer learning rates whose target critic keeps frozen layers fixed.
+
+    SB3's Polyak update moves every target parameter towards the critic's; ``x(1-tau) + tau x`` is not always
+    ``x`` in floating point, so the frozen layers of the target critic are restored after each update.
+    """
+
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        super().train(gradient_steps, batch_size)
+        if self.transfer is not None:
+            self.transfer.restore_pinned()
+
+
+TRANSFER_ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": TransferPPO, "sac": TransferSAC}
+
+
+def _net_arch(model: BaseAlgorithm) -> list[int]:
+    arch = model.policy_kwargs.get("net_arch", [64, 64])
+    return list(arch if isinstance(arch, list) else arch["pi"])
+
+
+@dataclass
+class Transfer:
+    """The transfer state of one target model: its groups, which are frozen, their learning rates, the source.
+
+    Build it with :meth:`start` (a new run, from a source) or :meth:`restore` (a resumed run, from its own
+    checkpoint); :meth:`advance_to` unfreezes what the schedule says is due.
+    """
+
+    model: BaseAlgorithm
+    settings: TransferConfig
+    algo: str
+    groups: list[LayerGroup] = field(default_factory=list)
+    frozen: set[str] = field(default_factory=set)
+    new: set[str] = field(default_factory=set)  # groups not taken from the source
+    levels: dict[str, int] = field(default_factory=dict)  # 0: heads, 1: the last hidden layer, ...
+    unfrozen_at: dict[str, int] = field(default_factory=dict)
+    reference: dict[str, torch.Tensor] = field(default_factory=dict)  # source weights under target names
+    pinned: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+    # ----------------------------------------------------------------------------------- building
+
+    @classmethod
+    def start(cls, model: BaseAlgorithm, settings: TransferConfig, algo: str, source: ModelFile | None) -> Transfer:
+        """Sets up a new target model: structure, source weights, frozen groups, optimizers."""
+        transfer = cls(model, settings, algo)
+        if settings.method == "scratch" or source is None:
+            transfer._finish(step=0, loaded=set())
+            return transfer
+        if source.algo != algo:
+            raise Sim2RealError(
+                f"source {source.path} is a {source.algo.upper()} model but the config trains {algo.upper()} "
+                f"(set algo.name: {source.algo})"
+            )
+        if settings.method == "prognet":
+            make_progressive(model.policy, algo, source_arch_of(source.policy, _trunk(algo)), _net_arch(model))
+            weights = source_column_weights(source.policy, algo, _net_arch(model))
+        else:
+            weights = dict(source.policy)
+        transfer.groups = layer_groups(model.policy)
+        loaded = transfer._load(weights, source)
+        if (
+            settings.method != "prognet"
+            and "log_ent_coef" in source.variables
+            and getattr(model, "log_ent_coef", None) is not None
+        ):
+            # SAC's temperature belongs with the policy it was tuned for.
+            cast(Any, model).log_ent_coef.data.copy_(source.variables["log_ent_coef"].data)
+        transfer._finish(step=0, loaded=loaded)
+        if settings.optimizer_state == "source":
+            transfer._carry_optimizer_state(source)
+        return transfer
+
+    @classmethod
+    def restore(
+        cls,
+        model: BaseAlgorithm,
+        settings: TransferConfig,
+        algo: str,
+        checkpoint: ModelFile,
+        state: dict[str, Any],
+        reference: dict[str, torch.Tensor],
+    ) -> Transfer:
+        """Rebuilds a transfer run's model from its own checkpoint: the structure and frozen groups as they
+        were at that step, then the weights and optimizer state.
+
+        Args:
+            checkpoint: the checkpoint's model, read weights-only.
+            state: the run's ``transfer.json`` (which groups came from the source).
+            reference: the source weights the run started from (``source.pth``), for the drift curves.
+        """
+        transfer = cls(model, settings, algo)
+        if is_progressive(checkpoint.policy):
+            make_progressive(model.policy, algo, source_arch_of(checkpoint.policy, _trunk(algo)), _net_arch(model))
+        transfer.groups = layer_groups(model.policy)
+        transfer.reference = reference
+        transfer._finish(step=0, loaded=set(state.get("loaded", [])), new=set(state.get("new", [])))
+        transfer.advance_to(checkpoint.num_timesteps)
+        try:
+            model.set_parameters(cast(dict[str, Any], checkpoint.params), exact_match=True, device=model.device)
+        except (RuntimeError, ValueError) as error:
+            raise Sim2RealError(f"checkpoint {checkpoint.path} does not fit this run's model: {error}") from None
+        if "log_ent_coef" in checkpoint.variables and getattr(model, "log_ent_coef", None) is not None:
+            cast(Any, model).log_ent_coef.data.copy_(checkpoint.variables["log_ent_coef"].data)
+        model.num_timesteps = checkpoint.num_timesteps
+        transfer._pin_targets()
+        return transfer
+
+    def _load(self, weights: dict[str, torch.Tensor], source: ModelFile) -> set[str]:
+        """Copies source weights into the target; returns the groups loaded. Shapes that differ are an error
+        naming both spaces, unless ``adapter`` is on: then those groups stay new (input/output adapters)."""
+        target_state = self.model.policy.state_dict()
+        skip_heads = self.settings.reinit_heads and self.settings.method != "prognet"
+        loaded: set[str] = set()
+        mismatched: list[str] = []
+        for group in self.groups:
+            if skip_heads and group.role == "head":
+                continue
+            if skip_heads and group.role == "target" and _is_head_target(group, self.groups):
+                continue
+            names = list(group.params)
+            if not all(name in weights for name in names):
+                continue
+            if any(weights[n].shape != target_state[n].shape for n in names):
+                mismatched.append(group.name)
+                continue
+            loaded.add(group.name)
+        if mismatched and not self.settings.adapter:
+            raise Sim2RealError(_space_mismatch(source, self.model, mismatched))
+        with torch.no_grad():
+            for group in self.groups:
+                if group.name in loaded:
+                    for name, param in group.params.items():
+                        param.copy_(weights[name].to(param.device))
+                        self.reference[name] = weights[name].detach().cpu().clone()
+        return loaded
+
+    def _finish(self, step: int, loaded: set[str], new: set[str] | None = None) -> None:
+        """Decides the levels and the frozen groups, then builds the optimizers."""
+        if not self.groups:
+            self.groups = layer_groups(self.model.policy)
+        depth = hidden_layers(self.groups)
+        self.new = new if new is not None else {g.name for g in self.groups if g.role in ("hidden", "head")} - loaded
+        for group in self.groups:
+            if group.role == "head":
+                self.levels[group.name] = 0
+            elif group.role == "hidden" and group.depth is not None:
+                self.levels[group.name] = depth - group.depth
+        method = self.settings.method
+        trainable = [g for g in self.groups if g.role in ("hidden", "head")]
+        if method == "freeze":
+            chosen = self.settings.freeze
+            if chosen.groups is not None:
+                frozen = select(self.groups, chosen.groups, "transfer.freeze.groups")
+            else:
+                layers = 1 if chosen.layers is None else chosen.layers
+                if layers > depth:
+                    raise Sim2RealError(
+                        f"transfer.freeze.layers: {layers} is beyond the network's {depth} hidden layer"
+                        f"{'s' if depth != 1 else ''} (allowed: 0 to {depth})"
+                    )
+                frozen = {g.name for g in trainable if g.role == "hidden" and g.depth is not None and g.depth < layers}
+            self.frozen = frozen - self.new
+        elif method == "progressive":
+            self.frozen = {g.name for g in trainable if self.levels.get(g.name, 0) > 0} - self.new
+        else:
+            self.frozen = set()
+        self.frozen |= {g.name for g in self.groups if g.role == "source"}
+        for network in {g.network for g in trainable}:
+            if all(g.name in self.frozen for g in trainable if g.network == network):
+                raise Sim2RealError(f"transfer.freeze: every layer of the {network} would be frozen; nothing to train")
+        for group in self.groups:
+            if group.name not in self.frozen and group.role in ("hidden", "head"):
+                self.unfrozen_at.setdefault(group.name, step)
+            for param in group.params.values():
+                param.requires_grad_(group.name not in self.frozen and group.role != "target")
+        self._build_optimizers()
+        self._pin_targets()
+        self.model.transfer = self  # type: ignore[attr-defined]
+
+    def _lr_scale(self, group: LayerGroup) -> float:
+        return float(self.settings.lr_decay ** self.levels.get(group.name, 0))
+
+    def _param_group(self, group: LayerGroup) -> dict[str, Any]:
+        return {
+            "params": list(group.params.values()),
+            "name": group.name,
+            "lr_scale": self._lr_scale(group),
+            "unfrozen_at": self.unfrozen_at.get(group.name, 0),
+        }
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizer of each network: PPO's ``policy``, SAC's ``actor`` and ``critic``."""
+        policy: Any = self.model.policy
+        if self.algo == "ppo":
+            return {"policy": policy.optimizer}
+        return {"actor": policy.actor.optimizer, "critic": policy.critic.optimizer}
+
+    def _build_optimizers(self) -> None:
+        policy: Any = self.model.policy
+        base = float(self.model.lr_schedule(1.0))
+        for network, old in self.optimizers().items():
+            groups = [
+                self._param_group(g)
+                for g in self.groups
+                if g.network == network and g.role in ("hidden", "head") and g.name not in self.frozen
+            ]
+            optimizer = cast(Any, type(old))(groups, lr=base, **policy.optimizer_kwargs)
+            owner = policy if network == "policy" else getattr(policy, network)
+            owner.optimizer = optimizer
+
+    def _pin_targets(self) -> None:
+        """SAC: the target-critic layers mirroring frozen critic layers (and the source column) stay fixed."""
+        self.pinned = []
+        keep = {target_of(name) for name in self.frozen}
+        for group in self.groups:
+            if group.role == "target" and (group.name in keep or ".source." in group.name):
+                self.pinned += [(p, p.detach().clone()) for p in group.params.values()]
+
+    @torch.no_grad()
+    def restore_pinned(self) -> None:
+        for param, value in self.pinned:
+            param.copy_(value)
+
+    def _carry_optimizer_state(self, source: ModelFile) -> None:
+        """Gives each trainable parameter the source optimizer's state (Adam moments, step) for that parameter.
+
+        SB3 builds its optimizers over parameters in ``named_parameters()`` order (SAC's critic skips its
+        features extractor), so the source's parameter index i is its i-th such name.
+        """
+        policy_names = list(source.policy)
+        for network, optimizer in self.optimizers().items():
+            saved = source.params.get(f"{network}.optimizer" if network != "policy" else "policy.optimizer")
+            if saved is None:
+                continue
+            prefix = "" if network == "policy" else network + "."
+            names = [n for n in policy_names if n.startswith(prefix) and "features_extractor" not in n]
+            index_of = {name: i for i, name in enumerate(names)}
+            state = optimizer.state_dict()
+            name_of = {id(p): n for g in self.groups for n, p in g.params.items()}
+            new_state: dict[int, Any] = {}
+            for live_group, saved_group in zip(optimizer.param_groups, state["param_groups"], strict=True):
+                for param, index in zip(live_group["params"], saved_group["params"], strict=True):
+                    source_index = index_of.get(name_of[id(param)])
+                    if source_index is not None and source_index in saved["state"]:
+                        new_state[index] = saved["state"][source_index]
+            state["state"] = new_state
+            optimizer.load_state_dict(state)
+
+    # ----------------------------------------------------------------------------------- schedule
+
+    def due(self, step: int) -> list[str]:
+        """Frozen groups whose unfreezing time has come (progressive: level k at k x unfreeze_every)."""
+        if self.settings.method != "progressive":
+            return []
+        every = self.settings.progressive.unfreeze_every
+        return [
+            g.name
+            for g in self.groups
+            if g.name in self.frozen and g.role in ("hidden", "head") and self.levels.get(g.name, 0) * every <= step
+        ]
+
+    def advance_to(self, step: int) -> list[str]:
+        """Unfreezes the groups due at ``step``: trainable again and added to their optimizer."""
+        names = self.due(step)
+        if not names:
+            return []
+        optimizers = self.optimizers()
+        for group in self.groups:
+            if group.name not in names:
+                continue
+            self.frozen.discard(group.name)
+            level = self.levels.get(group.name, 0)
+            self.unfrozen_at[group.name] = level * self.settings.progressive.unfreeze_every
+            for param in group.params.values():
+                param.requires_grad_(True)
+            optimizers[group.network].add_param_group(self._param_group(group))
+        self._pin_targets()
+        return names
+
+    # ----------------------------------------------------------------------------------- learning rates
+
+    def apply_learning_rates(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        """After SB3's schedule set every group to the base rate: scale each group, warm up new ones, log."""
+        warmup = self.settings.progressive.warmup_steps
+        step = self.model.num_timesteps
+        logger: Logger | None = getattr(self.model, "_logger", None)
+        rates: dict[str, float] = {}
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                if "lr_scale" not in group:
+                    continue
+                factor = group["lr_scale"]
+                if warmup:
+                    factor *= min(1.0, max(0, step - group["unfrozen_at"]) / warmup)
+                group["lr"] = group["lr"] * factor
+                rates[group["name"]] = group["lr"]
+        if logger is not None:
+            for g in self.groups:
+                if g.role in ("hidden", "head"):
+                    logger.record(f"transfer/lr/{g.name}", rates.get(g.name, 0.0))
+
+    # ----------------------------------------------------------------------------------- reporting
+
+    def trainable_params(self) -> int:
+        return sum(g.numel for g in self.groups if g.role in ("hidden", "head") and g.name not in self.frozen)
+
+    def record(self, logger: Logger) -> None:
+        """``transfer/trainable_params``, ``transfer/frozen/<group>`` (1 frozen, 0 training) and
+        ``transfer/weight_drift/<group>`` (L2 distance from the source's weights)."""
+        logger.record("transfer/trainable_params", self.trainable_params())
+        for group in self.groups:
+            if group.role in ("hidden", "head"):
+                logger.record(f"transfer/frozen/{group.name}", float(group.name in self.frozen))
+            if group.role != "target":
+                distance = drift(group, self.reference)
+                if distance is not None:
+                    logger.record(f"transfer/weight_drift/{group.name}", distance)
+
+    def state(self) -> dict[str, Any]:
+        """What ``transfer.json`` holds: each group's state now, for ``sim2real inspect`` and resume."""
+        return {
+            "method": self.settings.method,
+            "step": int(self.model.num_timesteps),
+            "loaded": sorted({g.name for g in self.groups} - self.new),
+            "new": sorted(self.new),
+            "groups": {
+                g.name: {
+                    "role": g.role,
+                    "state": "frozen" if g.name in self.frozen else ("target" if g.role == "target" else "trainable"),
+                    "lr_scale": self._lr_scale(g) if g.role in ("hidden", "head") else None,
+                }
+                for g in self.groups
+            },
+        }
+
+
+def _trunk(algo: str) -> str:
+    return "mlp_extractor.policy_net" if algo == "ppo" else "actor.latent_pi"
+
+
+def _is_head_target(group: LayerGroup, groups: list[LayerGroup]) -> bool:
+    mirror = "critic." + group.name.removeprefix("critic_target.")
+    return any(g.name == mirror and g.role == "head" for g in groups)
+
+
+def _space_mismatch(source: ModelFile, model: BaseAlgorithm, groups: list[str]) -> str:
+    obs_shape = tuple(model.observation_space.shape or ())
+    act_shape = tuple(model.action_space.shape or ())
+    parts = []
+    if source.observation is not None and source.observation.shape != obs_shape:
+        parts.append(f"observation space: source {source.observation.describe()}, target {model.observation_space}")
+    if source.action is not None and source.action.shape != act_shape:
+        parts.append(f"action space: source {source.action.describe()}, target {model.action_space}")
+    what = "; ".join(parts) or f"layer shapes differ in {', '.join(groups)} (another net_arch?)"
+    return f"source {source.path} does not fit the target: {what}; set transfer.adapter: true to re-initialize " + (
+        f"the layers that differ ({', '.join(groups)})"
+    )
