@@ -192,10 +192,11 @@ class TransferCallback(BaseCallback):
 
 
 class EvalCurveCallback(BaseCallback):
-    """Evaluates the policy on the domain it trains on at the start and every ``every`` steps.
+    """The learning curve on the domain a run trains on: evaluated at the start, every ``every`` steps, and at
+    the end, always with the same episodes (the same seeds), so the points compare with each other.
 
-    Each point goes to TensorBoard as ``eval/<domain>/mean_reward`` and ``.../std_reward`` at its step and to
-    ``curve.json`` (rewritten atomically), the learning curve that jumpstart and time-to-threshold come from.
+    Each point goes to TensorBoard as ``transfer/target_return`` (and ``transfer/target_return_std``) at its
+    step and to ``curve.json`` (rewritten atomically), where jumpstart and time-to-threshold come from.
     """
 
     def __init__(
@@ -213,8 +214,9 @@ class EvalCurveCallback(BaseCallback):
         self.path = path
         self.points = list(points or [])
 
-    def add(self, step: int, result: DomainResult) -> None:
-        """Adds a point measured elsewhere (the final evaluation) to the curve file."""
+    def _measure(self) -> None:
+        result = self.evaluate()
+        step = self.num_timesteps
         self.points = [p for p in self.points if p["step"] < step]
         self.points.append(
             {
@@ -225,13 +227,9 @@ class EvalCurveCallback(BaseCallback):
             }
         )
         write_json(self.path, {"domain": self.domain, "points": self.points})
-
-    def _measure(self) -> None:
-        result = self.evaluate()
-        self.add(self.num_timesteps, result)
-        self.logger.record(f"eval/{self.domain}/mean_reward", result.mean_reward)
-        self.logger.record(f"eval/{self.domain}/std_reward", result.std_reward)
-        self.logger.dump(self.num_timesteps)
+        self.logger.record("transfer/target_return", result.mean_reward)
+        self.logger.record("transfer/target_return_std", result.std_reward)
+        self.logger.dump(step)
 
     def _on_training_start(self) -> None:
         if not self.points or self.points[-1]["step"] < self.num_timesteps:
@@ -239,6 +237,10 @@ class EvalCurveCallback(BaseCallback):
 
     def _on_rollout_end(self) -> None:
         if self.every and self.num_timesteps - self.points[-1]["step"] >= self.every:
+            self._measure()
+
+    def _on_training_end(self) -> None:
+        if self.points[-1]["step"] < self.num_timesteps:
             self._measure()
 
     def _on_step(self) -> bool:

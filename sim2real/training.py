@@ -531,9 +531,8 @@ def train(
         model.logger.record(f"eval/{r.domain}/std_reward", r.std_reward)
         model.logger.record(f"eval/{r.domain}/mean_ep_length", r.mean_ep_length)
     metrics = {f"eval/{r.domain}/mean_reward": r.mean_reward for r in results}
-    if curve is not None:
-        trained_on = next(r for r in results if r.domain == config.training_domain_name())
-        curve.add(model.num_timesteps, trained_on)
+    if curve is not None and curve.points:
+        # The curve's first point: the return on the target before any target training.
         metrics["transfer/jumpstart"] = curve.points[0]["mean_reward"]
         model.logger.record("transfer/jumpstart", curve.points[0]["mean_reward"])
     record_hparams(model.logger, flat_hparams(config), metrics)

@@ -336,7 +336,7 @@ class Transfer:
 
     def apply_learning_rates(self, optimizers: list[torch.optim.Optimizer]) -> None:
         """After SB3's schedule set every group to the base rate: scale each group, warm up new ones, log."""
-        warmup = self.settings.progressive.warmup_steps
+        warmup = self.settings.progressive.warmup_steps if self.settings.method == "progressive" else 0
         step = self.model.num_timesteps
         logger: Logger | None = getattr(self.model, "_logger", None)
         rates: dict[str, float] = {}
