@@ -320,9 +320,9 @@ class Transfer:
         if not names:
             return []
         optimizers = self.optimizers()
-        for group in self.groups:
-            if group.name not in names:
-                continue
+        # By level, so a resumed run that unfreezes several levels at once builds the same optimizer groups, in
+        # the same order, as the run that unfroze them one rollout at a time (its saved state must fit them).
+        for group in sorted((g for g in self.groups if g.name in names), key=lambda g: self.levels.get(g.name, 0)):
             self.frozen.discard(group.name)
             level = self.levels.get(group.name, 0)
             self.unfrozen_at[group.name] = level * self.settings.progressive.unfreeze_every

@@ -18,6 +18,8 @@ def inspect_model(path: Path, console: Console | None = None) -> Table:
     every group trainable except SAC's target critic (updated by Polyak averaging, not by an optimizer).
     """
     console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 150)  # piped output: whole group names rather than a narrow table
     model = read_model(path, with_normalization=False)
     saved = (model.transfer_state or {}).get("groups", {})
     groups = groups_of(list(model.policy.items()))
