@@ -12,11 +12,15 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from sim2real.config import TRANSFER_METHODS
 from sim2real.errors import FrictionDominatedWarning, Sim2RealError
+
+if TYPE_CHECKING:
+    from sim2real.training import TrainResult
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
 
@@ -111,12 +115,16 @@ def _train(args: argparse.Namespace, console: Console) -> int:
     if config.transfer is not None:
         raise Sim2RealError("this config has a transfer section: run it with `sim2real transfer`")
     result = train(config, command=_command_line(), resume=args.resume, console=console)
+    _report(result, "", console)
+    return 0
+
+
+def _report(result: TrainResult, where: str, console: Console) -> None:
     console.print(
-        f"trained {result.num_timesteps:,} steps in {result.seconds:.0f} s; run folder: {result.run_dir}\n"
+        f"trained {result.num_timesteps:,} steps{where} in {result.seconds:.0f} s; run folder: {result.run_dir}\n"
         f"inspect it with: tensorboard --logdir {result.run_dir}",
         soft_wrap=True,
     )
-    return 0
 
 
 def _transfer(args: argparse.Namespace, console: Console) -> int:
@@ -149,11 +157,7 @@ def _transfer(args: argparse.Namespace, console: Console) -> int:
         source=args.source,
         trust_source=args.trust_source,
     )
-    console.print(
-        f"trained {result.num_timesteps:,} steps on {config.training_domain_name()} in {result.seconds:.0f} s; "
-        f"run folder: {result.run_dir}\ninspect it with: tensorboard --logdir {result.run_dir}",
-        soft_wrap=True,
-    )
+    _report(result, f" on {config.training_domain_name()}", console)
     return 0
 
 
