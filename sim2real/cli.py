@@ -20,6 +20,7 @@ from sim2real.config import TRANSFER_METHODS
 from sim2real.errors import FrictionDominatedWarning, Sim2RealError
 
 if TYPE_CHECKING:
+    from sim2real.config import Config
     from sim2real.training import TrainResult
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
@@ -84,6 +85,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="zero-shot evaluation of a saved model on a config's domains",
+        description="Evaluate a saved model (run folder or zip, read weights-only) on a config's source and targets: "
+        "mean, std, interquartile mean and bootstrap 95%% CI of the return per domain. Saved normalization "
+        "statistics are applied in evaluation mode (not updated; returns are the env's own rewards).",
+    )
+    evaluate.add_argument("model", type=Path, metavar="MODEL", help="run folder or model zip")
+    evaluate.add_argument("--config", type=Path, help="config YAML (default: the run folder's config.yaml)")
+    evaluate.add_argument("--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
+    evaluate.add_argument(
+        "--episodes", type=_positive, help="episodes per domain (default: the config's eval.episodes)"
+    )
+    evaluate.add_argument("--seed", type=_non_negative, default=0, help="evaluation seed (default: 0)")
+    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean action")
+    evaluate.add_argument("--n-envs", type=_positive, default=16, help="env copies stepped together (default: 16)")
+    evaluate.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
+    evaluate.add_argument("--csv", type=Path, metavar="PATH", help="also write one CSV row per domain")
+    evaluate.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
+
     inspect = commands.add_parser(
         "inspect",
         help="list a model's layer groups with shapes, sizes and frozen state",
@@ -91,6 +112,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("model", type=Path, metavar="MODEL", help="run folder or model zip")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def _command_line() -> str:
@@ -161,6 +203,44 @@ def _transfer(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _evaluation_config(model: Path, config: Path | None) -> Config:
+    """The config an evaluation uses: the one given, or the run folder's own."""
+    from sim2real.config import load_config
+
+    if config is not None:
+        return load_config(config)
+    run_config = (model if model.is_dir() else model.parent) / "config.yaml"
+    if not run_config.is_file():
+        raise Sim2RealError(f"{model}: not a run folder with a config.yaml; give --config CONFIG")
+    return load_config(run_config)
+
+
+def _evaluate(args: argparse.Namespace, console: Console) -> int:
+    from sim2real.evaluation import evaluate_config, print_results, write_results
+    from sim2real.evaluation.batched import ObservationNormalizer
+    from sim2real.training import load_policy
+
+    config = _evaluation_config(args.model, args.config)
+    unknown = [name for name in args.domain or [] if name not in config.domains()]
+    if unknown:
+        raise Sim2RealError(f"--domain {unknown[0]}: no such domain (domains: {', '.join(config.domains())})")
+    model, model_file = load_policy(config, args.model, trusted=args.trust_source)
+    results = evaluate_config(
+        model,
+        config,
+        ObservationNormalizer.from_state(model_file.normalization),
+        domains=args.domain,
+        episodes=args.episodes,
+        seed=args.seed,
+        deterministic=not args.stochastic,
+        n_envs=args.n_envs,
+    )
+    print_results(results, console)
+    meta = {"model": str(model_file.path), "seed": args.seed, "deterministic": not args.stochastic}
+    write_results(results, meta, json_path=args.json, csv_path=args.csv)
+    return 0
+
+
 def _inspect(args: argparse.Namespace, console: Console) -> int:
     from sim2real.transfer.inspect import inspect_model
 
@@ -191,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _transfer(args, console)
         if args.command == "inspect":
             return _inspect(args, console)
+        if args.command == "evaluate":
+            return _evaluate(args, console)
     except Sim2RealError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2

@@ -396,6 +396,7 @@ class TrainConfig(Strict):
 class EvalConfig(Strict):
     episodes: Annotated[int, Field(ge=1)] = Field(10, description="episodes per domain")
     deterministic: bool = True
+    success_threshold: FiniteFloat | None = Field(None, description="an episode with at least this return succeeds")
 
 
 class RunConfig(Strict):

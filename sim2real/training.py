@@ -68,6 +68,7 @@ from sim2real.modelfile import (
 )
 from sim2real.randomization import RandomChange
 from sim2real.transfer import TRANSFER_ALGORITHMS, Transfer
+from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 _ACTIVATIONS = {
@@ -186,6 +187,53 @@ def build_model(config: Config, env: VecEnv) -> BaseAlgorithm:
         verbose=0,
         **algorithm_kwargs(config),
     )
+
+
+def load_policy(config: Config, path: Path, trusted: bool = False) -> tuple[BaseAlgorithm, ModelFile]:
+    """A saved model rebuilt for evaluation from its weights alone (read weights-only, see modelfile).
+
+    The network's layer sizes come from the weights (a progressive net's columns too); the algorithm and
+    activation from ``config``, whose env must have the model's observation and action spaces.
+    """
+    model_file = read_model(path, trusted=trusted)
+    if model_file.algo != config.algo.name:
+        raise Sim2RealError(
+            f"{model_file.path} is a {model_file.algo.upper()} model but the config says {config.algo.name.upper()} "
+            f"(set algo.name: {model_file.algo})"
+        )
+    env = make_domain_env(config.env, (), seed=0, check_friction=False, **config.env_kwargs)
+    mismatch = [
+        f"{kind} space: model {saved.describe()}, config {space}"
+        for kind, saved, space in (
+            ("observation", model_file.observation, env.observation_space),
+            ("action", model_file.action, env.action_space),
+        )
+        if saved is not None and saved.shape != tuple(space.shape or ())
+    ]
+    if mismatch:
+        env.close()
+        raise Sim2RealError(f"{model_file.path} does not fit {config.env}: " + "; ".join(mismatch))
+    trunk = "mlp_extractor.policy_net" if config.algo.name == "ppo" else "actor.latent_pi"
+    progressive = is_progressive(model_file.policy)
+    arch = source_arch_of(model_file.policy, trunk + ".column" if progressive else trunk)
+    algo = config.algo.model_copy(update={"net_arch": arch or list(config.algo.net_arch)})
+    model = ALGORITHMS[config.algo.name](
+        "MlpPolicy",
+        DummyVecEnv([lambda: env]),
+        device=config.train.device,
+        verbose=0,
+        **algorithm_kwargs(config.model_copy(update={"algo": algo})),
+    )
+    if progressive:
+        make_progressive(model.policy, config.algo.name, source_arch_of(model_file.policy, trunk), arch)
+    try:
+        model.policy.load_state_dict(model_file.policy)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise Sim2RealError(
+            f"{model_file.path}: weights do not fit a {config.algo.name.upper()} policy ({first})"
+        ) from None
+    return model, model_file
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
