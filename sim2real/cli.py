@@ -12,7 +12,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -104,6 +104,31 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     evaluate.add_argument("--csv", type=Path, metavar="PATH", help="also write one CSV row per domain")
     evaluate.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="evaluate saved models over a 1-D or 2-D grid of dynamics shifts",
+        description="Evaluate one or more saved models over a grid of dynamics shifts (both ends of each range "
+        "included) and write sweep.csv, sweep.json and sweep.png (a curve with a 95%% CI band, or heatmaps); the "
+        "figure and values also go to each model's TensorBoard run (or --logdir).",
+    )
+    sweep.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="run folders or model zips")
+    sweep.add_argument(
+        "--param",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="one axis as a YAML mapping, e.g. '{quantity: body_mass, select: torso, scale: [0.5, 2.0], points: 7}' "
+        "(give one or two)",
+    )
+    sweep.add_argument("--config", type=Path, help="config YAML (default: the first model's run config)")
+    sweep.add_argument("--domain", metavar="NAME", help="apply the shifts on top of this domain (default: nominal)")
+    sweep.add_argument("--episodes", type=_positive, default=10, help="episodes per grid point (default: 10)")
+    sweep.add_argument("--seed", type=_non_negative, default=0, help="evaluation seed (default: 0)")
+    sweep.add_argument("--n-envs", type=_positive, default=16, help="env copies stepped together (default: 16)")
+    sweep.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: <run>/sweeps/<params>)")
+    sweep.add_argument("--logdir", type=Path, metavar="DIR", help="TensorBoard folder (default: each run's tb/)")
+    sweep.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
 
     inspect = commands.add_parser(
         "inspect",
@@ -241,6 +266,77 @@ def _evaluate(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _model_label(path: Path) -> str:
+    """``nominal/seed_0`` for a run folder, the file name for a zip."""
+    folder = path if path.is_dir() else path.parent
+    if folder.name.startswith("seed_"):
+        return f"{folder.parent.name}/{folder.name}"
+    return path.stem
+
+
+def _sweep(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from sim2real.config import parse_sweep_param
+    from sim2real.evaluation.batched import ObservationNormalizer
+    from sim2real.evaluation.sweep import log_sweep, run_sweep, write_sweep
+    from sim2real.training import load_policy
+
+    params = [parse_sweep_param(text) for text in args.param]
+    if len(params) > 2:
+        raise Sim2RealError(f"a sweep takes one or two --param (got {len(params)})")
+    config = _evaluation_config(args.models[0], args.config)
+    if args.domain is not None and args.domain not in config.domains():
+        raise Sim2RealError(f"--domain {args.domain}: no such domain (domains: {', '.join(config.domains())})")
+    base = config.domains()[args.domain].spec() if args.domain else None
+    labels = [_model_label(path) for path in args.models]
+    if len(set(labels)) < len(labels):
+        labels = [str(path) for path in args.models]
+    models = []
+    for label, path in zip(labels, args.models, strict=True):
+        model, model_file = load_policy(config, path, trusted=args.trust_source)
+        models.append((label, model, ObservationNormalizer.from_state(model_file.normalization)))
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("sweeping", total=None)
+        result = run_sweep(
+            models,
+            config,
+            params,
+            base=base,
+            episodes=args.episodes,
+            seed=args.seed,
+            n_envs=args.n_envs,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    first = args.models[0]
+    default_root = first if first.is_dir() and len(args.models) == 1 else Path("sweeps")
+    out = args.out or (default_root / ("sweeps" if default_root is first else "") / result.tag())
+    paths = write_sweep(result, out)
+    for index, path in enumerate(args.models):
+        if args.logdir is not None:
+            log_sweep(result, index, args.logdir / labels[index].replace("/", "_"))
+        elif path.is_dir():
+            log_sweep(result, index, path / "tb")
+    _print_sweep(result, console)
+    console.print(f"wrote {paths['csv']}, {paths['json']} and {paths['png']}", soft_wrap=True)
+    return 0
+
+
+def _print_sweep(result: Any, console: Console) -> None:
+    from rich.table import Table
+
+    if not console.is_terminal:
+        console.width = max(console.width, 130)
+    table = Table(title=f"Sweep: mean return ({result.episodes} episodes per point)")
+    for param in result.params:
+        table.add_column(param.label(), justify="right")
+    for model in result.models:
+        table.add_column(model.label, justify="right")
+    for index, point in enumerate(result.points()):
+        table.add_row(*(f"{v:g}" for v in point), *(f"{m.results[index].mean_reward:.1f}" for m in result.models))
+    console.print(table)
+
+
 def _inspect(args: argparse.Namespace, console: Console) -> int:
     from sim2real.transfer.inspect import inspect_model
 
@@ -273,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect(args, console)
         if args.command == "evaluate":
             return _evaluate(args, console)
+        if args.command == "sweep":
+            return _sweep(args, console)
     except Sim2RealError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2

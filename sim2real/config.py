@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -402,6 +403,86 @@ class EvalConfig(Strict):
 class RunConfig(Strict):
     root: str = Field("runs", description="folder holding every run")
     experiment: Name = Field("default", description="runs land in <root>/<env>/<experiment>/seed_<seed>")
+
+
+class SweepParam(Strict):
+    """One axis of a robustness sweep: a quantity of some elements, over a range, at ``points`` evenly spaced
+    values (both ends included). ``scale`` and ``offset`` are relative to the nominal value, ``set`` absolute."""
+
+    quantity: str = Field(description="which model quantity, e.g. body_mass")
+    select: str | list[str] | None = Field(None, description="element name, list of names, or 'all'")
+    scale: Annotated[list[FiniteFloat], Field(min_length=2, max_length=2)] | None = Field(
+        None, description="[low, high]"
+    )
+    set: Annotated[list[FiniteFloat], Field(min_length=2, max_length=2)] | None = Field(None, description="[low, high]")
+    offset: Annotated[list[FiniteFloat], Field(min_length=2, max_length=2)] | None = Field(
+        None, description="[low, high]"
+    )
+    points: Annotated[int, Field(ge=2, le=101)] = Field(5, description="grid points, both ends included")
+
+    @field_validator("quantity")
+    @classmethod
+    def _known_quantity(cls, quantity: str) -> str:
+        if quantity not in QUANTITIES:
+            raise ValueError(f"unknown quantity '{quantity}' (allowed: {', '.join(QUANTITIES)})")
+        return quantity
+
+    @model_validator(mode="after")
+    def _one_range(self) -> SweepParam:
+        given = [op for op in _OPERATIONS if getattr(self, op) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of scale, set, offset as [low, high] (got {', '.join(given) or 'none'})"
+            )
+        low, high = getattr(self, given[0])
+        if low >= high:
+            raise ValueError(f"{given[0]}: low {low} must be below high {high}")
+        if QUANTITIES[self.quantity].kind is not None and self.select is None:
+            raise ValueError(f"{self.quantity} needs 'select': an element name, a list of names, or 'all'")
+        return self
+
+    @property
+    def op(self) -> Literal["scale", "set", "offset"]:
+        return next(o for o in _OPERATIONS if getattr(self, o) is not None)
+
+    def values(self) -> list[float]:
+        low, high = getattr(self, self.op)
+        return [float(v) for v in np.linspace(low, high, self.points)]
+
+    def change(self, value: float) -> Change:
+        return Change(quantity=self.quantity, op=self.op, value=value, select=self.select)
+
+    def label(self) -> str:
+        """``body_mass/torso scale``: the axis label of plots and tables."""
+        select = self.select if isinstance(self.select, str) or self.select is None else "+".join(self.select)
+        return f"{self.quantity}" + (f"/{select}" if select else "") + f" {self.op}"
+
+    def tag(self) -> str:
+        """The label as a file and TensorBoard tag name."""
+        return re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.label()).strip("_")
+
+
+def parse_sweep_param(text: str) -> SweepParam:
+    """A ``--param`` value: a YAML mapping such as ``{quantity: body_mass, select: torso, scale: [0.5, 2], points: 7}``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise Sim2RealError(f"--param {text!r}: not a YAML mapping") from None
+    if not isinstance(data, dict):
+        raise Sim2RealError(
+            f"--param {text!r}: expected a mapping like {{quantity: body_mass, select: all, scale: [0.5, 2.0], points: 5}}"
+        )
+    try:
+        return SweepParam.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = f"unknown key (allowed: {', '.join(SweepParam.model_fields)})"
+            problems.append(f"{where}: {message}" if where else message)
+        raise Sim2RealError(f"--param {text!r}: " + "; ".join(problems)) from None
 
 
 TransferMethod = Literal["scratch", "finetune", "freeze", "progressive", "prognet"]
