@@ -20,6 +20,7 @@ from sim2real.logging import TB_ONLY
 
 if TYPE_CHECKING:
     from sim2real.evaluation import DomainResult
+    from sim2real.evaluation.metrics import Curve
     from sim2real.transfer import Transfer
 
 
@@ -245,3 +246,66 @@ class EvalCurveCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class NegativeTransferCallback(BaseCallback):
+    """Warns when a transfer run drifts into negative transfer, judged at each new learning-curve point.
+
+    A point is bad when its return is below its run's start return, or below the scratch reference curve at
+    the same step, by more than ``margin`` (a fraction of the value compared with). After ``patience``
+    consecutive bad points it logs ``transfer/negative_transfer`` = 1, announces it once, and with ``stop``
+    ends the run (which then saves and evaluates as usual).
+    """
+
+    def __init__(
+        self,
+        curve: EvalCurveCallback,
+        margin: float,
+        patience: int,
+        reference: Curve | None = None,
+        stop: bool = False,
+        announce: Callable[[str], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.curve = curve
+        self.margin = margin
+        self.patience = patience
+        self.reference = reference
+        self.stop = stop
+        self.announce = announce
+        self._seen = 0
+        self.bad_streak = 0
+        self.fired = False
+
+    def _below(self, value: float, baseline: float) -> bool:
+        return value < baseline - self.margin * abs(baseline)
+
+    def _check(self) -> None:
+        points = self.curve.points
+        if len(points) <= self._seen:
+            return
+        self._seen = len(points)
+        if len(points) < 2:
+            return
+        point = points[-1]
+        bad = self._below(point["mean_reward"], points[0]["mean_reward"])
+        reference = self.reference
+        if reference is not None and reference.steps[0] <= point["step"] <= reference.end:
+            bad = bad or self._below(point["mean_reward"], float(reference.at(np.array([point["step"]]))[0]))
+        self.bad_streak = self.bad_streak + 1 if bad else 0
+        warn = self.bad_streak >= self.patience
+        self.logger.record("transfer/negative_transfer", float(warn))
+        if warn and not self.fired:
+            self.fired = True
+            if self.announce is not None:
+                what = "its start return" + (" and the scratch reference" if reference is not None else "")
+                self.announce(
+                    f"warning: negative transfer at step {point['step']:,}: {self.bad_streak} evaluations in a row "
+                    f"more than {self.margin:.0%} below {what}" + ("; stopping" if self.stop else "")
+                )
+
+    def _on_rollout_end(self) -> None:
+        self._check()
+
+    def _on_step(self) -> bool:
+        return not (self.stop and self.fired)

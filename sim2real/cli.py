@@ -130,6 +130,27 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--logdir", type=Path, metavar="DIR", help="TensorBoard folder (default: each run's tb/)")
     sweep.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
 
+    compare = commands.add_parser(
+        "compare",
+        help="score transfer runs against scratch: jumpstart, final return, time to threshold, transfer ratio",
+        description="Read the learning curves of transfer runs (folders or glob patterns; a folder is searched "
+        "for runs), group them by target and method, and score each method against the scratch runs of its "
+        "target across seeds (interquartile mean, stratified bootstrap 95%% CI). Writes scorecard.md, "
+        "scorecard.json, curves.png and a TensorBoard folder for the HPARAMS dashboard.",
+    )
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_GLOB", help="transfer run folders or patterns")
+    compare.add_argument(
+        "--threshold", type=float, help="return that counts as reached (default: a fraction of scratch)"
+    )
+    compare.add_argument(
+        "--threshold-fraction",
+        type=float,
+        default=0.9,
+        help="threshold as a fraction of scratch's final return (default: 0.9)",
+    )
+    compare.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: scorecard/ beside the runs)")
+    compare.add_argument("--seed", type=_non_negative, default=0, help="bootstrap seed (default: 0)")
+
     inspect = commands.add_parser(
         "inspect",
         help="list a model's layer groups with shapes, sizes and frozen state",
@@ -337,6 +358,33 @@ def _print_sweep(result: Any, console: Console) -> None:
     console.print(table)
 
 
+def _compare(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from sim2real.evaluation.scorecard import HEADER, find_runs, rows, score, write_scorecard
+
+    runs = find_runs(args.runs)
+    card = score(runs, threshold=args.threshold, threshold_fraction=args.threshold_fraction, seed=args.seed)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    table = Table(title="Transfer scorecard (IQM over seeds, [95% CI])")
+    for column in HEADER:
+        table.add_column(column, justify="left" if column in ("target", "method") else "right")
+    for row in rows(card):
+        table.add_row(*row, style="red" if "negative transfer" in row[1] else None)
+    console.print(table)
+    err = Console(stderr=True)
+    for note in card.notes:
+        err.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
+    parents = [r.path.parent.parent for r in runs]
+    out = args.out or Path(os.path.commonpath([str(p) for p in parents])) / "scorecard"
+    paths = write_scorecard(card, out)
+    console.print(
+        f"wrote {paths['md']}, {paths['json']}, {paths['png']}; tensorboard --logdir {paths['tb']}", soft_wrap=True
+    )
+    return 0
+
+
 def _inspect(args: argparse.Namespace, console: Console) -> int:
     from sim2real.transfer.inspect import inspect_model
 
@@ -371,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args, console)
         if args.command == "sweep":
             return _sweep(args, console)
+        if args.command == "compare":
+            return _compare(args, console)
     except Sim2RealError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2

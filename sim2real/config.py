@@ -515,6 +515,17 @@ class ProgressiveConfig(Strict):
     )
 
 
+class EarlyWarningConfig(Strict):
+    """Negative-transfer warning during a transfer run, checked at each learning-curve point."""
+
+    margin: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.1, description="a point is bad below (1 - margin) of the run's start return or of the reference curve"
+    )
+    patience: PositiveInt = Field(3, description="consecutive bad points before the warning")
+    reference: str | None = Field(None, description="a scratch run folder (or its curve.json) to compare against")
+    stop: bool = Field(False, description="stop the run when the warning fires")
+
+
 class TransferConfig(Strict):
     """How a target model reuses a source model (``sim2real transfer``)."""
 
@@ -540,6 +551,9 @@ class TransferConfig(Strict):
         10_000, description="steps between evaluations on the target (the learning curve); 0: only start and end"
     )
     eval_episodes: PositiveInt = Field(5, description="episodes per learning-curve evaluation")
+    early_warning: EarlyWarningConfig | None = Field(
+        default_factory=lambda: EarlyWarningConfig(), description="negative-transfer warning; null: off"
+    )
 
 
 class Config(Strict):

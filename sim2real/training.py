@@ -46,6 +46,7 @@ from sim2real.callbacks import (
     AdrCallback,
     CheckpointCallback,
     EvalCurveCallback,
+    NegativeTransferCallback,
     RandomizationLogger,
     TransferCallback,
 )
@@ -53,6 +54,7 @@ from sim2real.config import Config, LinearSchedule, dump_config, flat_hparams, p
 from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, domain_seed, evaluate_config, evaluate_domain, print_results
+from sim2real.evaluation.metrics import Curve
 from sim2real.io import atomic_path, save_with, write_json, write_text
 from sim2real.logging import make_logger, record_hparams, record_text
 from sim2real.modelfile import (
@@ -431,6 +433,19 @@ def _resume_transfer(config: Config, checkpoint: Path, env: VecEnv, run_dir: Pat
     return model, transfer
 
 
+def _reference_curve(reference: str | None) -> Curve | None:
+    """A scratch run's learning curve (its folder or its curve.json), for the negative-transfer warning."""
+    if reference is None:
+        return None
+    path = Path(reference)
+    path = path / CURVE if path.is_dir() else path
+    try:
+        points = json.loads(path.read_text())["points"]
+        return Curve.of([p["step"] for p in points], [p["mean_reward"] for p in points])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise Sim2RealError(f"transfer.early_warning.reference: {path}: not a learning curve ({error})") from None
+
+
 def _eval_curve(config: Config, model: BaseAlgorithm, run_dir: Path, step: int) -> EvalCurveCallback:
     """The learning curve on the training domain (a transfer run's target), continued on resume."""
     assert config.transfer is not None
@@ -487,6 +502,8 @@ def train(
             config.transfer.source = str(source)
         source_model = read_source(config, config.transfer.source, trust_source)
         _check_transfer(config, source_model)
+    warning = config.transfer.early_warning if config.transfer is not None else None
+    reference = _reference_curve(warning.reference) if warning is not None else None
     parameters = check_domains(config)
     transfer: Transfer | None = None
     if resume is None:
@@ -539,6 +556,17 @@ def train(
         callbacks.append(TransferCallback(transfer, announce=lambda text: console.print(text, soft_wrap=True)))
         curve = _eval_curve(config, model, run_dir, model.num_timesteps)
         callbacks.append(curve)
+        if warning is not None:
+            callbacks.append(
+                NegativeTransferCallback(
+                    curve,
+                    warning.margin,
+                    warning.patience,
+                    reference=reference,
+                    stop=warning.stop,
+                    announce=lambda text: console.print(text, soft_wrap=True),
+                )
+            )
     callbacks.append(CheckpointCallback(partial(save_checkpoint, model, run_dir, adr), config.train.checkpoint_every))
     if adr is not None:
         training_env = model.get_env()

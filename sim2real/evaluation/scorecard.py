@@ -1,0 +1,335 @@
+"""The transfer scorecard: learning curves of transfer runs grouped by method, scored against scratch.
+
+Runs are transfer run folders (``sim2real transfer``). Each one's learning curve on its target comes from
+``curve.json`` (evaluations with the same seeds at every point, from step 0) or, failing that, its monitor files
+(training episodes, averaged in windows). Per target and method, across seeds:
+
+- **jumpstart**: the return at step 0 minus scratch's (IQM over scratch's seeds);
+- **final return** (asymptotic performance): the last evaluation;
+- **time to threshold**: the first step reaching the threshold (default: 90% of scratch's final IQM); a seed
+  that never reaches it counts as its budget, and the number that did is reported;
+- **area**: the mean return over the budget shared by all runs of the target (area under the curve / steps);
+- **transfer ratio**: area / scratch's area (IQM over its seeds); below 1 the source cost more than it gave.
+
+Each is an interquartile mean over seeds with a stratified bootstrap 95% CI (resampling seeds within each
+target). A method whose transfer-ratio interval lies wholly below 1 is flagged as negative transfer.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sim2real.errors import Sim2RealError
+from sim2real.evaluation.metrics import (
+    Curve,
+    Estimate,
+    area,
+    common_end,
+    estimate,
+    final_return,
+    iqm,
+    time_to_threshold,
+)
+from sim2real.io import atomic_path, write_json, write_text
+
+METRICS = ("jumpstart", "final_return", "time_to_threshold", "area", "transfer_ratio")
+_LABELS = {
+    "jumpstart": "jumpstart",
+    "final_return": "final return",
+    "time_to_threshold": "steps to threshold",
+    "area": "area (mean return)",
+    "transfer_ratio": "transfer ratio",
+}
+
+
+@dataclass
+class Run:
+    path: Path
+    target: str
+    method: str
+    source: str  # the experiment name, which tells sources apart (nominal, randomized)
+    seed: int
+    curve: Curve
+
+
+def _monitor_curve(run_dir: Path, window: int = 20) -> Curve | None:
+    """Training episode returns from the Monitor files, merged by time and averaged ``window`` at a time."""
+    episodes: list[tuple[float, float, int]] = []  # (wall time, return, length)
+    for path in sorted((run_dir / "monitor").glob("*.monitor.csv")):
+        with path.open() as handle:
+            handle.readline()  # the JSON header line
+            episodes += [(float(r["t"]), float(r["r"]), int(r["l"])) for r in csv.DictReader(handle)]
+    if len(episodes) < window:
+        return None
+    episodes.sort()
+    steps = np.cumsum([e[2] for e in episodes])
+    returns = np.array([e[1] for e in episodes])
+    ends = range(window, len(episodes) + 1, window)
+    return Curve.of(
+        [float(steps[end - 1]) for end in ends], [float(returns[end - window : end].mean()) for end in ends]
+    )
+
+
+def read_run(run_dir: Path) -> Run:
+    """One transfer run's identity (target, method, source experiment, seed) and learning curve."""
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise Sim2RealError(f"{run_dir}: unreadable config.yaml ({error})") from None
+    transfer = (config or {}).get("transfer") if isinstance(config, dict) else None
+    if not isinstance(transfer, dict):
+        raise Sim2RealError(f"{run_dir}: not a transfer run (its config has no transfer section)")
+    curve = None
+    curve_file = run_dir / "curve.json"
+    if curve_file.is_file():
+        try:
+            points = json.loads(curve_file.read_text())["points"]
+            curve = Curve.of([p["step"] for p in points], [p["mean_reward"] for p in points])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise Sim2RealError(f"{curve_file}: unreadable learning curve ({error})") from None
+    else:
+        curve = _monitor_curve(run_dir)
+    if curve is None:
+        raise Sim2RealError(f"{run_dir}: no learning curve (no curve.json and too few monitored episodes)")
+    return Run(
+        path=run_dir,
+        target=str(transfer.get("target")),
+        method=str(transfer.get("method")),
+        source=str(config.get("run", {}).get("experiment", "default")),
+        seed=int(config.get("train", {}).get("seed", 0)),
+        curve=curve,
+    )
+
+
+def find_runs(patterns: list[str]) -> list[Run]:
+    """Transfer runs under the given folders or glob patterns (a folder is searched for ``seed_*`` runs)."""
+    folders: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(Path().glob(pattern)) if any(c in pattern for c in "*?[") else [Path(pattern)]
+        if not matches or not any(m.exists() for m in matches):
+            raise Sim2RealError(f"{pattern}: no such run folder")
+        for match in matches:
+            if (match / "config.yaml").is_file():
+                folders.append(match)
+            elif match.is_dir():
+                folders += sorted(p.parent for p in match.rglob("config.yaml") if (p.parent / "model.zip").exists()
+                                  or (p.parent / "curve.json").exists())  # fmt: skip
+    runs = []
+    for folder in dict.fromkeys(folders):
+        try:
+            runs.append(read_run(folder))
+        except Sim2RealError:
+            if len(patterns) == 1 and folder == Path(patterns[0]):
+                raise
+    if not runs:
+        raise Sim2RealError(f"{', '.join(patterns)}: no transfer runs with a learning curve found")
+    return runs
+
+
+@dataclass
+class MethodScore:
+    target: str
+    method: str  # "freeze", or "randomized/freeze" when several sources are compared
+    seeds: int
+    estimates: dict[str, Estimate | None] = field(default_factory=dict)
+    reached: int = 0  # seeds that reached the threshold
+    negative_transfer: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "method": self.method,
+            "seeds": self.seeds,
+            "reached_threshold": self.reached,
+            "negative_transfer": self.negative_transfer,
+            **{name: (e.as_dict() if e else None) for name, e in self.estimates.items()},
+        }
+
+
+@dataclass
+class Scorecard:
+    scores: list[MethodScore]
+    thresholds: dict[str, float | None]  # per target
+    budgets: dict[str, float]  # per target: the steps every run reached
+    curves: dict[tuple[str, str], list[Curve]]
+    notes: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "thresholds": self.thresholds,
+            "budgets": self.budgets,
+            "methods": [s.as_dict() for s in self.scores],
+            "notes": self.notes,
+        }
+
+
+def _label(run: Run, several_sources: bool) -> str:
+    return f"{run.source}/{run.method}" if several_sources and run.method != "scratch" else run.method
+
+
+def score(runs: list[Run], threshold: float | None = None, threshold_fraction: float = 0.9, seed: int = 0) -> Scorecard:
+    """Scores every (target, method) group of ``runs`` against the scratch runs of the same target."""
+    several_sources = len({r.source for r in runs if r.method != "scratch"}) > 1
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: (r.target, r.method != "scratch", r.method, r.source, r.seed)):
+        groups[(run.target, _label(run, several_sources))].append(run)
+    notes: list[str] = []
+    thresholds: dict[str, float | None] = {}
+    budgets: dict[str, float] = {}
+    scores = []
+    for target in dict.fromkeys(t for t, _ in groups):
+        target_runs = [r for r in runs if r.target == target]
+        budget = common_end([r.curve for r in target_runs])
+        budgets[target] = budget
+        scratch = groups.get((target, "scratch"), [])
+        if scratch:
+            scratch_start = float(iqm([r.curve.start for r in scratch]))
+            scratch_final = float(iqm([final_return(r.curve) for r in scratch]))
+            scratch_area = float(iqm([area(r.curve, budget) for r in scratch]))
+        else:
+            notes.append(f"{target}: no scratch runs, so no jumpstart, default threshold or transfer ratio")
+            scratch_start = scratch_final = scratch_area = float("nan")
+        level = threshold if threshold is not None else (threshold_fraction * scratch_final if scratch else None)
+        thresholds[target] = level
+        for (group_target, method), members in groups.items():
+            if group_target != target:
+                continue
+            values: dict[str, list[float]] = defaultdict(list)
+            reached = 0
+            for run in members:
+                values["final_return"].append(final_return(run.curve))
+                values["area"].append(area(run.curve, budget))
+                if scratch:
+                    values["jumpstart"].append(run.curve.start - scratch_start)
+                    values["transfer_ratio"].append(area(run.curve, budget) / scratch_area if scratch_area else np.nan)
+                if level is not None:
+                    hit = time_to_threshold(run.curve, level)
+                    reached += hit is not None
+                    values["time_to_threshold"].append(hit if hit is not None else run.curve.end)
+            if len(members) < 2:
+                notes.append(f"{target}/{method}: {len(members)} seed, so no confidence interval (needs 2)")
+            result = MethodScore(target, method, len(members), reached=reached)
+            for name in METRICS:
+                result.estimates[name] = estimate([values[name]], seed) if values.get(name) else None
+            ratio = result.estimates.get("transfer_ratio")
+            result.negative_transfer = method != "scratch" and ratio is not None and ratio.below(1.0)
+            scores.append(result)
+    curves = {(s.target, s.method): [r.curve for r in groups[(s.target, s.method)]] for s in scores}
+    return Scorecard(scores, thresholds, budgets, curves, notes)
+
+
+# --------------------------------------------------------------------------------------------- outputs
+
+
+def _cell(e: Estimate | None, digits: int = 0) -> str:
+    if e is None:
+        return "-"
+    text = f"{e.iqm:,.{digits}f}"
+    return text + (f" [{e.ci[0]:,.{digits}f}, {e.ci[1]:,.{digits}f}]" if e.ci else "")
+
+
+def rows(card: Scorecard) -> list[list[str]]:
+    out = []
+    for s in card.scores:
+        e = s.estimates
+        ttt = _cell(e.get("time_to_threshold"))
+        if e.get("time_to_threshold") is not None:
+            ttt += f" ({s.reached}/{s.seeds} reached)"
+        out.append([
+            s.target,
+            s.method + (" (negative transfer)" if s.negative_transfer else ""),
+            str(s.seeds),
+            _cell(e.get("jumpstart")),
+            _cell(e.get("final_return")),
+            ttt,
+            _cell(e.get("area")),
+            _cell(e.get("transfer_ratio"), 2),
+        ])  # fmt: skip
+    return out
+
+
+HEADER = ["target", "method", "seeds", *(_LABELS[m] for m in ("jumpstart", "final_return", "time_to_threshold",
+          "area", "transfer_ratio"))]  # fmt: skip
+
+
+def markdown(card: Scorecard) -> str:
+    lines = ["# Transfer scorecard", ""]
+    lines.append("Interquartile mean over seeds, [stratified bootstrap 95% CI]. Threshold per target: " + ", ".join(
+        f"{t} {v:,.0f}" if v is not None else f"{t} none" for t, v in card.thresholds.items()) + "; shared budget: "
+        + ", ".join(f"{t} {b:,.0f} steps" for t, b in card.budgets.items()) + ".")  # fmt: skip
+    lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows(card)]
+    if card.notes:
+        lines += ["", *(f"- {note}" for note in card.notes)]
+    return "\n".join(lines) + "\n"
+
+
+def curves_figure(card: Scorecard) -> Any:
+    """Learning curves per target: each method's IQM over seeds with a bootstrap 95% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim2real.evaluation.metrics import stratified_ci
+
+    targets = list(dict.fromkeys(s.target for s in card.scores))
+    figure, axes_list = plt.subplots(1, len(targets), figsize=(6.4 * len(targets), 4.4), squeeze=False,
+                                     layout="constrained")  # fmt: skip
+    for axes, target in zip(axes_list[0], targets, strict=True):
+        for s in (s for s in card.scores if s.target == target):
+            curves = card.curves[(target, s.method)]
+            end = common_end(curves)
+            grid = np.unique(np.concatenate([c.steps[c.steps <= end] for c in curves]))
+            values = np.array([c.at(grid) for c in curves])
+            centre = np.asarray(iqm(values, axis=0))
+            axes.plot(grid, centre, label=s.method)
+            if len(curves) >= 2:
+                bands = [stratified_ci([values[:, i].tolist()], resamples=500) for i in range(grid.size)]
+                low = [b[0] if b else np.nan for b in bands]
+                high = [b[1] if b else np.nan for b in bands]
+                axes.fill_between(grid, low, high, alpha=0.2)
+        level = card.thresholds.get(target)
+        if level is not None:
+            axes.axhline(level, color="grey", linestyle="--", linewidth=1, label="threshold")
+        axes.set_title(target)
+        axes.set_xlabel("target steps")
+        axes.set_ylabel("return on target (IQM over seeds, 95% CI)")
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return figure
+
+
+def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
+    """``scorecard.md``, ``scorecard.json``, ``curves.png`` and a TensorBoard folder ``tb/<target>/<method>``
+    (the metrics as scalars with each method's HPARAMS, so the dashboard sorts methods by them)."""
+    import matplotlib.pyplot as plt
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"md": folder / "scorecard.md", "json": folder / "scorecard.json", "png": folder / "curves.png",
+             "tb": folder / "tb"}  # fmt: skip
+    write_text(paths["md"], markdown(card))
+    write_json(paths["json"], card.as_dict())
+    figure = curves_figure(card)
+    with atomic_path(paths["png"]) as tmp:
+        figure.savefig(tmp, dpi=120, format="png")
+    plt.close(figure)
+    for s in card.scores:
+        run = paths["tb"] / s.target / s.method.replace("/", "_")
+        metrics = {f"scorecard/{name}": e.iqm for name, e in s.estimates.items() if e is not None}
+        writer = SummaryWriter(log_dir=str(run))
+        try:
+            hparams = {"method": s.method, "target": s.target, "seeds": s.seeds}
+            writer.add_hparams(hparams, metrics, run_name=".")
+        finally:
+            writer.close()
+    return paths
