@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,12 +137,21 @@ def read_model(path: Path, trusted: bool = False, with_normalization: bool = Tru
     except (zipfile.BadZipFile, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as error:
         raise Sim2RealError(f"{zip_path}: not a stable-baselines3 model zip ({error})") from None
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0]
+        # torch's message is several paragraphs with terminal bold codes; its first sentence names the culprit.
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+        first = plain.split(". ", 1)[0].splitlines()[0]
         raise Sim2RealError(f"{zip_path}: refused to load weights that are not plain tensors ({first})") from None
     except (OSError, RuntimeError) as error:
         raise Sim2RealError(f"{zip_path}: cannot read the model ({error})") from None
+    if not isinstance(data, dict):
+        raise Sim2RealError(f"{zip_path}: not a stable-baselines3 model zip (its data is not a JSON object)")
     if "policy" not in params:
         raise Sim2RealError(f"{zip_path}: not a stable-baselines3 model zip (no policy.pth)")
+    for name, state in params.items():
+        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+            raise Sim2RealError(f"{zip_path}: {name}.pth is not a state dict (a mapping of names to tensors)")
+    if not all(isinstance(v, torch.Tensor) for v in params["policy"].values()):
+        raise Sim2RealError(f"{zip_path}: policy.pth holds values that are not tensors")
     folder = run_dir or zip_path.parent
     config = None
     if run_dir is not None:

@@ -497,10 +497,12 @@ def train(
         # Two runs on two cores, each with torch's default threads, measured 4.6x slower than with one each.
         torch.set_num_threads(config.train.torch_threads)
     if config.transfer is not None and resume is None:
+        settings = config.transfer
         if source is not None:
-            source = Path(source).resolve()
-            config.transfer.source = str(source)
-        source_model = read_source(config, config.transfer.source, trust_source)
+            # The run's own config records the source; the caller's stays as it was.
+            settings = settings.model_copy(update={"source": str(Path(source).resolve())})
+            config = config.model_copy(update={"transfer": settings})
+        source_model = read_source(config, settings.source, trust_source)
         _check_transfer(config, source_model)
     warning = config.transfer.early_warning if config.transfer is not None else None
     reference = _reference_curve(warning.reference) if warning is not None else None
@@ -602,6 +604,8 @@ def train(
     # either, and dumping them now would put a second point at the final step.
     for pending in (model.logger.name_to_value, model.logger.name_to_count, model.logger.name_to_excluded):
         pending.clear()
+    if transfer is not None:
+        transfer.record(model.logger)  # the final weight drift and frozen state, at the final step
     for r in results:
         model.logger.record(f"eval/{r.domain}/mean_reward", r.mean_reward)
         model.logger.record(f"eval/{r.domain}/std_reward", r.std_reward)

@@ -86,7 +86,8 @@ class Transfer:
     algo: str
     groups: list[LayerGroup] = field(default_factory=list)
     frozen: set[str] = field(default_factory=set)
-    new: set[str] = field(default_factory=set)  # groups not taken from the source
+    new: set[str] = field(default_factory=set)  # trained groups not taken from the source
+    loaded: set[str] = field(default_factory=set)  # groups holding the source's weights
     levels: dict[str, int] = field(default_factory=dict)  # 0: heads, 1: the last hidden layer, ...
     unfrozen_at: dict[str, int] = field(default_factory=dict)
     reference: dict[str, torch.Tensor] = field(default_factory=dict)  # source weights under target names
@@ -181,6 +182,14 @@ class Transfer:
             loaded.add(group.name)
         if mismatched and not self.settings.adapter:
             raise Sim2RealError(_space_mismatch(source, self.model, mismatched))
+        frozen_misfits = [name for name in mismatched if ".source." in name]
+        if frozen_misfits:
+            # A progressive net's source column is frozen: a layer that cannot take the source's weights would
+            # stay random for good, so an adapter cannot help here.
+            raise Sim2RealError(
+                _space_mismatch(source, self.model, frozen_misfits).split("; set transfer.adapter")[0]
+                + "; prognet keeps the source column as it is, so it needs the source's spaces (use finetune with adapter)"
+            )
         with torch.no_grad():
             for group in self.groups:
                 if group.name in loaded:
@@ -194,6 +203,7 @@ class Transfer:
         if not self.groups:
             self.groups = layer_groups(self.model.policy)
         depth = hidden_layers(self.groups)
+        self.loaded = set(loaded)
         self.new = new if new is not None else {g.name for g in self.groups if g.role in ("hidden", "head")} - loaded
         for group in self.groups:
             if group.role == "head":
@@ -376,7 +386,7 @@ class Transfer:
         return {
             "method": self.settings.method,
             "step": int(self.model.num_timesteps),
-            "loaded": sorted({g.name for g in self.groups} - self.new),
+            "loaded": sorted(self.loaded),
             "new": sorted(self.new),
             "groups": {
                 g.name: {

@@ -27,7 +27,8 @@ def inspect_model(path: Path, console: Console | None = None) -> Table:
     if model.transfer_state:
         title += f", transfer method {model.transfer_state.get('method')}"
     table = Table(title=title)
-    table.add_column("group", no_wrap=True)
+    # Whole names even in a narrow terminal: they are what transfer.freeze.groups takes.
+    table.add_column("group", no_wrap=True, min_width=max((len(g.name) for g in groups), default=5))
     for column in ("role", "shape", "params", "state", "lr scale"):
         table.add_column(column, justify="right" if column in ("params", "lr scale") else "left", no_wrap=True)
     trainable = total = 0

@@ -105,6 +105,9 @@ def make_progressive(policy: Any, algo: str, source_arch: list[int], new_arch: l
 
     The heads start as ``[0 | fresh head]``; :func:`load_source_column` then fills in the source's weights.
     """
+    if not source_arch or not new_arch:
+        which = "the source" if not source_arch else "algo.net_arch"
+        raise Sim2RealError(f"prognet needs at least one hidden layer in {which} (it connects hidden layers)")
     activation = _activation_of(policy)
     if algo == "ppo":
         extractor = policy.mlp_extractor

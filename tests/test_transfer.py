@@ -1,0 +1,874 @@
+"""Transfer runs: layer groups, freezing, per-layer learning rates, unfreezing schedules, progressive nets, safe
+source loading, resume, TensorBoard and ``sim2real inspect``.
+
+One tiny source per algorithm is trained per module; each test then runs a transfer of a few hundred steps.
+``run_transfer`` swaps ``train()``'s TransferCallback for a subclass that also records, after each update, which
+groups were trainable, which optimizer group held them and at what learning rate, so the tests see the run
+exactly as ``train()`` drives it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+from rich.console import Console
+from stable_baselines3 import PPO
+from stable_baselines3.common.save_util import load_from_zip_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+import sim2real.training as training
+from sim2real.callbacks import TransferCallback
+from sim2real.cli import main
+from sim2real.config import parse_config
+from sim2real.errors import Sim2RealError
+from sim2real.modelfile import read_model
+from sim2real.training import (
+    ALGORITHMS,
+    TrainResult,
+    build_model,
+    build_vec_env,
+    checkpoint_dirs,
+    load_run_config,
+    read_source,
+    train,
+)
+from sim2real.transfer import Transfer
+from sim2real.transfer.groups import LayerGroup, groups_of, layer_groups
+from tests.conftest import tiny_config_data
+
+QUIET = Console(quiet=True)
+PPO_HEADS = {"action_net", "value_net", "log_std"}
+# The first hidden layer of every network: what `freeze: {layers: 1}` freezes.
+FIRST_LAYERS = {
+    "ppo": {"mlp_extractor.policy_net.0", "mlp_extractor.value_net.0"},
+    "sac": {"actor.latent_pi.0", "critic.qf0.0", "critic.qf1.0"},
+}
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+def config_data(root: Path, algo: str = "ppo", transfer: dict | None = None, **train: Any) -> dict[str, Any]:
+    """The tiny config with two hidden layers (levels and depths need two) and, when given, a transfer section."""
+    data = tiny_config_data(root, algo=algo, **train)
+    data["algo"]["net_arch"] = [16, 16]
+    if transfer is not None:
+        data["transfer"] = transfer
+    return data
+
+
+@dataclass
+class Snapshot:
+    """The transfer state after the update at ``step`` (the learning rates are the ones that update used)."""
+
+    step: int
+    trainable: set[str]  # groups with requires_grad
+    frozen: set[str]  # Transfer.frozen
+    optimizer_group: dict[str, str]  # layer group -> the "name" of the optimizer group holding its parameters
+    lr: dict[str, float]  # layer group -> learning rate of its optimizer group
+    with_state: set[str]  # groups with optimizer state (Adam moments)
+    weights: dict[str, torch.Tensor]  # policy state dict
+
+
+class RecordingTransferCallback(TransferCallback):
+    """train()'s TransferCallback, also taking a Snapshot at each rollout start (after an update) and at the end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.snapshots: list[Snapshot] = []
+
+    def snapshot(self) -> Snapshot:
+        transfer = self.transfer
+        group_of = {id(p): g.name for g in transfer.groups for p in g.params.values()}
+        optimizer_group: dict[str, str] = {}
+        lr: dict[str, float] = {}
+        with_state: set[str] = set()
+        for optimizer in transfer.optimizers().values():
+            for param_group in optimizer.param_groups:
+                for param in param_group["params"]:
+                    optimizer_group[group_of[id(param)]] = param_group.get("name")
+                    lr[group_of[id(param)]] = param_group["lr"]
+            with_state |= {group_of[id(p)] for p in optimizer.state}
+        return Snapshot(
+            step=self.model.num_timesteps,
+            trainable={g.name for g in transfer.groups if all(p.requires_grad for p in g.params.values())},
+            frozen=set(transfer.frozen),
+            optimizer_group=optimizer_group,
+            lr=lr,
+            with_state=with_state,
+            weights={k: v.detach().clone() for k, v in self.model.policy.state_dict().items()},
+        )
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self.snapshots.append(self.snapshot())
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps > self.snapshots[-1].step:
+            self.snapshots.append(self.snapshot())
+
+    def _on_training_end(self) -> None:
+        super()._on_training_end()
+        self.snapshots.append(self.snapshot())
+
+
+@dataclass
+class Run:
+    result: TrainResult
+    recorder: RecordingTransferCallback
+    output: str  # what train() printed
+
+    @property
+    def dir(self) -> Path:
+        return self.result.run_dir
+
+    def json(self, name: str) -> Any:
+        return json.loads((self.dir / name).read_text())
+
+
+def _train_recorded(config: Any, **kwargs: Any) -> Run:
+    recorders: list[RecordingTransferCallback] = []
+
+    def make(*args: Any, **kw: Any) -> RecordingTransferCallback:
+        recorders.append(RecordingTransferCallback(*args, **kw))
+        return recorders[-1]
+
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "TransferCallback", make)
+        result = train(config, console=Console(file=out, width=200), **kwargs)
+    return Run(result, recorders[0], out.getvalue())
+
+
+def run_transfer(root: Path, source: Path | None, transfer: dict, algo: str = "ppo", **train_settings: Any) -> Run:
+    """Trains a transfer run on the target 'heavy' from ``source``."""
+    return _train_recorded(parse_config(config_data(root, algo, transfer, **train_settings)), source=source)
+
+
+def resume(run_dir: Path, total_timesteps: int) -> Run:
+    return _train_recorded(load_run_config(run_dir, [f"train.total_timesteps={total_timesteps}"]), resume=run_dir)
+
+
+def fresh_model(root: Path, algo: str, transfer: dict) -> tuple[Any, Any]:
+    """A target model as train() builds it, before any transfer (config, model)."""
+    config = parse_config(config_data(root, algo, transfer))
+    return config, build_model(config, training._normalized(config, build_vec_env(config)))
+
+
+def group_weights(state: dict[str, torch.Tensor], group: str) -> list[torch.Tensor]:
+    return [state[k] for k in state if k.rsplit(".", 1)[0] == group or k == group]
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], group: str) -> bool:
+    pairs = list(zip(group_weights(a, group), group_weights(b, group), strict=True))
+    return bool(pairs) and all(torch.equal(x, y) for x, y in pairs)
+
+
+def source_policy(source: Path) -> dict[str, torch.Tensor]:
+    return read_model(source).policy
+
+
+def rewrite_zip(original: Path, copy: Path, replace: dict[str, bytes]) -> Path:
+    """A copy of a model zip with some of its files replaced."""
+    with zipfile.ZipFile(original) as old, zipfile.ZipFile(copy, "w") as new:
+        for name in old.namelist():
+            new.writestr(name, replace.get(name, old.read(name)))
+    return copy
+
+
+class CreatesMarker:
+    """A pickle payload: unpickling it creates ``path`` (stands in for arbitrary code)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+def events(run_dir: Path) -> EventAccumulator:
+    accumulator = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+# ------------------------------------------------------------------------------------------- sources
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Any:
+    """16-unit networks gain nothing from threads, and on a busy 2-core machine the threads of torch's pool wait
+    on each other: measured 100x slower SAC updates there with the default of 2."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def ppo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ppo_source")
+    return train(parse_config(config_data(root)), console=QUIET).run_dir
+
+
+@pytest.fixture(scope="module")
+def sac_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sac_source")
+    return train(parse_config(config_data(root, "sac")), console=QUIET).run_dir
+
+
+@pytest.fixture(scope="module")
+def sources(ppo_source: Path, sac_source: Path) -> dict[str, Path]:
+    return {"ppo": ppo_source, "sac": sac_source}
+
+
+@pytest.fixture(scope="module")
+def freeze_runs(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Path]) -> dict[str, Run]:
+    """A `freeze: {layers: 1}` run per algorithm (several tests read them)."""
+    return {
+        algo: run_transfer(
+            tmp_path_factory.mktemp(f"{algo}_freeze"), source, {"method": "freeze", "freeze": {"layers": 1}}, algo
+        )
+        for algo, source in sources.items()
+    }
+
+
+# ------------------------------------------------------------------------------------------- 1. layer groups
+
+
+def _roles(groups: list[LayerGroup]) -> dict[str, tuple[str, int | None]]:
+    return {g.name: (g.role, g.depth) for g in groups}
+
+
+def test_ppo_layer_groups_are_named_after_sb3_modules(tmp_path: Path, ppo_source: Path) -> None:
+    """Users address groups (transfer.freeze.groups, TensorBoard tags) by SB3's own module names."""
+    _, model = fresh_model(tmp_path, "ppo", {"method": "finetune"})
+    expected = {
+        "mlp_extractor.policy_net.0": ("hidden", 0),
+        "mlp_extractor.policy_net.2": ("hidden", 1),
+        "mlp_extractor.value_net.0": ("hidden", 0),
+        "mlp_extractor.value_net.2": ("hidden", 1),
+        "action_net": ("head", None),
+        "value_net": ("head", None),
+        "log_std": ("head", None),
+    }
+    assert _roles(layer_groups(model.policy)) == expected
+    # A saved model (what `sim2real inspect` reads) has the same groups.
+    assert _roles(groups_of(list(source_policy(ppo_source).items()))) == expected
+
+
+def test_sac_layer_groups_are_named_after_sb3_modules(tmp_path: Path) -> None:
+    """SAC's actor, both Q-networks and the target critic are separate groups, heads marked as heads."""
+    _, model = fresh_model(tmp_path, "sac", {"method": "finetune"})
+    groups = _roles(layer_groups(model.policy))
+    assert groups["actor.latent_pi.0"] == ("hidden", 0)
+    assert groups["actor.latent_pi.2"] == ("hidden", 1)
+    assert groups["actor.mu"] == groups["actor.log_std"] == ("head", None)
+    assert groups["critic.qf0.0"] == groups["critic.qf1.0"] == ("hidden", 0)
+    assert groups["critic.qf0.4"] == groups["critic.qf1.4"] == ("head", None)
+    targets = {name for name in groups if name.startswith("critic_target.")}
+    assert targets == {f"critic_target.qf{q}.{i}" for q in (0, 1) for i in (0, 2, 4)}
+    assert all(groups[name] == ("target", None) for name in targets)
+
+
+# ------------------------------------------------------------------------------------------- 2. freeze
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_freeze_keeps_frozen_layers_bit_identical_and_out_of_the_optimizer(
+    algo: str, sources: dict[str, Path], freeze_runs: dict[str, Run]
+) -> None:
+    """A frozen layer is exactly the source's after training: no gradient, no Adam moments, no weight decay."""
+    run = freeze_runs[algo]
+    frozen = FIRST_LAYERS[algo]
+    before, after = source_policy(sources[algo]), read_model(run.dir).policy
+    for snapshot in run.recorder.snapshots:
+        assert snapshot.frozen == frozen
+        assert not frozen & snapshot.trainable
+        assert not frozen & set(snapshot.optimizer_group), "a frozen group is in an optimizer"
+        assert not frozen & snapshot.with_state, "a frozen group has optimizer state"
+    for group in frozen:
+        assert same(before, after, group), f"{group} moved"
+    trained = set(run.recorder.snapshots[-1].optimizer_group)
+    assert trained == {g.name for g in run.recorder.transfer.groups if g.role in ("hidden", "head")} - frozen
+    for group in trained:
+        assert not same(before, after, group), f"{group} did not train"
+    assert {
+        g: s["state"] for g, s in run.json("transfer.json")["groups"].items() if s["state"] == "frozen"
+    } == dict.fromkeys(frozen, "frozen")
+
+
+def test_sac_freeze_keeps_the_target_critic_mirror_of_frozen_layers(
+    sources: dict[str, Path], freeze_runs: dict[str, Run]
+) -> None:
+    """Polyak averaging must not drift the target critic's copy of a frozen critic layer (x(1-tau)+tau x != x)."""
+    before, after = source_policy(sources["sac"]), read_model(freeze_runs["sac"].dir).policy
+    for q in (0, 1):
+        assert same(before, after, f"critic_target.qf{q}.0")
+        assert not same(before, after, f"critic_target.qf{q}.2"), "the rest of the target critic still follows"
+
+
+# ------------------------------------------------------------------------------------------- 3. learning rates
+
+
+def test_per_layer_learning_rates_survive_the_learning_rate_schedule(tmp_path: Path, ppo_source: Path) -> None:
+    """SB3 sets every optimizer group to the scheduled rate before each update; the per-layer scale must hold."""
+    total = 512
+    data = config_data(tmp_path, transfer={"method": "finetune", "lr_decay": 0.5}, total_timesteps=total)
+    data["algo"]["learning_rate"] = {"initial": 1e-3, "final": 0}
+    run = _train_recorded(parse_config(data), source=ppo_source)
+    level = {"action_net": 0, "value_net": 0, "log_std": 0}
+    level |= {f"mlp_extractor.{net}.2": 1 for net in ("policy_net", "value_net")}
+    level |= {f"mlp_extractor.{net}.0": 2 for net in ("policy_net", "value_net")}
+    updates = [s for s in run.recorder.snapshots if 0 < s.step < total]
+    assert [s.step for s in updates] == [128, 256, 384]
+    bases = []
+    for snapshot in updates:
+        base = 1e-3 * (1 - snapshot.step / total)  # SB3's LinearSchedule at this update's progress
+        bases.append(base)
+        assert snapshot.lr == pytest.approx({g: base * 0.5 ** level[g] for g in level}, rel=1e-12)
+    assert bases == sorted(bases, reverse=True) and bases[0] > bases[-1]
+    scales = {g: s["lr_scale"] for g, s in run.json("transfer.json")["groups"].items()}
+    assert scales == {g: 0.5 ** level[g] for g in level}
+
+
+# ------------------------------------------------------------------------------------------- 4. progressive
+
+
+@pytest.fixture(scope="module")
+def progressive_run(tmp_path_factory: pytest.TempPathFactory, ppo_source: Path) -> Run:
+    """Progressive unfreezing on 2 hidden layers: 128 steps per update, one layer down every 256 steps."""
+    transfer = {
+        "method": "progressive",
+        "lr_decay": 0.5,
+        "progressive": {"unfreeze_every": 256, "warmup_steps": 256},
+    }
+    return run_transfer(tmp_path_factory.mktemp("progressive"), ppo_source, transfer, total_timesteps=768)
+
+
+def test_progressive_unfreezes_heads_then_one_layer_down_at_a_time(progressive_run: Run, ppo_source: Path) -> None:
+    """Heads train first; the last hidden layer joins at unfreeze_every, the first at 2x; none moves before."""
+    last = {"mlp_extractor.policy_net.2", "mlp_extractor.value_net.2"}
+    first = {"mlp_extractor.policy_net.0", "mlp_extractor.value_net.0"}
+    source = source_policy(ppo_source)
+    snapshots = progressive_run.recorder.snapshots
+    assert [s.step for s in snapshots] == [0, 128, 256, 384, 512, 640, 768]
+    for snapshot in snapshots[1:]:
+        expected = PPO_HEADS | (last if snapshot.step >= 256 else set()) | (first if snapshot.step >= 512 else set())
+        assert snapshot.trainable == expected, snapshot.step
+        assert set(snapshot.optimizer_group) == expected, snapshot.step
+        assert all(name == group for group, name in snapshot.optimizer_group.items())
+        for group in (last if snapshot.step < 256 else set()) | (first if snapshot.step < 512 else set()):
+            assert same(source, snapshot.weights, group), f"{group} moved while frozen (step {snapshot.step})"
+    assert not same(source, snapshots[1].weights, "action_net"), "the heads train from the first update"
+    for group in last | first:
+        assert not same(source, snapshots[-1].weights, group)
+    output = " ".join(progressive_run.output.split())
+    assert "step 256: unfroze mlp_extractor.policy_net.2, mlp_extractor.value_net.2" in output
+    assert "step 512: unfroze mlp_extractor.policy_net.0, mlp_extractor.value_net.0" in output
+    state = progressive_run.json("transfer.json")
+    assert {s["state"] for s in state["groups"].values()} == {"trainable"}
+    assert state["step"] == 768
+
+
+def test_warmup_ramps_a_newly_unfrozen_layer_up_to_its_scaled_rate(progressive_run: Run) -> None:
+    """A layer that just joined starts below its rate (lr_scale x base) and reaches it after warmup_steps."""
+    scaled = 3e-4 * 0.5  # the last hidden layer: level 1
+    rates = {s.step: s.lr["mlp_extractor.policy_net.2"] for s in progressive_run.recorder.snapshots if s.step >= 256}
+    assert rates[256] < scaled
+    assert rates == pytest.approx({256: 0.0, 384: scaled / 2, 512: scaled, 640: scaled, 768: scaled}, rel=1e-12)
+    assert list(rates.values()) == sorted(rates.values())
+
+
+# ------------------------------------------------------------------------------------------- 5. optimizer state
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_fresh_optimizer_state_starts_empty(tmp_path: Path, sources: dict[str, Path], algo: str) -> None:
+    """optimizer_state: fresh: the target's Adam knows nothing of the source's updates."""
+    config, model = fresh_model(tmp_path, algo, {"method": "finetune", "optimizer_state": "fresh"})
+    transfer = Transfer.start(model, config.transfer, algo, read_source(config, sources[algo]))
+    assert transfer.optimizers() and all(not o.state for o in transfer.optimizers().values())
+
+
+def _saved_optimizer_state(algo: str, source: Path, network: str) -> dict[str, dict[str, torch.Tensor]]:
+    """The source zip's optimizer state by parameter name, mapped the way SB3 built that optimizer."""
+    with zipfile.ZipFile(source / "model.zip") as archive:
+        saved = torch.load(io.BytesIO(archive.read(f"{network}.optimizer.pth")), weights_only=True)
+    env = gym.make("InvertedDoublePendulum-v5")
+    small = {"buffer_size": 1} if algo == "sac" else {"n_steps": 64}
+    plain = ALGORITHMS[algo]("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, device="cpu", **small)
+    owner = plain.policy if network == "policy" else getattr(plain.policy, network)
+    name_of = {id(p): n for n, p in owner.named_parameters()}
+    order = [name_of[id(p)] for group in owner.optimizer.param_groups for p in group["params"]]
+    env.close()
+    return {order[index]: state for index, state in saved["state"].items()}
+
+
+@pytest.mark.parametrize(("algo", "networks"), [("ppo", ["policy"]), ("sac", ["actor", "critic"])])
+def test_source_optimizer_state_gives_each_trainable_parameter_its_adam_moments(
+    tmp_path: Path, sources: dict[str, Path], algo: str, networks: list[str]
+) -> None:
+    """optimizer_state: source: each trainable parameter continues with the source's moments for that parameter
+    (with a frozen first layer, so the target's optimizer holds fewer parameters than the source's)."""
+    transfer_settings = {"method": "freeze", "freeze": {"layers": 1}, "optimizer_state": "source"}
+    config, model = fresh_model(tmp_path, algo, transfer_settings)
+    transfer = Transfer.start(model, config.transfer, algo, read_source(config, sources[algo]))
+    checked = 0
+    for network in networks:
+        saved = _saved_optimizer_state(algo, sources[algo], network)
+        optimizer = transfer.optimizers()[network]
+        owner = model.policy if network == "policy" else getattr(model.policy, network)
+        for name, param in owner.named_parameters():
+            if not param.requires_grad:
+                assert param not in optimizer.state
+                continue
+            state = optimizer.state[param]
+            assert torch.equal(state["exp_avg"], saved[name]["exp_avg"]), name
+            assert torch.equal(state["exp_avg_sq"], saved[name]["exp_avg_sq"]), name
+            assert float(state["step"]) == float(saved[name]["step"]) > 0
+            checked += 1
+    assert checked == sum(len(g["params"]) for o in transfer.optimizers().values() for g in o.param_groups)
+
+
+# ------------------------------------------------------------------------------------------- 6. normalization
+
+
+def test_target_normalization_starts_from_the_source_statistics(tmp_path: Path, ppo_source: Path) -> None:
+    """The source's weights expect its normalized inputs: the target's VecNormalize starts with its statistics."""
+    config, model = fresh_model(tmp_path, "ppo", {"method": "finetune"})
+    run_dir = tmp_path / "run"
+    training._start_transfer(config, model, read_source(config, ppo_source), run_dir)
+    saved = json.loads((ppo_source / "vecnormalize.json").read_text())
+    venv = model.get_vec_normalize_env()
+    assert venv is not None and venv.training
+    for name in ("obs_rms", "ret_rms"):
+        rms = getattr(venv, name)
+        assert np.array_equal(rms.mean, saved[name]["mean"])
+        assert np.array_equal(rms.var, saved[name]["var"])
+        assert rms.count == saved[name]["count"]
+
+
+def test_fixed_normalization_keeps_the_source_statistics_through_training(tmp_path: Path, ppo_source: Path) -> None:
+    """normalization: fixed: the target never updates the statistics (nor does its resumed run), so the saved
+    ones are the source's."""
+    run = run_transfer(tmp_path, ppo_source, {"method": "finetune", "normalization": "fixed"})
+    source_stats = json.loads((ppo_source / "vecnormalize.json").read_text())
+    for finished in (run, resume(run.dir, 384)):
+        target_stats = finished.json("vecnormalize.json")
+        assert target_stats["obs_rms"] == source_stats["obs_rms"]
+        assert target_stats["ret_rms"] == source_stats["ret_rms"]
+
+
+# ------------------------------------------------------------------------------------------- 7. safe loading
+
+
+def test_reading_a_source_never_unpickles_its_data_file(tmp_path: Path, ppo_source: Path) -> None:
+    """A model zip's `data` may carry cloudpickled code; reading it as a source must not run it."""
+    marker = tmp_path / "payload_ran"
+    data = json.loads(zipfile.ZipFile(ppo_source / "model.zip").read("data"))
+    data["policy_class"][":serialized:"] = base64.b64encode(cloudpickle.dumps(CreatesMarker(marker))).decode()
+    evil = rewrite_zip(ppo_source / "model.zip", tmp_path / "evil.zip", {"data": json.dumps(data).encode()})
+
+    model = read_model(evil)
+    assert not marker.exists()
+    assert model.algo == "ppo" and model.num_timesteps == 256
+    for name, tensor in source_policy(ppo_source).items():
+        assert torch.equal(model.policy[name], tensor)
+
+    # The payload is live: stable-baselines3's own loader runs it.
+    loaded, _, _ = load_from_zip_file(evil, device="cpu")
+    loaded["policy_class"].close()
+    assert marker.exists()
+
+
+def test_weights_that_are_not_plain_tensors_are_refused(tmp_path: Path, ppo_source: Path) -> None:
+    """A policy.pth holding a pickled object is refused (weights-only loading), and its code never runs."""
+    marker = tmp_path / "payload_ran"
+    payload = io.BytesIO()
+    torch.save(CreatesMarker(marker), payload)
+    evil = rewrite_zip(ppo_source / "model.zip", tmp_path / "evil.zip", {"policy.pth": payload.getvalue()})
+    with pytest.raises(Sim2RealError, match="refused to load weights that are not plain tensors"):
+        read_model(evil)
+    assert not marker.exists()
+
+
+def test_refusal_of_pickled_weights_is_plain_text(tmp_path: Path, ppo_source: Path) -> None:
+    """The refusal is printed as one plain line; terminal escape codes from torch's message do not belong in it."""
+    payload = io.BytesIO()
+    torch.save(CreatesMarker(tmp_path / "payload_ran"), payload)
+    evil = rewrite_zip(ppo_source / "model.zip", tmp_path / "evil.zip", {"policy.pth": payload.getvalue()})
+    with pytest.raises(Sim2RealError) as error:
+        read_model(evil)
+    assert "\x1b" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("member", "content"),
+    [("policy.pth", "list of tensors"), ("data", "JSON list")],
+)
+def test_a_zip_with_safe_but_malformed_contents_is_refused(
+    tmp_path: Path, ppo_source: Path, member: str, content: str
+) -> None:
+    """Files that load without running code but are not a state dict / JSON object end in one error line."""
+    if content == "list of tensors":
+        buffer = io.BytesIO()
+        torch.save([torch.zeros(3)], buffer)
+        replacement = buffer.getvalue()
+    else:
+        replacement = b"[1, 2]"
+    odd = rewrite_zip(ppo_source / "model.zip", tmp_path / "odd.zip", {member: replacement})
+    with pytest.raises(Sim2RealError, match=r"odd\.zip"):
+        read_model(odd)
+
+
+def test_a_plain_stable_baselines3_zip_works_as_a_source(tmp_path: Path) -> None:
+    """A model saved by plain SB3 (no run folder, no statistics) is a source for a config without normalization."""
+    env = gym.make("InvertedDoublePendulum-v5")
+    plain = PPO("MlpPolicy", env, policy_kwargs={"net_arch": [16, 16]}, seed=1, device="cpu")
+    plain.save(tmp_path / "plain.zip")
+    env.close()
+    with pytest.raises(Sim2RealError, match=r"no normalization statistics .* set train\.normalize: null"):
+        run_transfer(tmp_path / "normalized", tmp_path / "plain.zip", {"method": "finetune"})
+    assert not (tmp_path / "normalized").exists()
+
+    run = run_transfer(tmp_path / "raw", tmp_path / "plain.zip", {"method": "finetune"}, normalize=None)
+    state = run.json("transfer.json")
+    assert state["new"] == [] and set(state["loaded"]) == set(state["groups"])
+    reference = torch.load(run.dir / "source.pth", weights_only=True)
+    assert reference.keys() == plain.policy.state_dict().keys()
+    assert all(torch.equal(reference[k], v) for k, v in plain.policy.state_dict().items())
+
+
+def test_pickled_normalization_statistics_need_trust(tmp_path: Path, ppo_source: Path) -> None:
+    """A source whose statistics exist only as vecnormalize.pkl is refused unless the user trusts it."""
+    source = tmp_path / "source"
+    shutil.copytree(ppo_source, source)
+    (source / "vecnormalize.json").unlink()
+    config = parse_config(config_data(tmp_path / "runs", transfer={"method": "finetune", "normalization": "fixed"}))
+    with pytest.raises(Sim2RealError, match=r"vecnormalize\.pkl.*can run code.*--trust-source"):
+        train(config, source=source, console=QUIET)
+    assert not (tmp_path / "runs").exists()
+
+    run = _train_recorded(config, source=source, trust_source=True)
+    expected = json.loads((ppo_source / "vecnormalize.json").read_text())
+    assert run.json("vecnormalize.json")["obs_rms"] == expected["obs_rms"]
+
+
+# ------------------------------------------------------------------------------------------- 8. prognet
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_prognet_starts_as_exactly_the_source_policy(tmp_path: Path, sources: dict[str, Path], algo: str) -> None:
+    """A progressive net's heads start as [0 | source head]: its actions, values and Q-values are the source's."""
+    config, model = fresh_model(tmp_path, algo, {"method": "prognet"})
+    Transfer.start(model, config.transfer, algo, read_source(config, sources[algo]))
+    source = ALGORITHMS[algo].load(sources[algo] / "model.zip", device="cpu")
+    observations = np.random.default_rng(0).normal(size=(64, 9)).astype(np.float32)  # already normalized inputs
+    actions, _ = model.predict(observations, deterministic=True)
+    expected, _ = source.predict(observations, deterministic=True)
+    np.testing.assert_allclose(actions, expected, atol=1e-6)
+    obs = torch.as_tensor(observations)
+    with torch.no_grad():
+        if algo == "ppo":
+            torch.testing.assert_close(model.policy.predict_values(obs), source.policy.predict_values(obs))
+        else:
+            act = torch.as_tensor(expected)
+            for critic in ("critic", "critic_target"):
+                for q, q_source in zip(
+                    getattr(model.policy, critic)(obs, act), getattr(source.policy, critic)(obs, act), strict=True
+                ):
+                    torch.testing.assert_close(q, q_source)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_prognet_training_leaves_the_source_column_untouched(
+    tmp_path: Path, sources: dict[str, Path], algo: str
+) -> None:
+    """The source column is the source's trunk, bit for bit, after training; the new column and laterals learn."""
+    run = run_transfer(tmp_path, sources[algo], {"method": "prognet"}, algo)
+    source, after = source_policy(sources[algo]), read_model(run.dir).policy
+    trunks = {"ppo": ["mlp_extractor.policy_net", "mlp_extractor.value_net"], "sac": ["actor.latent_pi"]}[algo]
+    if algo == "sac":
+        trunks += [f"{critic}.qf{q}" for critic in ("critic", "critic_target") for q in (0, 1)]
+    for trunk in trunks:
+        column = f"{trunk}.0" if ".qf" in trunk else trunk  # a prognet Q-network is Sequential(column, head)
+        for layer in (0, 2):
+            assert torch.equal(after[f"{column}.source.{layer}.weight"], source[f"{trunk}.{layer}.weight"])
+            assert torch.equal(after[f"{column}.source.{layer}.bias"], source[f"{trunk}.{layer}.bias"])
+    initial = run.recorder.snapshots[0].weights
+    learned = [g for g in run.json("transfer.json")["new"] if not g.startswith("critic_target.")]
+    assert any(".lateral." in g for g in learned) and any(".column." in g for g in learned)
+    for group in learned:
+        assert not same(initial, after, group), f"{group} did not train"
+
+
+def test_prognet_and_finetune_have_the_same_jumpstart(tmp_path: Path, ppo_source: Path) -> None:
+    """Both start from the source policy, so the learning curve's first point (step 0) is the same for both."""
+    first = {}
+    for method in ("finetune", "prognet"):
+        run = run_transfer(tmp_path / method, ppo_source, {"method": method, "eval_episodes": 3}, total_timesteps=128)
+        first[method] = run.json("curve.json")["points"][0]
+        assert first[method]["step"] == 0
+    assert first["prognet"]["mean_reward"] == pytest.approx(first["finetune"]["mean_reward"], rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------------- 9. spaces
+
+
+@pytest.fixture(scope="module")
+def pendulum_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A source trained on InvertedPendulum-v5: 4 observations where the target has 9."""
+    data = config_data(tmp_path_factory.mktemp("pendulum"))
+    data["env"] = "InvertedPendulum-v5"
+    return train(parse_config(data), console=QUIET).run_dir
+
+
+def test_a_source_for_another_observation_space_is_refused_naming_both(tmp_path: Path, pendulum_source: Path) -> None:
+    """Weights for 4 inputs cannot read 9: the error names both spaces and the way out (adapter)."""
+    with pytest.raises(Sim2RealError) as error:
+        run_transfer(tmp_path / "runs", pendulum_source, {"method": "finetune"})
+    message = str(error.value)
+    assert "observation space" in message and "(4,)" in message and "(9,)" in message
+    assert "transfer.adapter: true" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_adapter_reinitializes_only_the_layers_that_do_not_fit(tmp_path: Path, pendulum_source: Path) -> None:
+    """With adapter: true the first layers are new and everything above them comes from the source."""
+    run = run_transfer(tmp_path, pendulum_source, {"method": "finetune", "adapter": True})
+    state = run.json("transfer.json")
+    assert state["new"] == ["mlp_extractor.policy_net.0", "mlp_extractor.value_net.0"]
+    assert set(state["loaded"]) == {"mlp_extractor.policy_net.2", "mlp_extractor.value_net.2"} | PPO_HEADS
+    source = source_policy(pendulum_source)
+    for group in state["loaded"]:
+        assert same(source, run.recorder.snapshots[0].weights, group)
+    assert run.result.num_timesteps == 256
+
+
+def test_prognet_refuses_a_source_column_that_cannot_take_the_source_weights(
+    tmp_path: Path, pendulum_source: Path
+) -> None:
+    """A progressive net keeps its source column frozen, so a first layer that cannot hold the source's weights
+    (other observation space) would stay random for good: refused even with adapter, and nothing is written."""
+    with pytest.raises(Sim2RealError, match=r"\(4,\).*\(9,\).*prognet keeps the source column"):
+        run_transfer(tmp_path, pendulum_source, {"method": "prognet", "adapter": True})
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("config.yaml"))
+
+
+def test_prognet_without_hidden_layers_is_refused_in_one_line(tmp_path: Path, ppo_source: Path) -> None:
+    """A progressive net needs a hidden layer in its new column; without one the user gets an error, not a crash."""
+    data = config_data(tmp_path / "runs", transfer={"method": "prognet"})
+    data["algo"]["net_arch"] = []
+    with pytest.raises(Sim2RealError, match="hidden layer"):
+        train(parse_config(data), source=ppo_source, console=QUIET)
+
+
+# ------------------------------------------------------------------------------------------- 10. command line
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sim2real", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("case", "needles"),
+    [
+        ("missing source", ["no such file or folder"]),
+        ("text file source", ["notes.txt", "not a stable-baselines3 model zip"]),
+        ("sac source for ppo", ["is a SAC model but the config trains PPO", "algo.name: sac"]),
+        ("unknown freeze group", ["transfer.freeze.groups", "'policy_net.9'", "mlp_extractor.policy_net.2, "]),
+        ("freeze beyond the network", ["transfer.freeze.layers: 5", "2 hidden layers", "0 to 2"]),
+        ("no source", ["'freeze' needs a source", "--source"]),
+    ],
+)
+def test_transfer_command_refuses_bad_input_in_one_line(
+    tmp_path: Path, sources: dict[str, Path], case: str, needles: list[str]
+) -> None:
+    """Every mistake ends in exit code 2 and one error line, and no run folder is written."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(config_data(tmp_path / "runs")))
+    (tmp_path / "notes.txt").write_text("not a model")
+    args = {
+        "missing source": ["--source", str(tmp_path / "nothing")],
+        "text file source": ["--source", str(tmp_path / "notes.txt")],
+        "sac source for ppo": ["--source", str(sources["sac"])],
+        "unknown freeze group": ["--source", str(sources["ppo"]), "--set", "transfer.freeze.groups=[policy_net.9]"],
+        "freeze beyond the network": ["--source", str(sources["ppo"]), "--set", "transfer.freeze.layers=5"],
+        "no source": [],
+    }[case]
+    result = run_cli("transfer", str(config), "--method", "freeze", "--no-progress", *args)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert not (tmp_path / "runs").exists(), "nothing may be written for a transfer that cannot run"
+
+
+# ------------------------------------------------------------------------------------------- 11. resume
+
+
+def test_resumed_progressive_run_continues_with_its_frozen_layers(tmp_path: Path, ppo_source: Path) -> None:
+    """A resumed run continues from its checkpoint with the layers frozen that were frozen there."""
+    transfer = {"method": "progressive", "progressive": {"unfreeze_every": 192}, "eval_every": 128}
+    first = run_transfer(tmp_path, ppo_source, transfer, total_timesteps=256, checkpoint_every=128)
+    assert checkpoint_dirs(first.dir)[-1].name == "step_000000000256"
+
+    resumed = resume(first.dir, 640)
+    first_layers = {"mlp_extractor.policy_net.0", "mlp_extractor.value_net.0"}  # unfreeze at 384
+    start = resumed.recorder.snapshots[0]
+    assert start.step == 256
+    assert "from step 256" in resumed.output
+    assert start.frozen == first_layers
+    assert (
+        start.trainable
+        == set(start.optimizer_group)
+        == PPO_HEADS | {"mlp_extractor.policy_net.2", "mlp_extractor.value_net.2"}
+    )
+    assert all(name == group for group, name in start.optimizer_group.items())
+    source = source_policy(ppo_source)
+    for group in first_layers:
+        assert same(source, start.weights, group)
+    assert {s.step: first_layers <= s.trainable for s in resumed.recorder.snapshots} == {
+        256: False,
+        384: True,
+        512: True,
+        640: True,
+    }
+    assert resumed.result.num_timesteps == 640
+    state = resumed.json("transfer.json")
+    assert state["step"] == 640 and {s["state"] for s in state["groups"].values()} == {"trainable"}
+    steps = [p["step"] for p in resumed.json("curve.json")["points"]]
+    assert steps[0] == 0 and steps[-1] == 640 and steps == sorted(set(steps))
+
+
+@pytest.fixture(scope="module")
+def three_layer_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = config_data(tmp_path_factory.mktemp("three_layers"))
+    data["algo"]["net_arch"] = [16, 16, 16]
+    return train(parse_config(data), console=QUIET).run_dir
+
+
+@pytest.mark.parametrize("layers", [2, 3])
+def test_resume_after_two_unfreezings_keeps_each_layer_in_its_own_optimizer_group(
+    tmp_path: Path, ppo_source: Path, three_layer_source: Path, layers: int
+) -> None:
+    """A checkpoint taken after two layers unfroze resumes with each optimizer group holding its own layer
+    (its own name, lr_scale and Adam moments)."""
+    source = ppo_source if layers == 2 else three_layer_source
+    transfer = {"method": "progressive", "lr_decay": 0.5, "progressive": {"unfreeze_every": 128}}
+    data = config_data(tmp_path, transfer=transfer, total_timesteps=256, checkpoint_every=128)
+    data["algo"]["net_arch"] = [16] * layers
+    first = _train_recorded(parse_config(data), source=source)
+    resumed = resume(first.dir, 384)
+    start = resumed.recorder.snapshots[0]
+    assert all(name == group for group, name in start.optimizer_group.items()), start.optimizer_group
+
+
+# ------------------------------------------------------------------------------------------- 12. TensorBoard
+
+
+def test_tensorboard_holds_the_transfer_curves_and_hparams(freeze_runs: dict[str, Run]) -> None:
+    """Users compare transfer runs in TensorBoard: the groups' state, learning rates, drift, jumpstart, method."""
+    run = freeze_runs["ppo"]
+    accumulator = events(run.dir)
+    scalars = set(accumulator.Tags()["scalars"])
+    groups = [g.name for g in run.recorder.transfer.groups]
+    frozen = FIRST_LAYERS["ppo"]
+    for group in groups:
+        for metric in ("lr", "weight_drift", "frozen"):
+            assert f"transfer/{metric}/{group}" in scalars, (metric, group)
+        assert accumulator.Scalars(f"transfer/frozen/{group}")[0].value == float(group in frozen)
+        assert accumulator.Scalars(f"transfer/weight_drift/{group}")[0].value == 0.0  # the source's weights
+        rates = [e.value for e in accumulator.Scalars(f"transfer/lr/{group}")]
+        assert rates and all(rate == (0.0 if group in frozen else pytest.approx(3e-4)) for rate in rates), rates
+
+    trainable = accumulator.Scalars("transfer/trainable_params")[0]
+    assert trainable.step == 0
+    assert trainable.value == sum(g.numel for g in run.recorder.transfer.groups if g.name not in frozen)
+
+    curve = run.json("curve.json")["points"]
+    logged = accumulator.Scalars("transfer/target_return")
+    assert [e.step for e in logged] == [p["step"] for p in curve]  # the learning curve, from step 0
+    assert [e.value for e in logged] == pytest.approx([p["mean_reward"] for p in curve])
+    assert accumulator.Scalars("transfer/jumpstart")[-1].value == pytest.approx(curve[0]["mean_reward"])
+
+    plugins = accumulator.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["transfer/method"].string_value == "freeze"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(plugins["_hparams_/experiment"])
+    assert "transfer/jumpstart" in {m.name.tag for m in experiment.experiment.metric_infos}
+
+
+def test_tensorboard_has_the_final_weight_drift(freeze_runs: dict[str, Run], ppo_source: Path) -> None:
+    """The drift curve ends at the final step with the final distance from the source's weights."""
+    run = freeze_runs["ppo"]
+    drift = events(run.dir).Scalars("transfer/weight_drift/mlp_extractor.policy_net.2")
+    source, final = source_policy(ppo_source), read_model(run.dir).policy
+    distance = (
+        sum(float(((final[k] - source[k]) ** 2).sum()) for k in final if k.startswith("mlp_extractor.policy_net.2."))
+        ** 0.5
+    )
+    assert drift[-1].step == run.result.num_timesteps
+    assert drift[-1].value == pytest.approx(distance, rel=1e-5) and distance > 0
+
+
+# ------------------------------------------------------------------------------------------- 13. inspect
+
+
+def _inspect_rows(capsys: pytest.CaptureFixture[str], run_dir: Path) -> tuple[dict[str, list[str]], str]:
+    assert main(["inspect", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 6:
+            rows[cells[0]] = cells[1:]
+    return rows, out
+
+
+def test_inspect_lists_each_group_with_shape_size_and_state(
+    freeze_runs: dict[str, Run], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sim2real inspect RUN_DIR` shows the names to put in transfer.freeze.groups and what each group is now."""
+    monkeypatch.setenv("COLUMNS", "200")
+    rows, out = _inspect_rows(capsys, freeze_runs["ppo"].dir)
+    assert rows == {
+        "log_std": ["head", "1", "1", "trainable", "1"],
+        "mlp_extractor.policy_net.0": ["hidden 0", "16x9 + 16", "160", "frozen", "1"],
+        "mlp_extractor.policy_net.2": ["hidden 1", "16x16 + 16", "272", "trainable", "1"],
+        "mlp_extractor.value_net.0": ["hidden 0", "16x9 + 16", "160", "frozen", "1"],
+        "mlp_extractor.value_net.2": ["hidden 1", "16x16 + 16", "272", "trainable", "1"],
+        "action_net": ["head", "1x16 + 1", "17", "trainable", "1"],
+        "value_net": ["head", "1x16 + 1", "17", "trainable", "1"],
+    }
+    assert "579 of 899 parameters trainable" in out
+    assert "transfer method freeze" in out
+
+
+def test_inspect_shows_whole_group_names_in_an_80_column_terminal(
+    freeze_runs: dict[str, Run], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a standard terminal the group names stay whole: policy_net.0 and policy_net.2 must be told apart."""
+    monkeypatch.setenv("COLUMNS", "80")
+    _, out = _inspect_rows(capsys, freeze_runs["ppo"].dir)
+    for group in ("mlp_extractor.policy_net.0", "mlp_extractor.policy_net.2"):
+        assert group in out
