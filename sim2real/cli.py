@@ -313,6 +313,8 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
     labels = [_model_label(path) for path in args.models]
     if len(set(labels)) < len(labels):
         labels = [str(path) for path in args.models]
+    if len(set(labels)) < len(labels):  # the same model twice: keep both columns apart
+        labels = [f"{label} ({index + 1})" for index, label in enumerate(labels)]
     models = []
     for label, path in zip(labels, args.models, strict=True):
         model, model_file = load_policy(config, path, trusted=args.trust_source)
@@ -406,8 +408,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             default_show(message, category, filename, lineno, file, line)
 
-    warnings.showwarning = show_warning
-    warnings.simplefilter("once", FrictionDominatedWarning)
+    # catch_warnings restores the caller's filters and showwarning afterwards (main() may run in-process).
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        warnings.simplefilter("once", FrictionDominatedWarning)
+        return _run(args, console, err)
+
+
+def _run(args: argparse.Namespace, console: Console, err: Console) -> int:
     try:
         if args.command == "train":
             return _train(args, console)

@@ -44,6 +44,14 @@ class Curve:
         """The curve linearly interpolated at ``steps`` (within its range)."""
         return np.interp(steps, self.steps, self.returns)
 
+    def until(self, end: float) -> Curve:
+        """The curve cut at step ``end`` (its value there interpolated), so runs of unequal length compare."""
+        if end >= self.end:
+            return self
+        keep = self.steps < end
+        steps = np.append(self.steps[keep], end)
+        return Curve(steps, np.append(self.returns[keep], self.at(np.array([end]))))
+
 
 def final_return(curve: Curve, points: int = 1) -> float:
     """Asymptotic performance: the mean of the last ``points`` evaluations."""
@@ -93,12 +101,18 @@ def stratified_ci(
     everything = np.concatenate(samples)
     if np.all(everything == everything[0]):
         return float(everything[0]), float(everything[0])
+    # A task with one seed has nothing to resample: its value stays in every resample as it is.
+    varying = [s for s in samples if s.size >= 2]
+    fixed = np.concatenate([s for s in samples if s.size < 2] or [np.empty(0)])
 
     def combined(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
-        return np.asarray(iqm(np.concatenate(resampled, axis=axis), axis=axis))
+        pooled = np.concatenate(resampled, axis=axis)
+        if fixed.size:
+            pooled = np.concatenate([pooled, np.broadcast_to(fixed, (*pooled.shape[:-1], fixed.size))], axis=axis)
+        return np.asarray(iqm(pooled, axis=axis))
 
     result = stats.bootstrap(
-        tuple(samples),
+        tuple(varying),
         combined,
         confidence_level=0.95,
         n_resamples=resamples,

@@ -6,10 +6,16 @@ Runs are transfer run folders (``sim2real transfer``). Each one's learning curve
 
 - **jumpstart**: the return at step 0 minus scratch's (IQM over scratch's seeds);
 - **final return** (asymptotic performance): the last evaluation;
-- **time to threshold**: the first step reaching the threshold (default: 90% of scratch's final IQM); a seed
-  that never reaches it counts as its budget, and the number that did is reported;
-- **area**: the mean return over the budget shared by all runs of the target (area under the curve / steps);
-- **transfer ratio**: area / scratch's area (IQM over its seeds); below 1 the source cost more than it gave.
+- **time to threshold**: the first step reaching the threshold (default: scratch's final IQM less 10% of its
+  size, which is 90% of it for positive returns); a seed that never reaches it counts as the budget, and the
+  number that did is reported;
+- **area**: the mean return over the budget (area under the curve / steps);
+- **transfer ratio**: area / scratch's area (IQM over its seeds), both measured from ``min(0, the lowest return
+  of the target's runs)`` so the ratio keeps its meaning when returns are negative; below 1 the source cost
+  more than it gave.
+
+All of them are measured over the budget: the steps every run of the target reached (longer curves are cut
+there, so runs of unequal length compare on equal terms).
 
 Each is an interquartile mean over seeds with a stratified bootstrap 95% CI (resampling seeds within each
 target). A method whose transfer-ratio interval lies wholly below 1 is flagged as negative transfer.
@@ -18,6 +24,7 @@ target). A method whose transfer-ratio interval lies wholly below 1 is flagged a
 from __future__ import annotations
 
 import csv
+import glob
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -113,7 +120,7 @@ def find_runs(patterns: list[str]) -> list[Run]:
     """Transfer runs under the given folders or glob patterns (a folder is searched for ``seed_*`` runs)."""
     folders: list[Path] = []
     for pattern in patterns:
-        matches = sorted(Path().glob(pattern)) if any(c in pattern for c in "*?[") else [Path(pattern)]
+        matches = [Path(m) for m in sorted(glob.glob(pattern))] if any(c in pattern for c in "*?[") else [Path(pattern)]
         if not matches or not any(m.exists() for m in matches):
             raise Sim2RealError(f"{pattern}: no such run folder")
         for match in matches:
@@ -189,15 +196,19 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
         target_runs = [r for r in runs if r.target == target]
         budget = common_end([r.curve for r in target_runs])
         budgets[target] = budget
+        cut = {id(r): r.curve.until(budget) for r in target_runs}
+        floor = min(0.0, min(float(cut[id(r)].returns.min()) for r in target_runs))
         scratch = groups.get((target, "scratch"), [])
         if scratch:
-            scratch_start = float(iqm([r.curve.start for r in scratch]))
-            scratch_final = float(iqm([final_return(r.curve) for r in scratch]))
-            scratch_area = float(iqm([area(r.curve, budget) for r in scratch]))
+            scratch_start = float(iqm([cut[id(r)].start for r in scratch]))
+            scratch_final = float(iqm([final_return(cut[id(r)]) for r in scratch]))
+            scratch_area = float(iqm([area(cut[id(r)], budget) for r in scratch])) - floor
         else:
             notes.append(f"{target}: no scratch runs, so no jumpstart, default threshold or transfer ratio")
             scratch_start = scratch_final = scratch_area = float("nan")
-        level = threshold if threshold is not None else (threshold_fraction * scratch_final if scratch else None)
+        level = threshold
+        if level is None and scratch:
+            level = scratch_final - (1 - threshold_fraction) * abs(scratch_final)
         thresholds[target] = level
         for (group_target, method), members in groups.items():
             if group_target != target:
@@ -205,22 +216,24 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
             values: dict[str, list[float]] = defaultdict(list)
             reached = 0
             for run in members:
-                values["final_return"].append(final_return(run.curve))
-                values["area"].append(area(run.curve, budget))
+                curve = cut[id(run)]
+                values["final_return"].append(final_return(curve))
+                values["area"].append(area(curve, budget))
                 if scratch:
-                    values["jumpstart"].append(run.curve.start - scratch_start)
-                    values["transfer_ratio"].append(area(run.curve, budget) / scratch_area if scratch_area else np.nan)
+                    values["jumpstart"].append(curve.start - scratch_start)
+                    ratio = (area(curve, budget) - floor) / scratch_area if scratch_area > 0 else np.nan
+                    values["transfer_ratio"].append(ratio)
                 if level is not None:
-                    hit = time_to_threshold(run.curve, level)
+                    hit = time_to_threshold(curve, level)
                     reached += hit is not None
-                    values["time_to_threshold"].append(hit if hit is not None else run.curve.end)
+                    values["time_to_threshold"].append(hit if hit is not None else budget)
             if len(members) < 2:
                 notes.append(f"{target}/{method}: {len(members)} seed, so no confidence interval (needs 2)")
             result = MethodScore(target, method, len(members), reached=reached)
             for name in METRICS:
                 result.estimates[name] = estimate([values[name]], seed) if values.get(name) else None
-            ratio = result.estimates.get("transfer_ratio")
-            result.negative_transfer = method != "scratch" and ratio is not None and ratio.below(1.0)
+            ratio_estimate = result.estimates.get("transfer_ratio")
+            result.negative_transfer = method != "scratch" and ratio_estimate is not None and ratio_estimate.below(1.0)
             scores.append(result)
     curves = {(s.target, s.method): [r.curve for r in groups[(s.target, s.method)]] for s in scores}
     return Scorecard(scores, thresholds, budgets, curves, notes)
