@@ -9,7 +9,7 @@ For each env it times the same number of episodes three ways and prints steps pe
 Goals: batched / evaluate_policy >= 4, batched / plain env >= 0.8. The policy is a freshly initialised PPO
 MLP (64, 64), the default size: what is timed is the evaluation machinery, not what the policy has learnt.
 
-    python scripts/bench_evaluator.py [--episodes 64] [--n-envs 64] [--envs InvertedDoublePendulum-v5 Hopper-v5]
+    python scripts/bench_evaluator.py [--episodes 256] [--n-envs 16] [--envs InvertedDoublePendulum-v5 Hopper-v5]
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ def plain_steps(env_id: str, episodes: int, seed: int) -> tuple[int, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=64)
-    parser.add_argument("--n-envs", type=int, default=64)
+    parser.add_argument("--episodes", type=int, default=256)
+    parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--envs", nargs="+", default=["InvertedDoublePendulum-v5", "Hopper-v5"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
