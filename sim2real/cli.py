@@ -93,17 +93,13 @@ def _parser() -> argparse.ArgumentParser:
         "statistics are applied in evaluation mode (not updated; returns are the env's own rewards).",
     )
     evaluate.add_argument("model", type=Path, metavar="MODEL", help="run folder or model zip")
-    evaluate.add_argument("--config", type=Path, help="config YAML (default: the run folder's config.yaml)")
-    evaluate.add_argument("--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
-    evaluate.add_argument(
-        "--episodes", type=_positive, help="episodes per domain (default: the config's eval.episodes)"
+    _evaluation_options(
+        evaluate, "run folder's config.yaml", None, "episodes per domain (default: the config's eval.episodes)"
     )
-    evaluate.add_argument("--seed", type=_non_negative, default=0, help="evaluation seed (default: 0)")
+    evaluate.add_argument("--domain", action="append", metavar="NAME", help="only this domain (repeatable)")
     evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the mean action")
-    evaluate.add_argument("--n-envs", type=_positive, default=16, help="env copies stepped together (default: 16)")
     evaluate.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     evaluate.add_argument("--csv", type=Path, metavar="PATH", help="also write one CSV row per domain")
-    evaluate.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
 
     sweep = commands.add_parser(
         "sweep",
@@ -121,14 +117,10 @@ def _parser() -> argparse.ArgumentParser:
         help="one axis as a YAML mapping, e.g. '{quantity: body_mass, select: torso, scale: [0.5, 2.0], points: 7}' "
         "(give one or two)",
     )
-    sweep.add_argument("--config", type=Path, help="config YAML (default: the first model's run config)")
+    _evaluation_options(sweep, "first model's run config", 10, "episodes per grid point (default: 10)")
     sweep.add_argument("--domain", metavar="NAME", help="apply the shifts on top of this domain (default: nominal)")
-    sweep.add_argument("--episodes", type=_positive, default=10, help="episodes per grid point (default: 10)")
-    sweep.add_argument("--seed", type=_non_negative, default=0, help="evaluation seed (default: 0)")
-    sweep.add_argument("--n-envs", type=_positive, default=16, help="env copies stepped together (default: 16)")
     sweep.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: <run>/sweeps/<params>)")
     sweep.add_argument("--logdir", type=Path, metavar="DIR", help="TensorBoard folder (default: each run's tb/)")
-    sweep.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
 
     compare = commands.add_parser(
         "compare",
@@ -158,6 +150,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("model", type=Path, metavar="MODEL", help="run folder or model zip")
     return parser
+
+
+def _evaluation_options(
+    parser: argparse.ArgumentParser, config_default: str, episodes_default: int | None, episodes_help: str
+) -> None:
+    """The options evaluate and sweep share: which config, how many episodes, seed, copies, trust."""
+    parser.add_argument("--config", type=Path, help=f"config YAML (default: the {config_default})")
+    parser.add_argument("--episodes", type=_positive, default=episodes_default, help=episodes_help)
+    parser.add_argument("--seed", type=_non_negative, default=0, help="evaluation seed (default: 0)")
+    parser.add_argument("--n-envs", type=_positive, default=16, help="env copies stepped together (default: 16)")
+    parser.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
 
 
 def _positive(text: str) -> int:

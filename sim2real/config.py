@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sim2real.domain import DomainSpec
 from sim2real.dynamics import QUANTITIES, Change
@@ -47,6 +47,21 @@ NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(gt=0)]
 Discount = Annotated[float, Field(gt=0, le=1)]
 Activation = Literal["tanh", "relu", "elu", "leaky_relu"]
+
+
+def _known_quantity(quantity: str) -> str:
+    if quantity not in QUANTITIES:
+        raise ValueError(f"unknown quantity '{quantity}' (allowed: {', '.join(QUANTITIES)})")
+    return quantity
+
+
+Quantity = Annotated[str, AfterValidator(_known_quantity)]
+
+
+def _check_select(quantity: str, select: str | list[str] | None) -> None:
+    """Per-element quantities need a selection; gravity and timestep do not."""
+    if QUANTITIES[quantity].kind is not None and select is None:
+        raise ValueError(f"{quantity} needs 'select': an element name, a list of names, or 'all'")
 
 
 class Strict(BaseModel):
@@ -144,7 +159,7 @@ class DynamicsChange(Strict):
     drawn at every reset (``when: reset``), once per env (``startup``) or every ``every`` steps (``interval``).
     """
 
-    quantity: str = Field(description="which model quantity, e.g. body_mass or geom_friction")
+    quantity: Quantity = Field(description="which model quantity, e.g. body_mass or geom_friction")
     select: str | list[str] | None = Field(
         None, description="element name, list of names, or 'all' (not used by gravity and timestep)"
     )
@@ -159,20 +174,12 @@ class DynamicsChange(Strict):
     every: PositiveInt | None = Field(None, description="steps between draws, for when: interval")
     shared: bool = Field(False, description="one draw for all selected elements (default: one per element)")
 
-    @field_validator("quantity")
-    @classmethod
-    def _known_quantity(cls, quantity: str) -> str:
-        if quantity not in QUANTITIES:
-            raise ValueError(f"unknown quantity '{quantity}' (allowed: {', '.join(QUANTITIES)})")
-        return quantity
-
     @model_validator(mode="after")
     def _one_operation(self) -> DynamicsChange:
         given = [op for op in _OPERATIONS if getattr(self, op) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of scale, set, offset (got {', '.join(given) or 'none'})")
-        if QUANTITIES[self.quantity].kind is not None and self.select is None:
-            raise ValueError(f"{self.quantity} needs 'select': an element name, a list of names, or 'all'")
+        _check_select(self.quantity, self.select)
         value = getattr(self, given[0])
         if isinstance(value, BaseModel):
             if isinstance(value, AdrDist) and self.when not in (None, "reset"):
@@ -409,7 +416,7 @@ class SweepParam(Strict):
     """One axis of a robustness sweep: a quantity of some elements, over a range, at ``points`` evenly spaced
     values (both ends included). ``scale`` and ``offset`` are relative to the nominal value, ``set`` absolute."""
 
-    quantity: str = Field(description="which model quantity, e.g. body_mass")
+    quantity: Quantity = Field(description="which model quantity, e.g. body_mass")
     select: str | list[str] | None = Field(None, description="element name, list of names, or 'all'")
     scale: Annotated[list[FiniteFloat], Field(min_length=2, max_length=2)] | None = Field(
         None, description="[low, high]"
@@ -419,13 +426,6 @@ class SweepParam(Strict):
         None, description="[low, high]"
     )
     points: Annotated[int, Field(ge=2, le=101)] = Field(5, description="grid points, both ends included")
-
-    @field_validator("quantity")
-    @classmethod
-    def _known_quantity(cls, quantity: str) -> str:
-        if quantity not in QUANTITIES:
-            raise ValueError(f"unknown quantity '{quantity}' (allowed: {', '.join(QUANTITIES)})")
-        return quantity
 
     @model_validator(mode="after")
     def _one_range(self) -> SweepParam:
@@ -437,8 +437,7 @@ class SweepParam(Strict):
         low, high = getattr(self, given[0])
         if low >= high:
             raise ValueError(f"{given[0]}: low {low} must be below high {high}")
-        if QUANTITIES[self.quantity].kind is not None and self.select is None:
-            raise ValueError(f"{self.quantity} needs 'select': an element name, a list of names, or 'all'")
+        _check_select(self.quantity, self.select)
         return self
 
     @property
