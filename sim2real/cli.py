@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         "evaluate",
         help="zero-shot evaluation of a saved model on a config's domains",
         description="Evaluate a saved model (run folder or zip, read weights-only) on a config's source and targets: "
-        "mean, std, interquartile mean and bootstrap 95%% CI of the return per domain. Saved normalization "
+        "mean, std, interquartile mean and bootstrap 95% CI of the return per domain. Saved normalization "
         "statistics are applied in evaluation mode (not updated; returns are the env's own rewards).",
     )
     evaluate.add_argument("model", type=Path, metavar="MODEL", help="run folder or model zip")
@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         "sweep",
         help="evaluate saved models over a 1-D or 2-D grid of dynamics shifts",
         description="Evaluate one or more saved models over a grid of dynamics shifts (both ends of each range "
-        "included) and write sweep.csv, sweep.json and sweep.png (a curve with a 95%% CI band, or heatmaps); the "
+        "included) and write sweep.csv, sweep.json and sweep.png (a curve with a 95% CI band, or heatmaps); the "
         "figure and values also go to each model's TensorBoard run (or --logdir).",
     )
     sweep.add_argument("models", type=Path, nargs="+", metavar="MODEL", help="run folders or model zips")
@@ -127,7 +127,7 @@ def _parser() -> argparse.ArgumentParser:
         help="score transfer runs against scratch: jumpstart, final return, time to threshold, transfer ratio",
         description="Read the learning curves of transfer runs (folders or glob patterns; a folder is searched "
         "for runs), group them by target and method, and score each method against the scratch runs of its "
-        "target across seeds (interquartile mean, stratified bootstrap 95%% CI). Writes scorecard.md, "
+        "target across seeds (interquartile mean, stratified bootstrap 95% CI). Writes scorecard.md, "
         "scorecard.json, curves.png and a TensorBoard folder for the HPARAMS dashboard.",
     )
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_GLOB", help="transfer run folders or patterns")
