@@ -6,6 +6,7 @@ TensorBoard folder with ``num_timesteps`` as its step.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,36 @@ class CheckpointCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class ProgressFile(BaseCallback):
+    """Writes ``{"step": n, "total": N}`` to ``path`` at most every ``interval`` seconds.
+
+    A study runs training in other processes (or on other machines of a Ray cluster that share the study
+    folder); the file is how its coordinator shows each running run's progress.
+    """
+
+    def __init__(self, path: Path, total: int, interval: float = 1.0) -> None:
+        super().__init__()
+        self.path = path
+        self.total = total
+        self.interval = interval
+        self._last = 0.0
+
+    def _write(self) -> None:
+        write_json(self.path, {"step": int(self.num_timesteps), "total": self.total})
+        self._last = time.monotonic()
+
+    def _on_training_start(self) -> None:
+        self._write()
+
+    def _on_step(self) -> bool:
+        if time.monotonic() - self._last >= self.interval:
+            self._write()
+        return True
+
+    def _on_training_end(self) -> None:
+        self._write()
 
 
 class RandomizationLogger(BaseCallback):

@@ -612,15 +612,111 @@ class Config(Strict):
         return folder / f"seed_{self.train.seed}"
 
 
+# ------------------------------------------------------------------------------------------------ study
+
+
+class StudySource(Strict):
+    """A source policy the study pretrains on its config's source domain."""
+
+    config: str = Field(description="train config of this source, relative to the study file")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="the source run's train.seed")
+
+
+class StudyBudgets(Strict):
+    source: PositiveInt = Field(description="environment steps each source trains")
+    transfer: PositiveInt = Field(description="target steps each transfer run (scratch included) trains")
+
+
+class StudySweep(Strict):
+    """A zero-shot robustness sweep of the sources over one or two quantities (a curve or a heatmap)."""
+
+    params: Annotated[list[SweepParam], Field(min_length=1, max_length=2)] = Field(description="the grid's axes")
+    sources: list[Name] | None = Field(None, description="which sources to sweep (default: every source)")
+    episodes: PositiveInt = Field(5, description="episodes per grid point")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="episode seeds, common to every point and source")
+
+
+class StudyConfig(Strict):
+    """``sim2real study``: pretrain sources, transfer with every method to every target over seeds, report."""
+
+    env: str = Field(description="gymnasium id every config of the study must use")
+    config: str = Field(description="the config transfer and scratch runs start from (algo, targets, eval)")
+    sources: dict[Name, StudySource] = Field(min_length=1, description="source name -> how to pretrain it")
+    transfer_from: list[Name] | None = Field(
+        None, description="sources the methods transfer from (default: every source but the reference)"
+    )
+    reference: Name | None = Field(
+        None, description="a source trained on the target itself: transfer is reported as a fraction of it"
+    )
+    targets: Annotated[list[Name], Field(min_length=1)] = Field(description="target domains of the config")
+    methods: Annotated[list[TransferMethod], Field(min_length=1)] = Field(description="scratch and transfer methods")
+    seeds: PositiveInt | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = Field(
+        description="N (seeds 0..N-1) or a list of train.seed values, for every method and target"
+    )
+    budgets: StudyBudgets
+    transfer: TransferConfig = Field(
+        default_factory=lambda: TransferConfig(), description="settings of every transfer run but method and target"
+    )
+    set: list[str] = Field(default_factory=list, description="FIELD=VALUE overrides for every run's config")
+    sweeps: list[StudySweep] = Field(default_factory=list)
+    output: str | None = Field(None, description="the study folder (default: studies/<file name>)")
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> StudyConfig:
+        for field_name in ("transfer_from", "reference"):
+            value = getattr(self, field_name)
+            names = [value] if isinstance(value, str) else value or []
+            for name in names:
+                if name not in self.sources:
+                    raise ValueError(f"{field_name}: no source named '{name}' (sources: {', '.join(self.sources)})")
+        for sweep in self.sweeps:
+            for name in sweep.sources or []:
+                if name not in self.sources:
+                    raise ValueError(f"sweeps.sources: no source named '{name}' (sources: {', '.join(self.sources)})")
+        for field_name in ("methods", "targets"):
+            values = getattr(self, field_name)
+            if len(set(values)) < len(values):
+                raise ValueError(f"{field_name}: each may appear once (got {', '.join(values)})")
+        if isinstance(self.seeds, list) and len(set(self.seeds)) < len(self.seeds):
+            raise ValueError(f"seeds: each may appear once (got {self.seeds})")
+        given = self.transfer.model_fields_set & {"method", "target", "source"}
+        if given:
+            raise ValueError(f"transfer.{sorted(given)[0]}: the study sets it (methods, targets, sources)")
+        if self.sources_to_transfer_from() == [] and any(m != "scratch" for m in self.methods):
+            raise ValueError("transfer_from: no source left to transfer from (the reference is not one)")
+        return self
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def sources_to_transfer_from(self) -> list[str]:
+        if self.transfer_from is not None:
+            return list(self.transfer_from)
+        return [name for name in self.sources if name != self.reference]
+
+
+def load_study(path: str | Path, overrides: list[str] | None = None) -> StudyConfig:
+    """Reads, overrides and validates a study file (``configs/<env>/study.yaml``)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise Sim2RealError(f"{path}: a study file is a mapping of fields (env, sources, targets, ...)")
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as error:
+        raise Sim2RealError(_format_error(str(path), error, StudyConfig)) from None
+
+
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def _format_error(source: str, error: ValidationError) -> str:
+def _format_error(source: str, error: ValidationError, root: type[BaseModel] | None = None) -> str:
     """All validation problems on one line: ``file: field.path: what is wrong``."""
     by_path: dict[str, list[tuple[str, str]]] = {}
     for item in error.errors():
         unknown_key = item["type"] == "extra_forbidden"
-        path, allowed = _walk(item["loc"], unknown_key)
+        path, allowed = _walk(item["loc"], unknown_key, root or Config)
         message = item["msg"].removeprefix("Value error, ")
         if unknown_key:
             message = f"unknown key (allowed: {', '.join(allowed)})"
@@ -657,13 +753,13 @@ def _tag(model: type[BaseModel]) -> str | None:
     return args[0] if args else None
 
 
-def _walk(loc: tuple[int | str, ...], unknown_key: bool) -> tuple[str, list[str]]:
+def _walk(loc: tuple[int | str, ...], unknown_key: bool, root: type[BaseModel]) -> tuple[str, list[str]]:
     """The path of an error as the file spells it, and the keys allowed in the mapping that holds it.
 
     pydantic's locations also name union members (``ppo``, ``float``, ``constrained-float``...); walking the
     schema tells those apart from field names and from free dict keys such as target names.
     """
-    models: list[type[BaseModel]] = [Config]
+    models: list[type[BaseModel]] = [root]
     expect_key = False
     shown: list[str] = []
     for index, part in enumerate(loc):

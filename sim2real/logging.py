@@ -11,6 +11,7 @@ from pathlib import Path
 
 from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 # Text, histograms and HPARAMS are for TensorBoard only; stdout/csv writers would choke on them.
 TB_ONLY = ("stdout", "log", "json", "csv")
@@ -35,10 +36,53 @@ def make_logger(tb_dir: Path, purge_step: int | None = None) -> Logger:
 
 
 def record_hparams(
-    logger: Logger, hparams: Mapping[str, bool | int | float | str], metrics: Mapping[str, float]
+    logger: Logger,
+    hparams: Mapping[str, bool | int | float | str],
+    metrics: Mapping[str, float],
+    declare: bool = True,
 ) -> None:
-    """Adds the run to TensorBoard's HPARAMS dashboard with ``metrics`` (scalar tags logged in this run)."""
-    logger.record("hparams", HParam(dict(hparams), dict(metrics)), exclude=TB_ONLY)
+    """Adds the run to TensorBoard's HPARAMS dashboard with ``metrics`` (scalar tags logged in this run).
+
+    ``declare=False`` writes the run's session without an experiment summary (the dashboard's columns):
+    TensorBoard shows the columns of an arbitrary one of the summaries under its logdir, so a study, whose
+    runs have different hyperparameters, declares the union once (:func:`write_experiment`) instead.
+    """
+    if declare:
+        logger.record("hparams", HParam(dict(hparams), dict(metrics)), exclude=TB_ONLY)
+        return
+    write_session(_tensorboard_writer(logger), hparams, metrics)
+
+
+def _tensorboard_writer(logger: Logger) -> SummaryWriter:
+    for output in logger.output_formats:
+        if isinstance(output, TensorBoardOutputFormat):
+            return output.writer
+    raise ValueError("the logger has no TensorBoard output")
+
+
+def write_session(
+    writer: SummaryWriter, hparams: Mapping[str, bool | int | float | str], metrics: Mapping[str, float]
+) -> None:
+    """One HPARAMS session (a row of the dashboard) in ``writer``'s run, without an experiment summary."""
+    _, start, end = hparams_summary(dict(hparams), dict(metrics))
+    file_writer = writer._get_file_writer()  # SummaryWriter.add_hparams writes its summaries the same way
+    file_writer.add_summary(start)
+    file_writer.add_summary(end)
+
+
+def write_experiment(folder: Path, hparams: Mapping[str, list[bool | int | float | str]], metrics: list[str]) -> None:
+    """The HPARAMS dashboard's columns for every run under a logdir: ``hparams`` maps each name to the values
+    its runs take (strings and booleans become a filterable list), ``metrics`` are scalar tags."""
+    folder.mkdir(parents=True, exist_ok=True)
+    example = {name: values[0] for name, values in hparams.items() if values}
+    discrete = {name: list(dict.fromkeys(values)) for name, values in hparams.items()
+                if values and all(isinstance(v, str | bool) for v in values)}  # fmt: skip
+    experiment, _, _ = hparams_summary(example, dict.fromkeys(metrics, 0.0), hparam_domain_discrete=discrete)
+    writer = SummaryWriter(log_dir=str(folder))
+    try:
+        writer._get_file_writer().add_summary(experiment)
+    finally:
+        writer.close()
 
 
 def record_text(logger: Logger, tag: str, text: str) -> None:

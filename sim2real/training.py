@@ -47,6 +47,7 @@ from sim2real.callbacks import (
     CheckpointCallback,
     EvalCurveCallback,
     NegativeTransferCallback,
+    ProgressFile,
     RandomizationLogger,
     TransferCallback,
 )
@@ -477,6 +478,8 @@ def train(
     console: Console | None = None,
     source: str | Path | None = None,
     trust_source: bool = False,
+    progress_file: Path | None = None,
+    study_hparams: dict[str, str | int] | None = None,
 ) -> TrainResult:
     """Trains ``config``'s policy in a new run folder (or continues ``resume``) and evaluates it.
 
@@ -490,6 +493,9 @@ def train(
         console: where the progress and the evaluation table go.
         source: a transfer run's source (run folder or zip); default: ``transfer.source``.
         trust_source: allow the source's pickled files (``vecnormalize.pkl``) to be read.
+        progress_file: a JSON file kept up to date with the step count (for a study's coordinator).
+        study_hparams: HPARAMS columns a study adds (source, method, ...); the study declares the
+            dashboard's columns itself, so the run writes only its session.
     """
     console = console or Console()
     started = time.perf_counter()
@@ -570,6 +576,8 @@ def train(
                 )
             )
     callbacks.append(CheckpointCallback(partial(save_checkpoint, model, run_dir, adr), config.train.checkpoint_every))
+    if progress_file is not None:
+        callbacks.append(ProgressFile(progress_file, config.train.total_timesteps))
     if adr is not None:
         training_env = model.get_env()
         assert training_env is not None
@@ -615,7 +623,10 @@ def train(
         # The curve's first point: the return on the target before any target training.
         metrics["transfer/jumpstart"] = curve.points[0]["mean_reward"]
         model.logger.record("transfer/jumpstart", curve.points[0]["mean_reward"])
-    record_hparams(model.logger, flat_hparams(config), metrics)
+    if study_hparams is None:
+        record_hparams(model.logger, flat_hparams(config), metrics)
+    else:
+        record_hparams(model.logger, {**flat_hparams(config), **study_hparams}, metrics, declare=False)
     model.logger.dump(model.num_timesteps)
     model.logger.close()
     write_json(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tests.conftest import ROOT
 
@@ -17,9 +18,18 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_quick_start_runs_the_default_train_script_and_config() -> None:
+def test_quick_start_runs_the_quick_study_on_its_built_in_default() -> None:
+    from sim2real.cli import DEFAULT_STUDY, _default_config
+
     readme = (ROOT / "README.md").read_text()
     main_command = _bash_blocks(readme)[0]
-    script = re.search(r"python (scripts/\S+\.py)$", main_command)
+    assert main_command.endswith("&& sim2real study")
+    assert (
+        Path(_default_config(DEFAULT_STUDY)).resolve() == ROOT / "configs" / "inverted_double_pendulum" / "study.yaml"
+    )
+
+
+def test_the_train_script_the_readme_names_exists() -> None:
+    readme = (ROOT / "README.md").read_text()
+    script = re.search(r"`python (scripts/\S+\.py)`", readme)
     assert script and (ROOT / script.group(1)).is_file()
-    assert (ROOT / "configs" / "inverted_double_pendulum" / "nominal.yaml").is_file()

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,68 @@ def _free_port() -> int:
 def _get(url: str) -> object:
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
+
+
+def _post(url: str, body: dict) -> object:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@contextmanager
+def tensorboard_server(logdir: Path) -> Iterator[str]:
+    """A real TensorBoard server on loopback over ``logdir``; yields its base URL."""
+    executable = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            executable,
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def hparams_dashboard(logdir: Path, sessions: int) -> tuple[dict, dict]:
+    """What TensorBoard's HPARAMS dashboard shows for ``logdir``: its columns and its rows (session groups),
+    once ``sessions`` rows are loaded."""
+    with tensorboard_server(logdir) as base:
+        deadline = time.monotonic() + 90
+        groups: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                groups = _post(
+                    f"{base}/data/plugin/hparams/session_groups",
+                    {  # type: ignore[assignment]
+                        "experimentName": "",
+                        "startIndex": 0,
+                        "sliceSize": 1000,
+                        "colParams": [],
+                        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+                    },
+                )
+                if groups.get("totalSize", 0) >= sessions:
+                    break
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.5)
+        experiment = _post(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+    return experiment, groups  # type: ignore[return-value]
 
 
 @pytest.mark.slow

@@ -321,9 +321,10 @@ def curves_figure(card: Scorecard) -> Any:
     return figure
 
 
-def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
+def write_scorecard(card: Scorecard, folder: Path, tensorboard: bool = True) -> dict[str, Path]:
     """``scorecard.md``, ``scorecard.json``, ``curves.png`` and a TensorBoard folder ``tb/<target>/<method>``
-    (the metrics as scalars with each method's HPARAMS, so the dashboard sorts methods by them)."""
+    (the metrics as scalars with each method's HPARAMS, so the dashboard sorts methods by them; a study
+    writes its own, ``tensorboard=False``)."""
     import matplotlib.pyplot as plt
     from torch.utils.tensorboard import SummaryWriter
 
@@ -336,6 +337,9 @@ def write_scorecard(card: Scorecard, folder: Path) -> dict[str, Path]:
     with atomic_path(paths["png"]) as tmp:
         figure.savefig(tmp, dpi=120, format="png")
     plt.close(figure)
+    if not tensorboard:
+        del paths["tb"]
+        return paths
     for s in card.scores:
         run = paths["tb"] / s.target / s.method.replace("/", "_")
         metrics = {f"scorecard/{name}": e.iqm for name, e in s.estimates.items() if e is not None}

@@ -1,0 +1,325 @@
+"""Where a study's jobs run: a local process pool or a Ray cluster, behind one small interface.
+
+Both hand back ``concurrent.futures.Future`` objects, so the scheduler in :func:`execute` is the same for
+both. Every job trains with one torch thread whatever the backend, so a study gives the same numbers on
+one worker, on two, or on a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import warnings
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from sim2real.errors import Sim2RealError
+from sim2real.io import write_json
+from sim2real.study import Job, Plan, set_aside
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    seconds: float
+    error: str | None = None
+
+
+# ------------------------------------------------------------------------------------------------ the job
+
+
+def run_job(job: Job) -> Outcome:
+    """Runs one job in this process (a pool or Ray worker); its output goes to ``job.log``."""
+    started = time.perf_counter()
+    log_path = Path(job.log)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # Pool workers ignore Ctrl-C while idle (no tracebacks from the pool's queue); a running job takes it, so
+    # training saves a checkpoint before it stops.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if _main_thread() else None
+    with log_path.open("a") as log, redirect_stdout(log), redirect_stderr(log), warnings.catch_warnings():
+        console = Console(file=log, width=140, force_terminal=False)
+        try:
+            if job.kind == "train":
+                _train(job, console)
+            else:
+                _sweep(job)
+        except Sim2RealError as error:
+            return Outcome(job.name, time.perf_counter() - started, str(error))
+        except KeyboardInterrupt:
+            return Outcome(job.name, time.perf_counter() - started, "interrupted")
+        except Exception as error:
+            traceback.print_exc(file=log)
+            return Outcome(job.name, time.perf_counter() - started, f"{type(error).__name__}: {error} (see {log_path})")
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+    return Outcome(job.name, time.perf_counter() - started)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _train(job: Job, console: Console) -> None:
+    from sim2real.config import parse_config
+    from sim2real.training import train
+
+    config = parse_config(yaml.safe_load(job.config), job.folder)
+    train(
+        config,
+        command=job.command,
+        resume=Path(job.folder) if job.resume else None,
+        console=console,
+        progress_file=Path(job.progress),
+        study_hparams=dict(job.hparams),
+    )
+
+
+def _sweep(job: Job) -> None:
+    from sim2real.config import SweepParam, parse_config
+    from sim2real.evaluation.batched import ObservationNormalizer
+    from sim2real.evaluation.sweep import log_sweep, run_sweep, write_sweep
+    from sim2real.training import load_policy, load_run_config
+
+    spec = json.loads(job.sweep)
+    config = parse_config(yaml.safe_load(job.config), job.folder)
+    params = [SweepParam.model_validate(p) for p in spec["params"]]
+    models = []
+    for label, folder in spec["models"].items():
+        model, model_file = load_policy(load_run_config(Path(folder)), Path(folder))
+        models.append((label, model, ObservationNormalizer.from_state(model_file.normalization)))
+    progress = Path(job.progress)
+    result = run_sweep(
+        models,
+        config,
+        params,
+        episodes=spec["episodes"],
+        seed=spec["seed"],
+        progress=lambda done, total: write_json(progress, {"step": done, "total": total}),
+    )
+    out = Path(job.folder)
+    write_sweep(result, out)
+    for index, folder in enumerate(spec["models"].values()):
+        log_sweep(result, index, Path(folder) / "tb")
+    (out / "spec.json").write_text(job.sweep)  # written last: the sweep is complete
+
+
+# ---------------------------------------------------------------------------------------------- backends
+
+
+class Backend(Protocol):
+    slots: int
+
+    def submit(self, job: Job) -> Future[Outcome]: ...
+
+    def interrupt(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def machine_workers() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class LocalPool:
+    """A pool of ``workers`` processes on this machine (spawned: no forked torch or MuJoCo state)."""
+
+    def __init__(self, workers: int) -> None:
+        self.slots = workers
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_interrupts
+        )
+
+    def submit(self, job: Job) -> Future[Outcome]:
+        return self._executor.submit(run_job, job)
+
+    def interrupt(self) -> None:
+        pass  # the terminal's Ctrl-C reached every worker: running jobs checkpoint and return
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fails in one line, at once, when nothing listens at a Ray address (``host:port`` or ``ray://host:port``)."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parts.hostname, parts.port or (10001 if parts.scheme == "ray" else 6379)
+    except ValueError:  # a port that is not a number
+        host = None
+    if not host:
+        raise Sim2RealError(f"--address {address}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise Sim2RealError(
+            f"--address {address}: no Ray cluster answers there ({error.strerror or error}); "
+            f"start one with 'ray start --head' or give the head's address"
+        ) from None
+
+
+class RayBackend:
+    """Submits jobs to a Ray cluster (``address``) or, without one, to a Ray instance started here.
+
+    Every node reads and writes the study folder, so on several machines it must be on storage they share.
+    """
+
+    def __init__(self, address: str | None, workers: int | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise Sim2RealError("--backend ray: Ray is not installed; pip install 'sim2real[ray]'") from None
+        if address not in (None, "auto"):
+            check_address(address)
+        self._ray = ray
+        try:
+            if address is None:
+                ray.init(num_cpus=workers or machine_workers(), include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except Exception as error:
+            raise Sim2RealError(f"--address {address}: cannot join the Ray cluster ({error})") from None
+        cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.slots = workers or max(1, cluster_cpus)
+        self._remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
+        self._running: list[Any] = []
+
+    def submit(self, job: Job) -> Future[Outcome]:
+        ref = self._remote.remote(job)
+        self._running.append(ref)
+        future: Future[Outcome] = ref.future()
+        return future
+
+    def interrupt(self) -> None:
+        # Ray's workers are not in this terminal's process group: a cancel raises KeyboardInterrupt in each
+        # running task, so it checkpoints like a local job.
+        for ref in self._running:
+            self._ray.cancel(ref)
+        self._ray.wait(self._running, num_returns=len(self._running), timeout=60)
+
+    def close(self) -> None:
+        self._ray.shutdown()
+
+
+def make_backend(name: str, workers: int | None, address: str | None) -> Backend:
+    if name == "ray":
+        return RayBackend(address, workers)
+    if address is not None:
+        raise Sim2RealError("--address: only with --backend ray")
+    return LocalPool(workers or machine_workers())
+
+
+# --------------------------------------------------------------------------------------------- scheduler
+
+
+def _read_step(path: str) -> int | None:
+    try:
+        return int(json.loads(Path(path).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
+    """Runs the plan's pending jobs, each once its sources are done; returns the failed jobs' errors.
+
+    Shows the whole study's progress (runs done / total) and each running run's steps.
+    """
+    total = len(plan.jobs)
+    finished = {job.name for job in plan.jobs if plan.status[job.name] == "done"}
+    pending = plan.pending()
+    running: dict[Future[Outcome], Job] = {}
+    failed: dict[str, str] = {}
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    overall = progress.add_task("study", total=total, completed=len(finished))
+    bars: dict[str, Any] = {}
+
+    status_every, last_status = 60.0, time.monotonic()
+
+    def count() -> str:
+        return f"[{len(finished) + len(failed)}/{total}]"
+
+    with progress:
+        try:
+            while pending or running:
+                for job in list(pending):
+                    if len(running) >= backend.slots:
+                        break
+                    if any(need in failed for need in job.needs):
+                        pending.remove(job)
+                        failed[job.name] = f"not run: {next(n for n in job.needs if n in failed)} failed"
+                        continue
+                    if not all(need in finished for need in job.needs):
+                        continue
+                    pending.remove(job)
+                    if plan.status[job.name] == "restart":
+                        moved = set_aside(Path(job.folder), plan.folder)
+                        console.print(f"{job.folder} stopped before its first checkpoint: moved to {moved}")
+                    Path(job.progress).unlink(missing_ok=True)
+                    running[backend.submit(job)] = job
+                    step = plan.resume_step.get(job.name, 0) if job.resume else 0
+                    resumed = f" (resuming at step {step:,})" if job.resume else ""
+                    console.print(f"{count()} started {job.name}{resumed}", highlight=False)
+                    bars[job.name] = progress.add_task(f"  {job.name}", total=job.steps, completed=step)
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as error:
+                        outcome = Outcome(job.name, 0.0, f"{type(error).__name__}: {error}")
+                    progress.remove_task(bars.pop(job.name))
+                    if outcome.error is None:
+                        finished.add(job.name)
+                        console.print(f"{count()} finished {job.name} in {outcome.seconds:,.0f} s", highlight=False)
+                    else:
+                        failed[job.name] = outcome.error
+                        console.print(f"{count()} [red]failed[/red] {job.name}: {outcome.error}", highlight=False)
+                steps = {job.name: _read_step(job.progress) for job in running.values()}
+                for name, done_steps in steps.items():
+                    if done_steps is not None:
+                        progress.update(bars[name], completed=done_steps)
+                progress.update(overall, completed=len(finished) + len(failed))
+                if not console.is_terminal and running and time.monotonic() - last_status >= status_every:
+                    # No live bars in a log file: a line now and then says where each running job is.
+                    last_status = time.monotonic()
+                    states = [f"{job.name} {steps[job.name] or 0:,}/{job.steps:,}" for job in running.values()]
+                    console.print(f"{count()} running: {'; '.join(states)}", highlight=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            # Each running job saves a checkpoint before it stops; waiting for them keeps those whole.
+            backend.interrupt()
+            wait(running, timeout=120)
+            raise Sim2RealError(
+                f"interrupted; {len(finished)}/{total} runs are done and the others keep their checkpoints: "
+                f"run the same command again to continue"
+            ) from None
+    return failed

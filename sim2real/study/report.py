@@ -1,0 +1,308 @@
+"""A study's report folder: what each source does zero-shot, what each method does after transfer, the
+scorecard of the learning curves, the comparison with a target-trained reference, the robustness sweeps,
+and the TensorBoard HPARAMS columns for the whole study.
+
+Everything is read back from the run folders, so the report of a study that was resumed, or run on a
+cluster, is the same as that of one run straight through.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim2real.evaluation.metrics import Estimate, estimate, iqm, time_to_threshold
+from sim2real.evaluation.scorecard import METRICS, Run, Scorecard, markdown, read_run, score, write_scorecard
+from sim2real.io import write_json, write_text
+from sim2real.logging import write_experiment, write_session
+from sim2real.study import Plan, job_hparams
+
+REFERENCE_FRACTION = 0.95
+
+
+def _eval(folder: Path) -> dict[str, dict[str, Any]]:
+    try:
+        return dict(json.loads((folder / "eval.json").read_text())["domains"])
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _cell(e: Estimate | None, digits: int = 0) -> str:
+    if e is None:
+        return "-"
+    text = f"{e.iqm:,.{digits}f}"
+    return text + (f" [{e.ci[0]:,.{digits}f}, {e.ci[1]:,.{digits}f}]" if e.ci else "")
+
+
+def _mean_cell(result: dict[str, Any] | None) -> str:
+    if not result:
+        return "-"
+    text = f"{result['mean_reward']:,.0f}"
+    if result.get("ci_low") is not None:
+        text += f" [{result['ci_low']:,.0f}, {result['ci_high']:,.0f}]"
+    return text
+
+
+def _label(run: Run, several_sources: bool) -> str:
+    return f"{run.source}/{run.method}" if several_sources and run.method != "scratch" else run.method
+
+
+def _groups(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
+    several = len({r.source for r in runs if r.method != "scratch"}) > 1
+    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: (r.target, r.method != "scratch", r.source, r.method, r.seed)):
+        groups[(run.target, _label(run, several))].append(run)
+    return groups
+
+
+def _after_transfer(plan: Plan, groups: dict[tuple[str, str], list[Run]], zero_shot: dict) -> list[dict[str, Any]]:
+    rows = []
+    for (target, label), members in groups.items():
+        returns = [_eval(r.path).get(target, {}).get("mean_reward") for r in members]
+        values = [float(v) for v in returns if v is not None]
+        source = members[0].source
+        rows.append({
+            "target": target,
+            "method": label,
+            "source": None if members[0].method == "scratch" else source,
+            "seeds": len(values),
+            "zero_shot": zero_shot.get(source, {}).get(target, {}).get("mean_reward"),
+            "after_transfer": estimate([values]) if values else None,
+        })  # fmt: skip
+    return rows
+
+
+def _against_reference(plan: Plan, groups: dict[tuple[str, str], list[Run]], zero_shot: dict) -> list[dict[str, Any]]:
+    """Each method's return as a share of the target-trained reference's, and the steps to 95% of it."""
+    reference = plan.study.reference
+    if reference is None:
+        return []
+    rows = []
+    for (target, label), members in groups.items():
+        ref = zero_shot.get(reference, {}).get(target, {}).get("mean_reward")
+        if ref is None:
+            continue
+        level = ref - (1 - REFERENCE_FRACTION) * abs(ref)
+        finals = [_eval(r.path).get(target, {}).get("mean_reward") for r in members]
+        fractions = [float(f) / ref for f in finals if f is not None and ref != 0]
+        hits = [time_to_threshold(r.curve, level) for r in members]
+        budget = float(plan.study.budgets.transfer)
+        steps = [h if h is not None else budget for h in hits]
+        rows.append({
+            "target": target,
+            "method": label,
+            "reference_return": ref,
+            "reference_steps": plan.study.budgets.source,
+            "return_fraction": estimate([fractions]) if fractions else None,
+            "reached": sum(h is not None for h in hits),
+            "seeds": len(members),
+            "steps_to_level": estimate([steps]),
+            "sample_fraction": float(iqm(steps)) / plan.study.budgets.source,
+        })  # fmt: skip
+    return rows
+
+
+def _sweeps(plan: Plan, report: Path) -> list[dict[str, Any]]:
+    rows = []
+    for folder in plan.sweeps:
+        try:
+            data = json.loads((folder / "sweep.json").read_text())
+        except (OSError, ValueError):
+            continue
+        image = report / f"sweep_{folder.name}.png"
+        if (folder / "sweep.png").is_file():
+            shutil.copyfile(folder / "sweep.png", image)
+        grid = {label: [p["mean_reward"] for p in points] for label, points in data["models"].items()}
+        first = next(iter(grid.values()))
+        axes = [p["values"] for p in data["params"]]
+        rows.append({
+            "name": folder.name,
+            "params": [p["label"] for p in data["params"]],
+            "values": axes,
+            "grid": grid,
+            "episodes": data["episodes"],
+            "image": image.name,
+            "grid_iqm": {label: float(iqm(v)) for label, v in grid.items()},
+            "grid_mean": {label: float(np.mean(v)) for label, v in grid.items()},
+            "ratio_to_first": {label: float(iqm(v) / iqm(first)) if iqm(first) > 0 else None
+                               for label, v in grid.items()},
+        })  # fmt: skip
+    return rows
+
+
+def _tensorboard(plan: Plan, card: Scorecard, after: list[dict[str, Any]], tb: Path) -> None:
+    """The study's one HPARAMS declaration (the union of every run's columns), plus one summary row per
+    method and target with the scorecard's IQMs."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    sessions = job_hparams(plan)
+    finals = {(row["target"], row["method"]): row["after_transfer"] for row in after}
+    for s in card.scores:
+        source, _, method = s.method.rpartition("/")
+        hparams: dict[str, bool | int | float | str] = {
+            "study/role": "summary",
+            "study/source": source
+            or ("none" if method == "scratch" else next(iter(plan.study.sources_to_transfer_from()))),
+            "study/method": method,
+            "study/target": s.target,
+        }
+        metrics = {f"scorecard/{name}": e.iqm for name, e in s.estimates.items() if e is not None}
+        final = finals.get((s.target, s.method))
+        if final is not None:
+            metrics[f"eval/{s.target}/mean_reward"] = final.iqm
+        folder = tb / s.target / s.method.replace("/", "_")
+        shutil.rmtree(folder, ignore_errors=True)  # a re-run rewrites the summary, not appends a second one
+        writer = SummaryWriter(log_dir=str(folder))
+        try:
+            for tag, number in metrics.items():
+                writer.add_scalar(tag, number, 0)
+            write_session(writer, hparams, metrics)
+        finally:
+            writer.close()
+        sessions.append(hparams)
+    columns: dict[str, list[bool | int | float | str]] = defaultdict(list)
+    for session in sessions:
+        for name, value in session.items():
+            columns[name].append(value)
+    metrics_list = [f"eval/{d}/mean_reward" for d in plan.base.domains()] + ["transfer/jumpstart"]
+    metrics_list += [f"scorecard/{m}" for m in METRICS]
+    for old in tb.glob("events.out.tfevents.*"):
+        old.unlink()  # one declaration, however often the report is written
+    write_experiment(tb, columns, metrics_list)
+
+
+def write_report(plan: Plan) -> dict[str, Path]:
+    """Writes ``report/`` (``study.md``, ``study.json``, ``scorecard.*``, ``curves.png``, ``sweep_*.png``, ``tb/``)."""
+    report = plan.folder / "report"
+    report.mkdir(parents=True, exist_ok=True)
+    zero_shot = {name: _eval(folder) for name, folder in plan.sources.items()}
+    runs = [read_run(p) for p in plan.transfers if (p / "eval.json").is_file()]
+    card = score(runs) if runs else None
+    groups = _groups(runs)
+    after = _after_transfer(plan, groups, zero_shot)
+    versus = _against_reference(plan, groups, zero_shot)
+    sweeps = _sweeps(plan, report)
+    paths = {"md": report / "study.md", "json": report / "study.json"}
+    if card is not None:
+        written = write_scorecard(card, report, tensorboard=False)
+        paths.update({"scorecard_" + key: path for key, path in written.items()})
+        _tensorboard(plan, card, after, report / "tb")
+        paths["tb"] = report / "tb"
+    write_text(paths["md"], _markdown(plan, zero_shot, after, card, versus, sweeps))
+    write_json(paths["json"], {
+        "study": plan.study.model_dump(mode="json"),
+        "folder": str(plan.folder),
+        "zero_shot": zero_shot and {s: {d: {k: r[k] for k in ("mean_reward", "ci_low", "ci_high", "iqm_reward",
+                                                          "episodes")} for d, r in res.items()}
+                                    for s, res in zero_shot.items()},
+        "after_transfer": [{**row, "after_transfer": row["after_transfer"] and row["after_transfer"].as_dict()}
+                           for row in after],
+        "scorecard": card.as_dict() if card else None,
+        "reference": [{**row, "return_fraction": row["return_fraction"] and row["return_fraction"].as_dict(),
+                       "steps_to_level": row["steps_to_level"].as_dict()} for row in versus],
+        "sweeps": sweeps,
+    })  # fmt: skip
+    return paths
+
+
+def _grid_table(label: str, params: list[str], axes: list[list[float]], values: list[float]) -> list[str]:
+    """A sweep's mean returns as a table: one row per value of the first axis (and a column per value of the
+    second), the heatmap in text."""
+    if len(axes) == 1:
+        return [f"| {label}: {params[0]} | mean return |", "|---|---|",
+                *(f"| {x:g} | {v:,.0f} |" for x, v in zip(axes[0], values, strict=True))]  # fmt: skip
+    columns = len(axes[1])
+    lines = [f"| {label}: {params[0]} (rows), {params[1]} (columns) | " + " | ".join(f"{y:g}" for y in axes[1]) + " |",
+             "|---|" + "---|" * columns]  # fmt: skip
+    for row, x in enumerate(axes[0]):
+        cells = values[row * columns : (row + 1) * columns]
+        lines.append(f"| {x:g} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |")
+    return lines
+
+
+def _markdown(
+    plan: Plan,
+    zero_shot: dict[str, dict[str, dict[str, Any]]],
+    after: list[dict[str, Any]],
+    card: Scorecard | None,
+    versus: list[dict[str, Any]],
+    sweeps: list[dict[str, Any]],
+) -> str:
+    study = plan.study
+    domains = list(plan.base.domains())
+    lines = [
+        f"# Study: {plan.file}",
+        "",
+        f"{study.env}; sources {', '.join(study.sources)} ({study.budgets.source:,} steps each); methods "
+        f"{', '.join(study.methods)} on {', '.join(study.targets)} ({study.budgets.transfer:,} target steps each, "
+        f"seeds {', '.join(map(str, study.seed_list()))}). Runs in `{plan.folder / 'runs'}`.",
+        "",
+        "## Zero-shot: each source on every domain",
+        "",
+        f"Mean return over {plan.base.eval.episodes} episodes per domain [bootstrap 95% CI].",
+        "",
+        "| source | " + " | ".join(domains) + " |",
+        "|---|" + "---|" * len(domains),
+    ]
+    for name in study.sources:
+        lines.append(f"| {name} | " + " | ".join(_mean_cell(zero_shot[name].get(d)) for d in domains) + " |")
+    lines += [
+        "",
+        "## After transfer: return on the target",
+        "",
+        f"Each run's final policy, {plan.base.eval.episodes} episodes; IQM over seeds [stratified bootstrap 95% CI]. "
+        "Zero-shot: the source's return on the target before any target training.",
+        "",
+        "| target | method | seeds | zero-shot | after transfer |",
+        "|---|---|---|---|---|",
+    ]
+    for row in after:
+        zs = "-" if row["zero_shot"] is None or row["source"] is None else f"{row['zero_shot']:,.0f}"
+        lines.append(f"| {row['target']} | {row['method']} | {row['seeds']} | {zs} | {_cell(row['after_transfer'])} |")
+    if card is not None:
+        body = markdown(card).split("\n", 2)[2]  # without its own title
+        lines += ["", "## Scorecard: learning curves on the target", "", body.strip(), "", "![curves](curves.png)"]
+    if versus:
+        ref = study.reference
+        lines += [
+            "",
+            f"## Against the target-trained reference ({ref})",
+            "",
+            f"`{ref}` trained on the target itself for {study.budgets.source:,} steps. Share of its return after "
+            f"transfer, and the target steps until the learning curve first reached "
+            f"{REFERENCE_FRACTION:.0%} of it (unreached seeds count as the budget, {study.budgets.transfer:,}).",
+            "",
+            "| target | method | reference return | return / reference | reached 95% | steps to 95% | share of reference's samples |",
+            "|---|---|---|---|---|---|---|",
+        ]  # fmt: skip
+        for row in versus:
+            lines.append(
+                f"| {row['target']} | {row['method']} | {row['reference_return']:,.0f} | "
+                f"{_cell(row['return_fraction'], 2)} | {row['reached']}/{row['seeds']} | "
+                f"{_cell(row['steps_to_level'])} | {row['sample_fraction']:.1%} |"
+            )
+    for sweep in sweeps:
+        lines += [
+            "",
+            f"## Robustness sweep: {' x '.join(sweep['params'])}",
+            "",
+            f"Zero-shot, {sweep['episodes']} episodes per point. Grid IQM: interquartile mean of the points' mean returns.",
+            "",
+            f"![sweep]({sweep['image']})",
+            "",
+            "| source | grid IQM | grid mean | IQM ratio to the first |",
+            "|---|---|---|---|",
+        ]  # fmt: skip
+        for label, value in sweep["grid_iqm"].items():
+            ratio = sweep["ratio_to_first"][label]
+            lines.append(f"| {label} | {value:,.0f} | {sweep['grid_mean'][label]:,.0f} | "
+                         f"{'-' if ratio is None else f'{ratio:.2f}x'} |")  # fmt: skip
+        for label, values in sweep["grid"].items():
+            lines += ["", *_grid_table(label, sweep["params"], sweep["values"], values)]
+    lines += ["", f"TensorBoard: `tensorboard --logdir {plan.folder}` (HPARAMS compares every run and method)."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,273 @@
+"""``sim2real study``: every job runs once, re-runs skip or resume, the report holds what the runs measured,
+and the numbers do not depend on the worker count or the backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sim2real.cli import main
+from sim2real.config import load_study
+from sim2real.study import plan_study, study_lock
+from tests.conftest import tiny_config_data
+from tests.test_tensorboard_server import hparams_dashboard
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_study(folder: Path, **changes: Any) -> Path:
+    """A tiny study: two sources (nominal, randomized mass), scratch/finetune/freeze on one target, 2 seeds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    base = tiny_config_data(folder / "unused")
+    base["train"]["n_envs"] = 1
+    (folder / "nominal.yaml").write_text(yaml.safe_dump(base))
+    randomized = {
+        "extends": "nominal.yaml",
+        "source": {"dynamics": [{"quantity": "body_mass", "select": "all",
+                                 "scale": {"dist": "uniform", "low": 1.0, "high": 2.0}}]},
+    }  # fmt: skip
+    (folder / "randomized.yaml").write_text(yaml.safe_dump(randomized))
+    study: dict[str, Any] = {
+        "env": "InvertedDoublePendulum-v5",
+        "config": "nominal.yaml",
+        "sources": {"nominal": {"config": "nominal.yaml"}, "randomized": {"config": "randomized.yaml"}},
+        "targets": ["heavy"],
+        "methods": ["scratch", "finetune", "freeze"],
+        "seeds": 2,
+        "budgets": {"source": 128, "transfer": 128},
+        "transfer": {"eval_every": 64, "eval_episodes": 1},
+        "sweeps": [
+            {"params": [{"quantity": "body_mass", "select": "all", "scale": [1.0, 2.0], "points": 2}], "episodes": 1}
+        ],
+        "output": str(folder / "study"),
+        **changes,
+    }
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def _numbers(study_folder: Path) -> dict[str, Any]:
+    """What a study measured, without where it ran (paths) or how long it took."""
+    report = json.loads((study_folder / "report" / "study.json").read_text())
+    return {key: report[key] for key in ("zero_shot", "after_transfer", "scorecard", "sweeps")}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A study run once with two local workers; returns the study file."""
+    path = write_study(tmp_path_factory.mktemp("study"))
+    assert main(["study", str(path), "--workers", "2"]) == 0
+    return path
+
+
+def test_every_job_runs_and_the_report_holds_the_runs_numbers(finished: Path) -> None:
+    study = finished.parent / "study"
+    runs = study / "runs" / "inverted_double_pendulum_v5"
+    finished_runs = sorted(p.parent.relative_to(runs).as_posix() for p in runs.rglob("eval.json"))
+    expected = ["nominal/seed_0", "randomized/seed_0"]
+    expected += [f"scratch/heavy/scratch/seed_{s}" for s in (0, 1)]
+    expected += [f"{src}/heavy/{m}/seed_{s}" for src in ("nominal", "randomized") for m in ("finetune", "freeze")
+                 for s in (0, 1)]  # fmt: skip
+    assert finished_runs == sorted(expected)
+    report = json.loads((study / "report" / "study.json").read_text())
+    nominal_eval = json.loads((runs / "nominal" / "seed_0" / "eval.json").read_text())["domains"]
+    assert report["zero_shot"]["nominal"]["heavy"]["mean_reward"] == nominal_eval["heavy"]["mean_reward"]
+    rows = {row["method"]: row for row in report["after_transfer"]}
+    assert set(rows) == {"scratch", "nominal/finetune", "nominal/freeze", "randomized/finetune", "randomized/freeze"}
+    finals = [json.loads((runs / "nominal/heavy/freeze" / f"seed_{s}" / "eval.json").read_text())["domains"]["heavy"]
+              ["mean_reward"] for s in (0, 1)]  # fmt: skip
+    assert sorted(rows["nominal/freeze"]["after_transfer"]["values"]) == sorted(finals)
+    assert rows["nominal/freeze"]["zero_shot"] == nominal_eval["heavy"]["mean_reward"]
+    methods = {m["method"]: m for m in report["scorecard"]["methods"]}
+    assert methods["randomized/finetune"]["seeds"] == 2
+    sweep = report["sweeps"][0]
+    assert set(sweep["grid_iqm"]) == {"nominal", "randomized"}
+    for name in ("study.md", "scorecard.md", "scorecard.json", "curves.png", sweep["image"]):
+        assert (study / "report" / name).stat().st_size > 0, name
+    markdown = (study / "report" / "study.md").read_text()
+    assert "randomized/finetune" in markdown and "grid IQM" in markdown
+    # The sources' sweep images also land in their TensorBoard runs.
+    assert any((runs / "nominal" / "seed_0" / "tb").glob("events.*"))
+
+
+def test_tensorboard_shows_the_whole_study_in_one_hparams_dashboard(finished: Path) -> None:
+    # 12 runs (2 sources, 10 transfer and scratch) and 5 method summaries of the scorecard.
+    experiment, groups = hparams_dashboard(finished.parent / "study", sessions=17)
+    columns = {h["name"] for h in experiment["hparamInfos"]}
+    assert {"study/source", "study/method", "study/target", "study/role", "train/seed", "transfer/method"} <= columns
+    metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert {"eval/heavy/mean_reward", "transfer/jumpstart", "scorecard/transfer_ratio"} <= metrics
+    assert groups["totalSize"] == 17
+    methods = sorted(g["hparams"]["study/method"] for g in groups["sessionGroups"])
+    assert methods.count("pretrain") == 2 and methods.count("scratch") == 2 + 1
+
+
+def test_a_rerun_trains_nothing_again(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = finished.parent / "study"
+    models = {p: p.stat().st_mtime_ns for p in (study / "runs").rglob("model.zip")}
+    capsys.readouterr()
+    assert main(["study", str(finished)]) == 0
+    out = capsys.readouterr().out
+    assert "13 jobs; 13 done, 0 to resume, 0 to run" in out
+    assert {p: p.stat().st_mtime_ns for p in (study / "runs").rglob("model.zip")} == models
+
+
+def test_a_larger_budget_resumes_finished_runs_and_an_unstarted_folder_is_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(
+        tmp_path, methods=["scratch"], seeds=1, sweeps=[], sources={"nominal": {"config": "nominal.yaml"}}
+    )
+    assert main(["study", str(path), "--workers", "1"]) == 0
+    run = tmp_path / "study/runs/inverted_double_pendulum_v5/scratch/heavy/scratch/seed_0"
+    first_curve = json.loads((run / "curve.json").read_text())["points"]
+    # A run that died before its first checkpoint: kept aside, then trained anew.
+    dead = tmp_path / "study/runs/inverted_double_pendulum_v5/nominal/seed_0"
+    shutil.rmtree(dead / "checkpoints")
+    (dead / "eval.json").unlink()
+    capsys.readouterr()
+    assert main(["study", str(path), "--workers", "1", "--set", "budgets.transfer=256"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming at step 128" in out
+    assert json.loads((run / "eval.json").read_text())["num_timesteps"] == 256
+    curve = json.loads((run / "curve.json").read_text())["points"]
+    assert curve[: len(first_curve)] == first_curve and curve[-1]["step"] == 256
+    kept = list((tmp_path / "study" / "interrupted").iterdir())
+    assert len(kept) == 1 and (kept[0] / "config.yaml").is_file()
+    assert (dead / "eval.json").is_file()
+
+
+def test_the_numbers_do_not_depend_on_the_worker_count(finished: Path, tmp_path: Path) -> None:
+    path = write_study(tmp_path)
+    assert main(["study", str(path), "--workers", "1"]) == 0
+    assert _numbers(tmp_path / "study") == _numbers(finished.parent / "study")
+
+
+@pytest.fixture(scope="module")
+def ray_head() -> Any:
+    """A real Ray head on loopback, as `ray start --head` starts one on a cluster's first machine."""
+    pytest.importorskip("ray")
+    ray = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    started = subprocess.run(
+        [
+            str(ray),
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], capture_output=True, timeout=120)
+
+
+def test_the_ray_backend_gives_the_local_pools_numbers(finished: Path, tmp_path: Path, ray_head: str) -> None:
+    path = write_study(tmp_path)
+    assert main(["study", str(path), "--backend", "ray", "--address", ray_head]) == 0
+    assert _numbers(tmp_path / "study") == _numbers(finished.parent / "study")
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"methods": ["scratch", "distill"]}, "methods.1: Input should be 'scratch', 'finetune'"),
+        ({"targets": ["moon"]}, "targets: no target 'moon'"),
+        ({"env": "NoSuchEnv-v0"}, "env: unknown env 'NoSuchEnv-v0'"),
+        ({"seeds": 0}, "seeds"),
+        ({"seeds": []}, "seeds"),
+        ({"transfer_from": ["sim"]}, "transfer_from: no source named 'sim'"),
+        ({"transfer": {"method": "freeze"}}, "transfer.method: the study sets it"),
+    ],
+)
+def test_bad_study_files_fail_in_one_line_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any], message: str
+) -> None:
+    path = write_study(tmp_path, **changes)
+    assert main(["study", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "study").exists()
+
+
+def test_an_unreachable_ray_address_fails_before_any_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("ray")
+    path = write_study(tmp_path)
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    assert main(["study", str(path), "--backend", "ray", "--address", address]) == 2
+    err = capsys.readouterr().err
+    assert f"--address {address}: no Ray cluster answers there" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_second_study_process_on_the_same_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_study(tmp_path)
+    with study_lock(tmp_path / "study"):
+        assert main(["study", str(path), "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"another sim2real study (process {os.getpid()}) is running this study" in err
+    assert not (tmp_path / "study" / "runs").exists()
+
+
+def test_ctrl_c_keeps_checkpoints_and_the_rerun_resumes(tmp_path: Path) -> None:
+    path = write_study(tmp_path, methods=["scratch"], seeds=1, sweeps=[], budgets={"source": 50000, "transfer": 128})
+    source = tmp_path / "study/runs/inverted_double_pendulum_v5/nominal/seed_0"
+    # A terminal's Ctrl-C: SIGINT to the whole process group (the coordinator and its workers).
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sim2real", "study", str(path), "--workers", "2"],
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(source.glob("checkpoints/step_*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "interrupted;" in err and "run the same command again to continue" in err, err
+    assert not (source / "eval.json").exists()
+    plan = plan_study(path, load_study(path))
+    assert plan.status["source nominal"] == "resume" and plan.resume_step["source nominal"] > 0
+
+
+def test_a_changed_study_does_not_mix_its_runs_with_the_old_ones(
+    finished: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["study", str(finished), "--dry-run", "--set", "set=[algo.learning_rate=0.001]"]) == 2
+    err = capsys.readouterr().err
+    assert "made by another config (algo.learning_rate is 0.0003, the study asks for 0.001)" in err, err
