@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
-from sim2real.config import LinearSchedule, apply_overrides, dump_config, load_config, parse_config
+from sim2real.config import LinearSchedule, apply_overrides, dump_config, load_config, load_study, parse_config
 from sim2real.errors import Sim2RealError
+from sim2real.study import plan_study
 from sim2real.training import check_domains
 
 ROOT = Path(__file__).parents[1]
-CONFIG_FILES = sorted((ROOT / "configs").glob("**/*.yaml"))
+STUDY_FILES = sorted((ROOT / "configs").glob("**/study.yaml"))
+CONFIG_FILES = sorted(set((ROOT / "configs").glob("**/*.yaml")) - set(STUDY_FILES))
 
 MINIMAL: dict[str, Any] = {
     "env": "InvertedPendulum-v5",
@@ -70,6 +72,19 @@ def test_shipped_config_round_trips_through_dump_config(path):
     config = load_config(path)
 
     assert parse_config(yaml.safe_load(dump_config(config))) == config
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=lambda p: str(p.relative_to(ROOT / "configs")))
+def test_shipped_study_plans_every_run(path, tmp_path):
+    study = load_study(path)
+    plan = plan_study(path, study, tmp_path / "study")
+    transfer_methods = [m for m in study.methods if m != "scratch"]
+    expected = len(study.sources) + len(study.targets) * len(study.seed_list()) * (
+        ("scratch" in study.methods) + len(transfer_methods) * len(study.sources_to_transfer_from())
+    )
+    assert len([j for j in plan.jobs if j.kind == "train"]) == expected
+    assert set(plan.status.values()) == {"new"}
+    assert not (tmp_path / "study").exists()  # planning writes nothing
 
 
 def test_check_domains_refuses_an_unknown_element_before_training():

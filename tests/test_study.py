@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +162,22 @@ def test_the_numbers_do_not_depend_on_the_worker_count(finished: Path, tmp_path:
     assert _numbers(tmp_path / "study") == _numbers(finished.parent / "study")
 
 
-@pytest.fixture(scope="module")
-def ray_head() -> Any:
-    """A real Ray head on loopback, as `ray start --head` starts one on a cluster's first machine."""
+@pytest.fixture(params=["open", "token"])
+def ray_head(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A real Ray head on loopback, as `ray start --head` starts one on a cluster's first machine.
+
+    "open": the machine has no Ray auth token, so the head runs without authentication. "token": the machine
+    has one (as after any local `ray.init()`), so `ray start` turns token authentication on and the study must
+    send it. Both run under a HOME of their own, so the machine's ~/.ray decides nothing.
+    """
     pytest.importorskip("ray")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    if request.param == "token":
+        token = tmp_path / "home" / ".ray" / "auth_token"
+        token.parent.mkdir(parents=True)
+        token.write_text(uuid.uuid4().hex)
     ray = Path(sys.executable).with_name("ray")
     port = _free_port()
     started = subprocess.run(
@@ -190,9 +203,9 @@ def ray_head() -> Any:
 
 
 def test_the_ray_backend_gives_the_local_pools_numbers(finished: Path, tmp_path: Path, ray_head: str) -> None:
-    path = write_study(tmp_path)
+    path = write_study(tmp_path / "ray")
     assert main(["study", str(path), "--backend", "ray", "--address", ray_head]) == 0
-    assert _numbers(tmp_path / "study") == _numbers(finished.parent / "study")
+    assert _numbers(tmp_path / "ray" / "study") == _numbers(finished.parent / "study")
 
 
 # ------------------------------------------------------------------------------------------- bad input

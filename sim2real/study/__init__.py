@@ -220,26 +220,8 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
                    ("study/target", "-"))  # fmt: skip
         add(_train_job(job_name, config, folder, command, (), hparams), config)
 
-    settings = study.transfer.model_dump(mode="json", exclude={"method", "target", "source"})
-    for target in study.targets:
-        for method in study.methods:
-            origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from())
-            for origin in origins:
-                for seed in study.seed_list():
-                    data = copy.deepcopy(base_data)
-                    data["transfer"] = {**settings, "method": method, "target": target,
-                                        "source": str(plan.sources[origin]) if origin else None}  # fmt: skip
-                    data = apply_overrides(data, [*common, f"run.experiment={origin or 'scratch'}",
-                                                  f"train.seed={seed}", f"train.total_timesteps={study.budgets.transfer}"])  # fmt: skip
-                    config = parse_config(data, str(base_path))
-                    label = method if origin is None else f"{method} from {origin}"
-                    job_name = f"{label} on {target}, seed {seed}"
-                    needs = (f"source {origin}",) if origin else ()
-                    hparams = (("study/role", "transfer"), ("study/source", origin or "none"),
-                               ("study/method", method), ("study/target", target))  # fmt: skip
-                    add(_train_job(job_name, config, folder, command, needs, hparams), config)
-                    plan.transfers.append(config.run_dir())
-
+    # Sweeps first: they need only the sources, and started early they run beside the transfer runs
+    # instead of alone at the end.
     for index, sweep in enumerate(study.sweeps):
         check_params(base, sweep.params, base.source.spec())
         names = sweep.sources or list(study.sources)
@@ -260,6 +242,26 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
                   progress=str(folder / "logs" / f"sweep_{out.name}.progress.json"), command=command,
                   needs=tuple(f"source {n}" for n in names), sweep=json.dumps(spec, sort_keys=True))  # fmt: skip
         add(job)
+
+    settings = study.transfer.model_dump(mode="json", exclude={"method", "target", "source"})
+    for target in study.targets:
+        for method in study.methods:
+            origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from())
+            for origin in origins:
+                for seed in study.seed_list():
+                    data = copy.deepcopy(base_data)
+                    data["transfer"] = {**settings, "method": method, "target": target,
+                                        "source": str(plan.sources[origin]) if origin else None}  # fmt: skip
+                    data = apply_overrides(data, [*common, f"run.experiment={origin or 'scratch'}",
+                                                  f"train.seed={seed}", f"train.total_timesteps={study.budgets.transfer}"])  # fmt: skip
+                    config = parse_config(data, str(base_path))
+                    label = method if origin is None else f"{method} from {origin}"
+                    job_name = f"{label} on {target}, seed {seed}"
+                    needs = (f"source {origin}",) if origin else ()
+                    hparams = (("study/role", "transfer"), ("study/source", origin or "none"),
+                               ("study/method", method), ("study/target", target))  # fmt: skip
+                    add(_train_job(job_name, config, folder, command, needs, hparams), config)
+                    plan.transfers.append(config.run_dir())
 
     for job in jobs:
         if job.kind == "sweep":

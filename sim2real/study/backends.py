@@ -180,6 +180,22 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def _send_ray_token_if_present() -> None:
+    """Authenticates to the cluster with this machine's Ray token, if it has one and RAY_AUTH_MODE is unset.
+
+    `ray start --head` turns token authentication on whenever a token exists (``~/.ray/auth_token``, which
+    any local ``ray.init()`` writes), but a driver given an explicit address never does, so joining a head
+    started on this machine would fail to authenticate. A cluster without authentication ignores the token.
+    Ray's own helper applies the rule, so the token is found wherever Ray looks for it.
+    """
+    try:
+        from ray._private.authentication import authentication_token_setup as setup
+    except ImportError:  # a Ray from before token authentication: there is nothing to send
+        return
+    setup.AuthenticationTokenLoader.instance().reset_cache()
+    setup.maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
 class RayBackend:
     """Submits jobs to a Ray cluster (``address``) or, without one, to a Ray instance started here.
 
@@ -194,13 +210,20 @@ class RayBackend:
         if address not in (None, "auto"):
             check_address(address)
         self._ray = ray
+        if address not in (None, "auto"):
+            _send_ray_token_if_present()
         try:
             if address is None:
                 ray.init(num_cpus=workers or machine_workers(), include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(address=address, log_to_driver=False)
         except Exception as error:
-            raise Sim2RealError(f"--address {address}: cannot join the Ray cluster ({error})") from None
+            if address is None:
+                raise Sim2RealError(f"--backend ray: cannot start Ray on this machine ({error})") from None
+            raise Sim2RealError(
+                f"--address {address}: cannot join the Ray cluster ({error}); if it uses token authentication, "
+                f"set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its token"
+            ) from None
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = workers or max(1, cluster_cpus)
         self._remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
