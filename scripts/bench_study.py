@@ -5,6 +5,7 @@ the local pool with the same workers (goal >= 0.9x), and checks that all three m
 
     python scripts/bench_study.py                          # the quick study (about 25 minutes on 2 cores)
     python scripts/bench_study.py --set budgets.source=60000 --set budgets.transfer=20000   # a shorter check
+    python scripts/bench_study.py --keep /tmp/bench     # keeps the three studies and their reports
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=ROOT / "configs/inverted_double_pendulum/study.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray backend")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the studies in DIR/study_<n> (default: deleted)")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        sys.exit(f"error: --keep {args.keep}: not empty; give a new folder (a study there would be skipped, not timed)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
+        folder = args.keep or Path(tmp)
         variants = {"local, 1 worker": ["--workers", "1"], "local, 2 workers": ["--workers", "2"]}
         if not args.no_ray:
             variants["ray, 2 workers"] = ["--backend", "ray", "--workers", "2"]

@@ -95,28 +95,8 @@ def hparams_dashboard(logdir: Path, sessions: int) -> tuple[dict, dict]:
 @pytest.mark.slow
 def test_tensorboard_serves_the_run_and_its_tags(tiny_config: Config) -> None:
     run_dir = train(tiny_config).run_dir
-    executable = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            executable,
-            "--logdir",
-            str(run_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--load_fast",
-            "false",
-            "--reload_interval",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
     tags: dict = {}
-    try:
+    with tensorboard_server(run_dir) as base:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -128,9 +108,6 @@ def test_tensorboard_serves_the_run_and_its_tags(tiny_config: Config) -> None:
             time.sleep(0.5)
         runs = _get(f"{base}/data/runs")
         hparams_tags = _get(f"{base}/data/plugin/text/tags")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
     assert runs == ["tb"]
     scalars = set(tags["tb"])
     expected = {
