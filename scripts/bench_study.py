@@ -3,7 +3,7 @@
 Prints the speed-up of 2 local workers over 1 (goal >= 1.8x on 2 cores) and the Ray backend's speed against
 the local pool with the same workers (goal >= 0.9x), and checks that all three measured the same numbers.
 
-    python scripts/bench_study.py                          # the quick study (about 25 minutes on 2 cores)
+    python scripts/bench_study.py                          # the quick study (about 35 minutes on 2 cores)
     python scripts/bench_study.py --set budgets.source=60000 --set budgets.transfer=20000   # a shorter check
     python scripts/bench_study.py --keep /tmp/bench     # keeps the three studies and their reports
 """
