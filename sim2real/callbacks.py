@@ -188,11 +188,14 @@ class AdrCallback(BaseCallback):
 
 
 class TransferCallback(BaseCallback):
-    """Runs a transfer's unfreezing schedule between rollouts and logs its state.
+    """Runs a transfer's schedule between rollouts: unfreezing, per-layer learning rates, pinned target layers.
 
-    Logs ``transfer/trainable_params``, ``transfer/frozen/<group>`` and ``transfer/weight_drift/<group>`` at
-    the start, whenever a group unfreezes, and at most every ``every`` steps in between (the per-group
-    learning rates ``transfer/lr/<group>`` are logged at each update, where they are set).
+    Sets each parameter group's learning-rate factor before every update and logs the rates as
+    ``transfer/lr/<group>``; logs ``transfer/trainable_params``, ``transfer/frozen/<group>`` and
+    ``transfer/weight_drift/<group>`` at the start, whenever a group unfreezes, and at most every ``every`` steps
+    in between. SAC's Polyak update moves every target parameter towards the critic's, and ``x(1-tau) + tau x``
+    is not always ``x`` in floating point, so the target layers of frozen critic layers are put back before each
+    rollout (and at the end), before anything reads or saves them.
     """
 
     def __init__(self, transfer: Transfer, every: int = 2048, announce: Callable[[str], Any] | None = None) -> None:
@@ -209,14 +212,19 @@ class TransferCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._record()
 
+    def _on_rollout_start(self) -> None:
+        self.transfer.restore_pinned()
+
     def _on_rollout_end(self) -> None:
         unfrozen = self.transfer.advance_to(self.num_timesteps)
         if unfrozen and self.announce is not None:
             self.announce(f"step {self.num_timesteps:,}: unfroze {', '.join(unfrozen)}")
+        self.transfer.update_learning_rates(self.logger)
         if unfrozen or self.num_timesteps - self._last >= self.every:
             self._record()
 
     def _on_training_end(self) -> None:
+        self.transfer.restore_pinned()
         self._record()
 
     def _on_step(self) -> bool:

@@ -19,11 +19,21 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from sim2real.config import TRANSFER_METHODS
-from sim2real.errors import FrictionDominatedWarning, Sim2RealError
+from sim2real.errors import FrictionDominatedWarning, Sim2RealError, python_spelling
 
 if TYPE_CHECKING:
-    from sim2real.config import Config
+    from sim2real.config import Config, SweepParam
     from sim2real.training import TrainResult
+
+# Library arguments named in error messages, and the flag that sets each from the command line.
+FLAGS = {
+    "resume": "--resume",
+    "trust_source": "--trust-source",
+    "overrides": "--set",
+    "source": "--source",
+    "params": "--param",
+    "config": "--config",
+}
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
 DEFAULT_STUDY = "configs/inverted_double_pendulum/study.yaml"
@@ -191,6 +201,34 @@ def _evaluation_options(
     parser.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
 
 
+def parse_sweep_param(text: str) -> SweepParam:
+    """A ``--param`` value: a YAML mapping such as ``{quantity: body_mass, select: torso, scale: [0.5, 2], points: 7}``."""
+    import yaml
+    from pydantic import ValidationError
+
+    from sim2real.config import SweepParam
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise Sim2RealError(f"--param {text!r}: not a YAML mapping") from None
+    if not isinstance(data, dict):
+        raise Sim2RealError(
+            f"--param {text!r}: expected a mapping like {{quantity: body_mass, select: all, scale: [0.5, 2.0], points: 5}}"
+        )
+    try:
+        return SweepParam.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "extra_forbidden":
+                message = f"unknown key (allowed: {', '.join(SweepParam.model_fields)})"
+            problems.append(f"{where}: {message}" if where else message)
+        raise Sim2RealError(f"--param {text!r}: " + "; ".join(problems)) from None
+
+
 def _positive(text: str) -> int:
     value = _integer(text)
     if value < 1:
@@ -283,13 +321,14 @@ def _transfer(args: argparse.Namespace, console: Console) -> int:
 def _evaluation_config(model: Path, config: Path | None) -> Config:
     """The config an evaluation uses: the one given, or the run folder's own."""
     from sim2real.config import load_config
+    from sim2real.runs import RunFolder
 
     if config is not None:
         return load_config(config)
-    run_config = (model if model.is_dir() else model.parent) / "config.yaml"
-    if not run_config.is_file():
-        raise Sim2RealError(f"{model}: not a run folder with a config.yaml; give --config CONFIG")
-    return load_config(run_config)
+    run = RunFolder(model if model.is_dir() else model.parent)
+    if not run.config_file.is_file():
+        raise Sim2RealError(f"{model}: not a run folder with a {run.config_file.name}; give --config CONFIG")
+    return load_config(run.config_file)
 
 
 def _evaluate(args: argparse.Namespace, console: Console) -> int:
@@ -329,7 +368,7 @@ def _model_label(path: Path) -> str:
 def _sweep(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import Progress
 
-    from sim2real.config import parse_sweep_param
+    from sim2real.domain import DomainSpec
     from sim2real.evaluation.batched import ObservationNormalizer
     from sim2real.evaluation.sweep import log_sweep, run_sweep, write_sweep
     from sim2real.training import load_policy
@@ -340,7 +379,7 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
     config = _evaluation_config(args.models[0], args.config)
     if args.domain is not None and args.domain not in config.domains():
         raise Sim2RealError(f"--domain {args.domain}: no such domain (domains: {', '.join(config.domains())})")
-    base = config.domains()[args.domain].spec() if args.domain else None
+    base = DomainSpec.from_config(config.domains()[args.domain]) if args.domain else None
     labels = [_model_label(path) for path in args.models]
     if len(set(labels)) < len(labels):
         labels = [str(path) for path in args.models]
@@ -470,6 +509,14 @@ def _inspect(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def flag_spelling(name: str, value: object) -> str:
+    """How the command line passes a library argument that an error names: ``--resume RUN``, ``--trust-source``."""
+    flag = FLAGS.get(name)
+    if flag is None:
+        return python_spelling(name, value)
+    return flag if value is None or isinstance(value, bool) else f"{flag} {value}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line ``argv`` (default: ``sys.argv[1:]``) and returns the exit code."""
     args = _parser().parse_args(argv)
@@ -508,7 +555,7 @@ def _run(args: argparse.Namespace, console: Console, err: Console) -> int:
         if args.command == "study":
             return _study(args, console)
     except Sim2RealError as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {error.render(flag_spelling)}", highlight=False, soft_wrap=True)
         return 2
     except OSError as error:
         # Disk full, permissions, a file removed under us: the OS's words, on one line.

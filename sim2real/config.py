@@ -7,10 +7,7 @@ wrong types and out-of-range values are refused with the file, the field path an
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -18,27 +15,9 @@ import numpy as np
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sim2real.domain import DomainSpec
-from sim2real.dynamics import QUANTITIES, Change
+from sim2real.dynamics import QUANTITIES, parameter_name
 from sim2real.errors import Sim2RealError
-from sim2real.randomization import (
-    AdrRange,
-    Choice,
-    Distribution,
-    LogUniform,
-    Normal,
-    RandomChange,
-    Uniform,
-    normal_mass,
-)
-from sim2real.wrappers import (
-    ActionLatency,
-    ActionNoise,
-    ActionSaturation,
-    ActionScale,
-    ObservationBias,
-    ObservationNoise,
-)
+from sim2real.randomization import normal_mass
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
@@ -88,9 +67,6 @@ class UniformDist(_Bounded):
     low: FiniteFloat
     high: FiniteFloat
 
-    def build(self) -> Distribution:
-        return Uniform(self.low, self.high)
-
 
 class LogUniformDist(_Bounded):
     """Log-uniform on [low, high] (both > 0): as likely to halve as to double."""
@@ -98,9 +74,6 @@ class LogUniformDist(_Bounded):
     dist: Literal["log_uniform"]
     low: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     high: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-    def build(self) -> Distribution:
-        return LogUniform(self.low, self.high)
 
 
 class NormalDist(_Bounded):
@@ -118,18 +91,12 @@ class NormalDist(_Bounded):
             raise ValueError(f"[low, high] = [{self.low}, {self.high}] holds under 0.1% of this normal's mass")
         return self
 
-    def build(self) -> Normal:
-        return Normal(self.mean, self.std, self.low, self.high)
-
 
 class ChoiceDist(Strict):
     """One of ``values``, each equally likely."""
 
     dist: Literal["choice"]
     values: Annotated[list[FiniteFloat], Field(min_length=1)]
-
-    def build(self) -> Distribution:
-        return Choice(tuple(self.values))
 
 
 class AdrDist(_Bounded):
@@ -140,15 +107,10 @@ class AdrDist(_Bounded):
     high: FiniteFloat
     start: FiniteFloat | None = Field(None, description="where the range starts (default: 1 for scale, 0 for offset)")
 
-    def build(self) -> Distribution:
-        assert self.start is not None, "set by DynamicsChange"
-        return AdrRange(self.low, self.high, self.start)
-
 
 DistributionConfig = Annotated[
     UniformDist | LogUniformDist | NormalDist | ChoiceDist | AdrDist, Field(discriminator="dist")
 ]
-_DISTRIBUTIONS = (UniformDist, LogUniformDist, NormalDist, ChoiceDist, AdrDist)
 _OPERATIONS: tuple[Literal["scale", "set", "offset"], ...] = ("scale", "set", "offset")
 
 
@@ -198,20 +160,10 @@ class DynamicsChange(Strict):
             raise ValueError("when, every and shared apply only to a value drawn from a distribution")
         return self
 
-    def to_change(self) -> Change | RandomChange:
-        op = next(o for o in _OPERATIONS if getattr(self, o) is not None)
-        value = getattr(self, op)
-        if isinstance(value, BaseModel):
-            return RandomChange(
-                quantity=self.quantity,
-                op=op,
-                distribution=value.build(),  # type: ignore[attr-defined]
-                select=self.select,
-                when=self.when or "reset",
-                every=self.every,
-                shared=self.shared,
-            )
-        return Change(quantity=self.quantity, op=op, value=value, select=self.select)
+    @property
+    def op(self) -> Literal["scale", "set", "offset"]:
+        """The operation given: scale, set or offset."""
+        return next(o for o in _OPERATIONS if getattr(self, o) is not None)
 
 
 WrapperValue = FiniteFloat | list[FiniteFloat] | DistributionConfig
@@ -251,29 +203,6 @@ class RealityGap(Strict):
     action_noise: NoiseTerm | None = None
     action_latency: LatencyTerm | None = None
 
-    def factories(self) -> tuple[Callable[..., Any], ...]:
-        """Wrapper factories ``f(env, seed=...)``, innermost first."""
-        classes = {
-            "observation_bias": ObservationBias,
-            "observation_noise": ObservationNoise,
-            "action_scale": ActionScale,
-            "action_saturation": ActionSaturation,
-            "action_noise": ActionNoise,
-            "action_latency": ActionLatency,
-        }
-        out = []
-        for name, cls in classes.items():
-            term = getattr(self, name)
-            if term is None:
-                continue
-            kwargs: dict[str, Any] = {
-                key: value.build() if isinstance(value, _DISTRIBUTIONS) else value
-                for key, value in term
-                if key != "when"
-            }
-            out.append(partial(cls, when=term.when, **kwargs))
-        return tuple(out)
-
 
 class AdrConfig(Strict):
     """Automatic domain randomization (OpenAI 2019) of the domain's ``dist: adr`` parameters.
@@ -311,16 +240,6 @@ class Domain(Strict):
         if self.adr is not None and not has_adr:
             raise ValueError("'adr' is set but no dynamics change uses dist: adr")
         return self
-
-    def changes(self) -> list[Change | RandomChange]:
-        return [d.to_change() for d in self.dynamics]
-
-    def spec(self) -> DomainSpec:
-        return DomainSpec(
-            changes=tuple(self.changes()),
-            reality_gap=self.reality_gap.factories(),
-            adr_boundary_probability=self.adr.boundary_probability if self.adr else 0.5,
-        )
 
 
 class LinearSchedule(Strict):
@@ -448,40 +367,13 @@ class SweepParam(Strict):
         low, high = getattr(self, self.op)
         return [float(v) for v in np.linspace(low, high, self.points)]
 
-    def change(self, value: float) -> Change:
-        return Change(quantity=self.quantity, op=self.op, value=value, select=self.select)
-
     def label(self) -> str:
         """``body_mass/torso scale``: the axis label of plots and tables."""
-        select = self.select if isinstance(self.select, str) or self.select is None else "+".join(self.select)
-        return f"{self.quantity}" + (f"/{select}" if select else "") + f" {self.op}"
+        return f"{parameter_name(self.quantity, self.select)} {self.op}"
 
     def tag(self) -> str:
         """The label as a file and TensorBoard tag name."""
         return re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.label()).strip("_")
-
-
-def parse_sweep_param(text: str) -> SweepParam:
-    """A ``--param`` value: a YAML mapping such as ``{quantity: body_mass, select: torso, scale: [0.5, 2], points: 7}``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise Sim2RealError(f"--param {text!r}: not a YAML mapping") from None
-    if not isinstance(data, dict):
-        raise Sim2RealError(
-            f"--param {text!r}: expected a mapping like {{quantity: body_mass, select: all, scale: [0.5, 2.0], points: 5}}"
-        )
-    try:
-        return SweepParam.model_validate(data)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            where = ".".join(str(part) for part in item["loc"])
-            message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "extra_forbidden":
-                message = f"unknown key (allowed: {', '.join(SweepParam.model_fields)})"
-            problems.append(f"{where}: {message}" if where else message)
-        raise Sim2RealError(f"--param {text!r}: " + "; ".join(problems)) from None
 
 
 TransferMethod = Literal["scratch", "finetune", "freeze", "progressive", "prognet"]
@@ -600,16 +492,6 @@ class Config(Strict):
 
     def training_domain(self) -> Domain:
         return self.domains()[self.training_domain_name()]
-
-    def run_dir(self) -> Path:
-        """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method>/seed_<n>``."""
-        namespace, _, name = self.env.rpartition("/")
-        snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-        env = re.sub(r"[^A-Za-z0-9]+", "_", f"{namespace}_{snake}" if namespace else snake).strip("_").lower()
-        folder = Path(self.run.root) / env / self.run.experiment
-        if self.transfer is not None:
-            folder = folder / self.training_domain_name() / self.transfer.method
-        return folder / f"seed_{self.train.seed}"
 
 
 # ------------------------------------------------------------------------------------------------ study
@@ -871,26 +753,3 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
 def dump_config(config: Config) -> str:
     """The resolved config as YAML (every default written out), for the run folder and TensorBoard."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-def flat_hparams(config: Config) -> dict[str, bool | int | float | str]:
-    """Scalar hyperparameters and source dynamics as flat ``section/key`` entries for TensorBoard's HPARAMS."""
-    flat: dict[str, bool | int | float | str] = {"env": config.env}
-    sections = ("algo", "train", "transfer") if config.transfer is not None else ("algo", "train")
-    for section in sections:
-        for key, value in getattr(config, section).model_dump(mode="json").items():
-            if isinstance(value, bool | int | float | str):
-                if isinstance(value, float) and not math.isfinite(value):
-                    continue
-                flat[f"{section}/{key}"] = value
-            elif isinstance(value, list):
-                flat[f"{section}/{key}"] = str(value)
-            elif isinstance(value, dict):
-                flat[f"{section}/{key}"] = ",".join(f"{k}={v}" for k, v in value.items())
-    for change in config.source.dynamics:
-        op = next(o for o in ("scale", "set", "offset") if getattr(change, o) is not None)
-        select = change.select if isinstance(change.select, str) or change.select is None else "+".join(change.select)
-        key = f"source/{change.quantity}" + (f"/{select}" if select else "") + f"/{op}"
-        value = getattr(change, op)
-        flat[key] = value if isinstance(value, float) else str(value)
-    return flat

@@ -5,21 +5,54 @@ Two ways in, both ending in :class:`DynamicsWrapper`:
 - :func:`make_domain_env` builds any registered MuJoCo env id with a list of changes (what sim2real uses).
 - ``gym.make("Sim2Real/<Env>-v0", dynamics=[...])`` or ``gym.make("Sim2Real/<Env>-v0", config=PATH,
   domain=NAME)`` for plain gymnasium / stable-baselines3 / RL Zoo users (registered by ``sim2real_envs``).
+
+A config's domain section becomes a :class:`DomainSpec` here (:meth:`DomainSpec.from_config`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import mujoco
-from pydantic import ValidationError
+from pydantic import BaseModel
 
+from sim2real import config as schema
 from sim2real.dynamics import Change, Dynamics
 from sim2real.errors import Sim2RealError
-from sim2real.randomization import DynamicsRandomizer, RandomChange, SeedLike
+from sim2real.randomization import (
+    AdrRange,
+    Choice,
+    Distribution,
+    DynamicsRandomizer,
+    LogUniform,
+    Normal,
+    RandomChange,
+    SeedLike,
+    Uniform,
+)
+from sim2real.wrappers import (
+    ActionLatency,
+    ActionNoise,
+    ActionSaturation,
+    ActionScale,
+    ObservationBias,
+    ObservationNoise,
+    RealityGapWrapper,
+)
+
+# The reality-gap section's keys and the wrapper each one makes, innermost first.
+_REALITY_GAP: dict[str, type[RealityGapWrapper]] = {
+    "observation_bias": ObservationBias,
+    "observation_noise": ObservationNoise,
+    "action_scale": ActionScale,
+    "action_saturation": ActionSaturation,
+    "action_noise": ActionNoise,
+    "action_latency": ActionLatency,
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +68,65 @@ class DomainSpec:
     changes: tuple[Change | RandomChange, ...] = ()
     reality_gap: tuple[Callable[..., gym.Env], ...] = ()
     adr_boundary_probability: float = 0.5
+
+    @classmethod
+    def from_config(cls, domain: schema.Domain) -> DomainSpec:
+        """The runtime objects a config's domain section describes: changes, distributions, wrapper factories.
+
+        Built here, where config meets the simulator, so the schema stays a schema and the randomization and
+        wrapper modules stay usable without any file format.
+        """
+        return cls(
+            changes=tuple(change_of(d) for d in domain.dynamics),
+            reality_gap=reality_gap_of(domain.reality_gap),
+            adr_boundary_probability=domain.adr.boundary_probability if domain.adr else 0.5,
+        )
+
+    @property
+    def randomized(self) -> bool:
+        """Whether anything is drawn: a random dynamics change or a reality-gap wrapper (noise, latency...)."""
+        return bool(self.reality_gap) or any(isinstance(c, RandomChange) for c in self.changes)
+
+
+def distribution_of(config: schema.DistributionConfig) -> Distribution:
+    """The sampler of a ``{dist: ...}`` mapping."""
+    if isinstance(config, schema.UniformDist):
+        return Uniform(config.low, config.high)
+    if isinstance(config, schema.LogUniformDist):
+        return LogUniform(config.low, config.high)
+    if isinstance(config, schema.NormalDist):
+        return Normal(config.mean, config.std, config.low, config.high)
+    if isinstance(config, schema.ChoiceDist):
+        return Choice(tuple(config.values))
+    assert config.start is not None, "set by DynamicsChange"
+    return AdrRange(config.low, config.high, config.start)
+
+
+def change_of(config: schema.DynamicsChange) -> Change | RandomChange:
+    """A config's dynamics change: fixed (a number or a list) or random (a distribution)."""
+    op = config.op
+    value = getattr(config, op)
+    if isinstance(value, BaseModel):
+        return RandomChange(quantity=config.quantity, op=op, distribution=distribution_of(value),  # type: ignore[arg-type]
+                            select=config.select, when=config.when or "reset", every=config.every,
+                            shared=config.shared)  # fmt: skip
+    return Change(quantity=config.quantity, op=op, value=value, select=config.select)
+
+
+def reality_gap_of(config: schema.RealityGap) -> tuple[Callable[..., gym.Env], ...]:
+    """Wrapper factories ``f(env, seed=...)`` for a domain's reality-gap section, innermost first."""
+    factories = []
+    for name, wrapper in _REALITY_GAP.items():
+        term = getattr(config, name)
+        if term is None:
+            continue
+        kwargs: dict[str, Any] = {
+            key: distribution_of(value) if isinstance(value, BaseModel) else value  # type: ignore[arg-type]
+            for key, value in term
+            if key != "when"
+        }
+        factories.append(partial(wrapper, when=term.when, **kwargs))
+    return tuple(factories)
 
 
 class DynamicsWrapper(gym.Wrapper):
@@ -150,10 +242,15 @@ def find_dynamics_wrapper(env: gym.Env) -> DynamicsWrapper | None:
     return None
 
 
-def _make(env_id: str, **kwargs: Any) -> gym.Env:
-    import sim2real_envs  # noqa: F401  (registers the Sim2Real/ ids)
+# Our own ids live in the env package, one layer up; gymnasium's ``module:id`` form imports it on demand, so
+# this module never imports the package whose entry points point back here.
+_ENV_PACKAGE = "sim2real_envs"
 
+
+def _make(env_id: str, **kwargs: Any) -> gym.Env:
     try:
+        if env_id.startswith("Sim2Real/") and env_id not in gym.registry:
+            return gym.make(f"{_ENV_PACKAGE}:{env_id}", **kwargs)
         return gym.make(env_id, **kwargs)
     except gym.error.Error as error:
         mujoco_ids = sorted(
@@ -168,9 +265,20 @@ def _make(env_id: str, **kwargs: Any) -> gym.Env:
         raise Sim2RealError(f"env '{env_id}': bad env_kwargs ({error})") from None
 
 
+def check_env_id(env_id: str) -> None:
+    """Raises :class:`Sim2RealError` naming the MuJoCo envs when ``env_id`` is not a registered env."""
+    try:
+        if env_id.startswith("Sim2Real/") and env_id not in gym.registry:
+            gym.spec(f"{_ENV_PACKAGE}:{env_id}")
+        else:
+            gym.spec(env_id)
+    except gym.error.Error as error:
+        raise Sim2RealError(f"unknown env '{env_id}' ({error})") from None
+
+
 def make_domain_env(
     env_id: str,
-    spec: DomainSpec | Iterable[Change | RandomChange] = (),
+    spec: DomainSpec | schema.Domain | Iterable[Change | RandomChange] = (),
     *,
     seed: SeedLike = None,
     check_friction: bool = True,
@@ -180,7 +288,7 @@ def make_domain_env(
 
     Args:
         env_id: a registered MuJoCo env id.
-        spec: a :class:`DomainSpec`, or just a list of dynamics changes.
+        spec: a :class:`DomainSpec`, a config's domain section, or just a list of dynamics changes.
         seed: seeds the domain's random draws: (run seed, env index) or an int.
         check_friction: warn about friction changes that MuJoCo's contact combination overrides.
         env_kwargs: keyword arguments of the env.
@@ -188,7 +296,9 @@ def make_domain_env(
     Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper` (with the changes their own
     ``dynamics``/``config`` keywords asked for); the domain's changes are applied after those.
     """
-    if not isinstance(spec, DomainSpec):
+    if isinstance(spec, schema.Domain):
+        spec = DomainSpec.from_config(spec)
+    elif not isinstance(spec, DomainSpec):
         spec = DomainSpec(changes=tuple(spec))
     env = _make(env_id, **env_kwargs)
     wrapper = find_dynamics_wrapper(env)
@@ -204,55 +314,16 @@ def make_domain_env(
     return env
 
 
-def make_registered(
-    base: str,
-    dynamics: Sequence[Mapping[str, Any] | Change | RandomChange] | None = None,
-    config: str | None = None,
-    domain: str = "source",
-    seed: SeedLike = None,
-    **env_kwargs: Any,
-) -> gym.Env:
-    """Entry point of the ``Sim2Real/<Env>-v0`` ids.
+def check_domains(config: schema.Config) -> dict[str, dict[str, float]]:
+    """Builds every domain's env once so a bad name or value fails before anything is written.
 
-    Args:
-        base: the env the id wraps: a gymnasium id (``Hopper-v5``) or an entry point (``module:Class``).
-        dynamics: changes as in a config's ``dynamics`` list (dicts with quantity, select, scale/set/offset;
-            the value may be a distribution).
-        config: path of a sim2real config; its ``domain`` supplies the changes, reality-gap wrappers and
-            ``env_kwargs``.
-        domain: ``source`` or a target name of ``config``.
-        seed: seeds the domain's random draws (else ``reset(seed=...)`` does).
-        env_kwargs: keyword arguments of the base env.
+    Returns each domain's changed model values (``{"quantity/element": value}``).
     """
-    from sim2real.config import DynamicsChange, load_config
-
-    changes: list[Change | RandomChange] = []
-    reality_gap: tuple[Callable[..., gym.Env], ...] = ()
-    adr_boundary_probability = 0.5
-    if config is not None:
-        cfg = load_config(config)
-        domains = cfg.domains()
-        if domain not in domains:
-            raise Sim2RealError(f"{config}: no domain '{domain}'; domains: {', '.join(domains)}")
-        spec = domains[domain].spec()
-        changes.extend(spec.changes)
-        reality_gap = spec.reality_gap
-        adr_boundary_probability = spec.adr_boundary_probability
-        env_kwargs = {**cfg.env_kwargs, **env_kwargs}
-    for item in dynamics or []:
-        if isinstance(item, Change | RandomChange):
-            changes.append(item)
-            continue
-        try:
-            changes.append(DynamicsChange.model_validate(item).to_change())
-        except ValidationError as error:
-            raise Sim2RealError(f"dynamics {dict(item)}: {error.errors()[0]['msg']}") from None
-    env: gym.Env
-    if ":" in base:
-        env = gym.envs.registration.load_env_creator(base)(**env_kwargs)  # type: ignore[assignment]
-    else:
-        env = gym.make(base, disable_env_checker=True, **env_kwargs).unwrapped
-    env = DynamicsWrapper(env, changes, seed=seed, adr_boundary_probability=adr_boundary_probability)
-    for make_wrapper in reality_gap:
-        env = make_wrapper(env, seed=seed)
-    return env
+    parameters = {}
+    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
+    for name, domain in config.domains().items():
+        env = make_domain_env(config.env, DomainSpec.from_config(domain), seed=(config.train.seed, 0), **env_kwargs)
+        wrapper = find_dynamics_wrapper(env)
+        parameters[name] = wrapper.domain_parameters() if wrapper else {}
+        env.close()
+    return parameters

@@ -94,6 +94,32 @@ QUANTITIES: dict[str, Quantity] = {
 }  # fmt: skip
 
 
+def selection_label(select: str | Sequence[str] | None) -> str:
+    """A selection as one name: ``torso``, ``all``, ``foot_geom+floor``; empty for global quantities."""
+    if select is None:
+        return ""
+    return select if isinstance(select, str) else "+".join(select)
+
+
+def parameter_name(quantity: str, select: str | Sequence[str] | None = None) -> str:
+    """The name of a quantity over a selection, ``quantity/selection`` (``gravity`` alone for global ones).
+
+    The one spelling of a parameter everywhere it is shown: ``info["randomization"]`` and TensorBoard's
+    ``randomization/<name>`` tags, ADR's parameters, HPARAMS columns, sweep axes.
+    """
+    label = selection_label(select)
+    return f"{quantity}/{label}" if label else quantity
+
+
+def element_key(quantity: str, element: str | None, index: int | None = None, column: int | None = None) -> str:
+    """The key of one value: ``quantity/element``, ``/i`` for a joint's i-th degree of freedom when it has several,
+    ``/c`` for a column of a vector quantity (gravity, ctrlrange)."""
+    key = parameter_name(quantity, element)
+    if index is not None:
+        key += f"/{index}"
+    return key if column is None else f"{key}/{column}"
+
+
 def element_names(model: mujoco.MjModel, kind: ElementKind) -> list[str]:
     """Names of all elements of ``kind``; unnamed elements are called ``<kind>#<index>``."""
     count = {"body": model.nbody, "geom": model.ngeom, "joint": model.njnt, "actuator": model.nu}[kind]
@@ -141,7 +167,7 @@ class Change:
 
 
 @dataclass(frozen=True)
-class _Resolved:
+class ResolvedChange:
     """A change with its element names resolved to rows of the quantity's array."""
 
     quantity: Quantity
@@ -149,6 +175,59 @@ class _Resolved:
     labels: tuple[str, ...]  # element name of each row
     op: Operation
     value: np.ndarray  # broadcastable to (len(rows), n_columns)
+
+
+def combine(op: Operation, nominal: np.ndarray, value: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` = the nominal values changed by ``op`` with ``value`` (the one place each operation is defined)."""
+    if op == "scale":
+        return np.multiply(nominal, value, out=out)
+    if op == "offset":
+        return np.add(nominal, value, out=out)
+    out[...] = np.broadcast_to(value, out.shape)
+    return out
+
+
+def scaled_inertia(nominal_inertia: np.ndarray, nominal_mass: np.ndarray, mass: np.ndarray, out: np.ndarray) -> None:
+    """A body's rotational inertia follows its mass: scaled by the same factor (the shape is unchanged)."""
+    ratio = np.divide(mass, nominal_mass, out=np.ones_like(nominal_mass), where=nominal_mass > 0)
+    np.multiply(nominal_inertia, ratio[:, None], out=out)
+
+
+class WritePlan:
+    """One change's rows prepared for repeated writes (per-episode randomization): the model memory they live
+    in and their nominal values, resolved once, so each write is one array operation.
+
+    Build it with :meth:`Dynamics.plan`. Writing derived quantities (mass, armature, gear) makes MuJoCo's
+    compile-time constants stale: call :meth:`Dynamics.recompute_derived` after a batch of writes.
+    """
+
+    def __init__(self, dynamics: Dynamics, change: ResolvedChange) -> None:
+        self.model = dynamics.model
+        self.quantity = change.quantity
+        self.op = change.op
+        rows = change.rows
+        contiguous = len(rows) > 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows)))
+        # A slice when the rows are contiguous: faster to write than fancy indexing.
+        self.rows: slice | np.ndarray = slice(int(rows[0]), int(rows[0]) + len(rows)) if contiguous else rows
+        self.base = dynamics.nominal_values(change.quantity.name)[rows]
+        self.view = dynamics.writable_view(change.quantity.name)
+        self._values = np.empty_like(self.base)
+        self._inertia: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if change.quantity.name == "body_mass":
+            self._inertia = (dynamics.nominal_inertia()[rows], self.base[:, 0], np.empty((len(rows), 3)))
+        dynamics.mark_changed([change.quantity.name])
+
+    def write(self, value: np.ndarray) -> None:
+        """Sets the rows to nominal changed by ``value`` (a column: one value per row, or one for all)."""
+        values = combine(self.op, self.base, value, self._values)
+        if self.view is None:  # timestep: a scalar option, not an array
+            self.model.opt.timestep = float(values[0, 0])
+            return
+        self.view[self.rows] = values
+        if self._inertia is not None:
+            nominal_inertia, nominal_mass, inertia = self._inertia
+            scaled_inertia(nominal_inertia, nominal_mass, values[:, 0], inertia)
+            self.model.body_inertia[self.rows] = inertia
 
 
 class Dynamics:
@@ -217,7 +296,7 @@ class Dynamics:
             labels.extend([all_names[j]] * n)
         return np.asarray(rows, dtype=np.intp), tuple(labels)
 
-    def resolve(self, changes: Iterable[Change]) -> list[_Resolved]:
+    def resolve(self, changes: Iterable[Change]) -> list[ResolvedChange]:
         """Checks names, selections and value shapes of ``changes`` once, for repeated :meth:`apply_resolved`."""
         resolved = []
         for change in changes:
@@ -235,7 +314,7 @@ class Dynamics:
                 raise Sim2RealError(f"{quantity.name}: value must be finite, got {change.value}")
             if change.op not in ("scale", "set", "offset"):
                 raise Sim2RealError(f"{quantity.name}: unknown operation '{change.op}'; use scale, set or offset")
-            resolved.append(_Resolved(quantity, rows, labels, change.op, value))
+            resolved.append(ResolvedChange(quantity, rows, labels, change.op, value))
         return resolved
 
     # ------------------------------------------------------------------ changing
@@ -247,7 +326,7 @@ class Dynamics:
         self.apply_resolved(self.resolve(changes), check_friction=check_friction)
 
     def apply_resolved(
-        self, changes: Sequence[_Resolved], *, check_friction: bool = True, validate: bool = True
+        self, changes: Sequence[ResolvedChange], *, check_friction: bool = True, validate: bool = True
     ) -> None:
         """Like :meth:`apply` for changes already checked by :meth:`resolve` (the fast path for resets).
 
@@ -269,7 +348,7 @@ class Dynamics:
         if check_friction and any(name.startswith("geom_") for name in current):
             self._warn_dominated_friction()
 
-    def check(self, changes: Sequence[_Resolved]) -> None:
+    def check(self, changes: Sequence[ResolvedChange]) -> None:
         """Raises :class:`Sim2RealError` if ``changes`` would give invalid physics; changes nothing."""
         for name, values in self._compute(changes).items():
             self._validate(QUANTITIES[name], values, changes)
@@ -277,8 +356,7 @@ class Dynamics:
     def writable_view(self, quantity: str) -> np.ndarray | None:
         """The model's memory behind ``quantity`` as a writable (rows x columns) array; None for timestep.
 
-        For code that writes the same rows many times (per-episode randomization): it must call
-        :meth:`mark_changed` once and :meth:`recompute_derived` after writing derived quantities.
+        :class:`WritePlan` writes through it; it marks its quantity changed.
         """
         q = QUANTITIES[quantity]
         if q.field == "opt.timestep":
@@ -300,19 +378,18 @@ class Dynamics:
         """Records quantities written through :meth:`writable_view`, so ``changed()`` and ``reset()`` see them."""
         self._changed |= set(quantities)
 
-    def _compute(self, changes: Sequence[_Resolved]) -> dict[str, np.ndarray]:
+    def plan(self, change: ResolvedChange) -> WritePlan:
+        """A :class:`WritePlan` for writing ``change``'s rows again and again with new values."""
+        return WritePlan(self, change)
+
+    def _compute(self, changes: Sequence[ResolvedChange]) -> dict[str, np.ndarray]:
         current: dict[str, np.ndarray] = {}
         for change in changes:
             name = change.quantity.name
             nominal = self._nominal[name]
             values = current.setdefault(name, nominal.copy())
             base = nominal[change.rows]
-            if change.op == "scale":
-                values[change.rows] = base * change.value
-            elif change.op == "set":
-                values[change.rows] = np.broadcast_to(change.value, base.shape)
-            else:
-                values[change.rows] = base + change.value
+            values[change.rows] = combine(change.op, base, change.value, np.empty_like(base))
         return current
 
     def reset(self) -> None:
@@ -322,9 +399,9 @@ class Dynamics:
     def _write(self, quantity: Quantity, values: np.ndarray) -> None:
         _write_field(self.model, quantity, values)
         if quantity.name == "body_mass":
-            nominal = self._nominal["body_mass"][:, 0]
-            ratio = np.divide(values[:, 0], nominal, out=np.ones_like(nominal), where=nominal > 0)
-            self.model.body_inertia[:] = self._nominal_inertia * ratio[:, None]
+            scaled_inertia(
+                self._nominal_inertia, self._nominal["body_mass"][:, 0], values[:, 0], self.model.body_inertia
+            )
 
     def recompute_derived(self) -> None:
         """Recomputes the constants MuJoCo derives from mass, inertia, armature and gear (``mj_setConst``)."""
@@ -332,7 +409,7 @@ class Dynamics:
             self._scratch = mujoco.MjData(self.model)
         mujoco.mj_setConst(self.model, self._scratch)
 
-    def _validate(self, quantity: Quantity, values: np.ndarray, changes: Sequence[_Resolved]) -> None:
+    def _validate(self, quantity: Quantity, values: np.ndarray, changes: Sequence[ResolvedChange]) -> None:
         bad = ~np.isfinite(values).all(axis=1)
         rule = "finite"
         if quantity.minimum is not None:
@@ -398,14 +475,13 @@ class Dynamics:
             columns = current.shape[1]
             seen: dict[str, int] = {}
             for row, label in zip(rows, labels, strict=True):
+                index = seen[label] = seen.get(label, -1) + 1
                 if np.array_equal(current[row], self._nominal[name][row]):
                     continue
-                index = seen[label] = seen.get(label, -1) + 1
-                key = f"{name}/{label}" if quantity.kind else name
-                if quantity.per_dof and labels.count(label) > 1:
-                    key = f"{key}/{index}"
+                element = label if quantity.kind else None
+                dof = index if quantity.per_dof and labels.count(label) > 1 else None
                 for c in np.flatnonzero(current[row] != self._nominal[name][row]):
-                    flat[f"{key}/{c}" if columns > 1 else key] = float(current[row, c])
+                    flat[element_key(name, element, dof, int(c) if columns > 1 else None)] = float(current[row, c])
         return flat
 
     # ------------------------------------------------------------------ contact friction

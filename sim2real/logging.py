@@ -6,12 +6,16 @@ Everything goes through ``model.logger`` so every scalar lands in the run's one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 
 from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from sim2real.config import Config
+from sim2real.dynamics import parameter_name
 
 # Text, histograms and HPARAMS are for TensorBoard only; stdout/csv writers would choke on them.
 TB_ONLY = ("stdout", "log", "json", "csv")
@@ -89,3 +93,25 @@ def record_text(logger: Logger, tag: str, text: str) -> None:
     """Logs preformatted text (a config, a command), shown verbatim in TensorBoard's TEXT tab."""
     indented = "\n".join("    " + line for line in text.splitlines())
     logger.record(tag, indented, exclude=TB_ONLY)
+
+
+def flat_hparams(config: Config) -> dict[str, bool | int | float | str]:
+    """Scalar hyperparameters and source dynamics as flat ``section/key`` entries for TensorBoard's HPARAMS."""
+    flat: dict[str, bool | int | float | str] = {"env": config.env}
+    sections = ("algo", "train", "transfer") if config.transfer is not None else ("algo", "train")
+    for section in sections:
+        for key, value in getattr(config, section).model_dump(mode="json").items():
+            if isinstance(value, bool | int | float | str):
+                if isinstance(value, float) and not math.isfinite(value):
+                    continue
+                flat[f"{section}/{key}"] = value
+            elif isinstance(value, list):
+                flat[f"{section}/{key}"] = str(value)
+            elif isinstance(value, dict):
+                flat[f"{section}/{key}"] = ",".join(f"{k}={v}" for k, v in value.items())
+    for change in config.source.dynamics:
+        value = getattr(change, change.op)
+        flat[f"source/{parameter_name(change.quantity, change.select)}/{change.op}"] = (
+            value if isinstance(value, float) else str(value)
+        )
+    return flat

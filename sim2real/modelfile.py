@@ -19,16 +19,11 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-import yaml
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sim2real.errors import Sim2RealError
-
-MODEL = "model.zip"
-VECNORMALIZE = "vecnormalize.pkl"
-VECNORMALIZE_JSON = "vecnormalize.json"
-TRANSFER_STATE = "transfer.json"
+from sim2real.runs import MODEL, TRANSFER_STATE, VECNORMALIZE, VECNORMALIZE_JSON, RunFolder
 
 
 @dataclass
@@ -80,19 +75,6 @@ def _algo_of(policy: dict[str, torch.Tensor], path: Path) -> str:
     raise Sim2RealError(f"{path}: not a PPO or SAC model (its policy has neither mlp_extractor nor critic_target)")
 
 
-def resolve_model_path(path: Path) -> tuple[Path, Path | None]:
-    """The model zip of ``path`` (a zip, or a run folder holding ``model.zip``) and its run folder, if any."""
-    if path.is_dir():
-        zip_path = path / MODEL
-        if not zip_path.is_file():
-            raise Sim2RealError(f"{path}: not a run folder (no {MODEL})")
-        return zip_path, path
-    if not path.exists():
-        raise Sim2RealError(f"{path}: no such file or folder")
-    run_dir = path.parent if (path.parent / "config.yaml").is_file() and path.name == MODEL else None
-    return path, run_dir
-
-
 def read_normalization(folder: Path, trusted: bool = False) -> dict[str, Any] | None:
     """Normalization statistics saved beside a model: ``vecnormalize.json``, or on trust ``vecnormalize.pkl``."""
     json_path = folder / VECNORMALIZE_JSON
@@ -108,7 +90,8 @@ def read_normalization(folder: Path, trusted: bool = False) -> dict[str, Any] | 
     if not trusted:
         raise Sim2RealError(
             f"{pkl}: normalization statistics only as a pickle, which can run code when read; "
-            "pass --trust-source if you trust this file"
+            "pass {trust_source} if you trust this file",
+            trust_source=True,
         )
     try:
         with pkl.open("rb") as handle:
@@ -128,7 +111,7 @@ def read_model(path: Path, trusted: bool = False, with_normalization: bool = Tru
         trusted: allow pickled normalization statistics (``vecnormalize.pkl``) to be read.
         with_normalization: read the normalization statistics saved beside the model at all.
     """
-    zip_path, run_dir = resolve_model_path(path)
+    zip_path, run = RunFolder.of_model(path)
     try:
         with zipfile.ZipFile(zip_path) as archive:
             data = json.loads(archive.read("data").decode()) if "data" in archive.namelist() else {}
@@ -152,13 +135,8 @@ def read_model(path: Path, trusted: bool = False, with_normalization: bool = Tru
             raise Sim2RealError(f"{zip_path}: {name}.pth is not a state dict (a mapping of names to tensors)")
     if not all(isinstance(v, torch.Tensor) for v in params["policy"].values()):
         raise Sim2RealError(f"{zip_path}: policy.pth holds values that are not tensors")
-    folder = run_dir or zip_path.parent
-    config = None
-    if run_dir is not None:
-        try:
-            config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError):
-            config = None
+    folder = run.path if run is not None else zip_path.parent
+    config = run.saved_config() if run is not None else None
     transfer_state = None
     if (folder / TRANSFER_STATE).is_file():
         try:
@@ -175,7 +153,7 @@ def read_model(path: Path, trusted: bool = False, with_normalization: bool = Tru
         observation=_space(data.get("observation_space")),
         action=_space(data.get("action_space")),
         normalization=read_normalization(folder, trusted)
-        if with_normalization and (run_dir is not None or zip_path.name == MODEL)
+        if with_normalization and (run is not None or zip_path.name == MODEL)
         else None,
         config=config if isinstance(config, dict) else None,
         transfer_state=transfer_state if isinstance(transfer_state, dict) else None,

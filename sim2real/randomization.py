@@ -20,13 +20,13 @@ import math
 import numbers
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
-import mujoco
 import numpy as np
+from scipy.special import ndtr, ndtri
 
-from sim2real.dynamics import Change, Dynamics, Operation, _Resolved
+from sim2real.dynamics import Change, Dynamics, Operation, ResolvedChange, WritePlan, element_key, parameter_name
 from sim2real.errors import Sim2RealError
 
 When = Literal["reset", "startup", "interval"]
@@ -53,6 +53,27 @@ def seed_entropy(seed: SeedLike) -> list[int]:
     return [int(s) for s in seed]  # type: ignore[union-attr]
 
 
+class SeededStream:
+    """One named random stream of one env (the dynamics sampler, each reality-gap wrapper).
+
+    Seeded from the env's own seed (run seed, env index); gymnasium's ``reset(seed=...)`` restarts it from that
+    seed combined with the reset's. An env built without a seed drew its startup values from fresh entropy:
+    :meth:`reseed` says so once, so that they are drawn again and a seeded reset is reproducible either way.
+    """
+
+    def __init__(self, seed: SeedLike, name: str, has_startup_draws: bool) -> None:
+        self.seed = seed
+        self.name = name
+        self.rng = make_generator(seed, name)
+        self._startup_unseeded = seed is None and has_startup_draws
+
+    def reseed(self, seed: int) -> bool:
+        """Restarts the generator for ``reset(seed=seed)``; True when the startup draws must be drawn again."""
+        self.rng = make_generator([*seed_entropy(self.seed), int(seed)], self.name)
+        redraw, self._startup_unseeded = self._startup_unseeded, False
+        return redraw
+
+
 # ------------------------------------------------------------------------------------------ distributions
 
 
@@ -67,33 +88,44 @@ def normal_mass(mean: float, std: float, low: float, high: float) -> float:
     return cdf(high) - cdf(low)
 
 
+class _Sampled:
+    """Every distribution draws the same way: uniform numbers in [0, 1) through its ``transform`` (the inverse
+    of its CDF). One path for every sampler (a randomizer's batch, an interval redraw, a wrapper's noise level)."""
+
+    def transform(self, u: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        return self.transform(rng.random(size))
+
+
 @dataclass(frozen=True)
-class Uniform:
+class Uniform(_Sampled):
     low: float
     high: float
 
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return rng.uniform(self.low, self.high, size)
+    def transform(self, u: np.ndarray) -> np.ndarray:
+        return self.low + (self.high - self.low) * u
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
 
 
 @dataclass(frozen=True)
-class LogUniform:
+class LogUniform(_Sampled):
     low: float
     high: float
 
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
+    def transform(self, u: np.ndarray) -> np.ndarray:
+        return np.exp(math.log(self.low) + (math.log(self.high) - math.log(self.low)) * u)
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
 
 
 @dataclass(frozen=True)
-class Normal:
-    """A normal distribution truncated to [low, high] (rejection sampling: draws are exactly in bounds)."""
+class Normal(_Sampled):
+    """A normal distribution truncated to [low, high] (inverse-CDF sampling: draws are exactly in bounds)."""
 
     mean: float
     std: float
@@ -110,42 +142,39 @@ class Normal:
         """Probability mass inside [low, high]."""
         return normal_mass(self.mean, self.std, self.low, self.high)
 
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+    def transform(self, u: np.ndarray) -> np.ndarray:
         if self.std == 0:
-            return np.full(size, self.mean)
-        out = rng.normal(self.mean, self.std, size)
-        bad = (out < self.low) | (out > self.high)
-        while bad.any():
-            out[bad] = rng.normal(self.mean, self.std, int(bad.sum()))
-            bad = (out < self.low) | (out > self.high)
-        return out
+            return np.full(np.shape(u), self.mean)
+        a, b = ndtr((self.low - self.mean) / self.std), ndtr((self.high - self.mean) / self.std)
+        return np.clip(self.mean + self.std * ndtri(a + (b - a) * u), self.low, self.high)
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
 
 
 @dataclass(frozen=True)
-class Choice:
+class Choice(_Sampled):
     values: tuple[float, ...]
 
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        return rng.choice(np.asarray(self.values, dtype=np.float64), size)
+    def transform(self, u: np.ndarray) -> np.ndarray:
+        return np.asarray(self.values, dtype=np.float64)[(np.asarray(u) * len(self.values)).astype(np.intp)]
 
     def bounds(self) -> tuple[float, float]:
         return min(self.values), max(self.values)
 
 
 @dataclass(frozen=True)
-class AdrRange:
-    """ADR limits: the range starts at ``start`` and may grow to [low, high]; draws are uniform in between."""
+class AdrRange(_Sampled):
+    """ADR limits: the range starts at ``start`` and may grow to [low, high]; draws are uniform in the current
+    range, which the randomizer's curriculum holds (``current``); without one it is the start point alone."""
 
     low: float
     high: float
     start: float
 
-    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        # Without a curriculum (plain evaluation) the parameter stays where ADR starts it.
-        return np.full(size, self.start)
+    def transform(self, u: np.ndarray, current: Sequence[float] | None = None) -> np.ndarray:
+        low, high = current if current is not None else (self.start, self.start)
+        return low + (high - low) * u
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
@@ -181,50 +210,19 @@ class RandomChange:
 @dataclass
 class _Term:
     change: RandomChange
-    name: str  # "quantity/selection" ("quantity" for global ones): the ADR parameter name
-    resolved: _Resolved  # rows and labels; the value is replaced by each draw
+    name: str  # parameter_name(quantity, select): the ADR parameter name
+    resolved: ResolvedChange  # rows and labels; the value is replaced by each draw
     keys: tuple[str, ...]  # one name per draw: "quantity/element" (the term's name when shared or global)
-    draw: np.ndarray  # the current values, one per key
-    # The write plan, prepared once: the model memory of the selected rows and their nominal values.
-    view: np.ndarray | None  # None for timestep, which is not an array
-    base: np.ndarray  # nominal values of the rows, (rows x columns)
-    inertia_base: np.ndarray | None = None  # nominal inertia of the rows, for body_mass
-    inertia_view: np.ndarray | None = None
-    rows: slice | np.ndarray = field(init=False)  # a slice when the rows are contiguous (faster to write)
-    column: np.ndarray = field(init=False)  # ``draw`` as a column: one row per element, or one shared value
-    _buffer: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._buffer = np.empty_like(self.base)
-        self.column = self.draw.reshape(-1, 1)
-        rows = self.resolved.rows
-        contiguous = len(rows) > 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows)))
-        self.rows = slice(int(rows[0]), int(rows[0]) + len(rows)) if contiguous else rows
+    plan: WritePlan  # where the draws go in the model, prepared once
+    draw: np.ndarray  # the current values, one per key (a view into its batch's buffer)
 
     @property
     def adr(self) -> bool:
         return isinstance(self.change.distribution, AdrRange)
 
-    def write(self, model: mujoco.MjModel) -> None:
-        """Writes the current draw into the model: nominal combined with the draw, as in Dynamics.apply."""
-        draw = self.column
-        values = self._buffer
-        if self.change.op == "scale":
-            np.multiply(self.base, draw, out=values)
-        elif self.change.op == "offset":
-            np.add(self.base, draw, out=values)
-        else:
-            values[...] = draw
-        if self.view is None:
-            model.opt.timestep = float(values[0, 0])
-            return
-        self.view[self.rows] = values
-        if self.inertia_view is not None and self.inertia_base is not None:
-            self.inertia_view[self.rows] = self.inertia_base * (values[:, :1] / self.base[:, :1])
-
 
 class _Batch:
-    """Draws a group of terms in one pass: one uniform vector, transformed per distribution family.
+    """Draws a group of terms from one uniform vector, each term's slice through its distribution's transform.
 
     Each term's ``draw`` is a view into the batch's buffer, so drawing the batch updates every term.
     """
@@ -232,50 +230,27 @@ class _Batch:
     def __init__(self, terms: list[_Term]) -> None:
         self.terms = terms
         sizes = [len(t.keys) for t in terms]
-        self.total = sum(sizes)
-        self.x = np.zeros(self.total)
+        self.x = np.zeros(sum(sizes))
         self.keys = [key for t in terms for key in t.keys]
-        self.lo = np.zeros(self.total)
-        self.span = np.zeros(self.total)
-        log: list[int] = []
-        self.choices: list[tuple[slice, np.ndarray]] = []
-        self.normals: list[tuple[slice, Distribution]] = []
-        self.adr: list[tuple[slice, str]] = []
+        self.parts: list[slice] = []
         start = 0
         for term, size in zip(terms, sizes, strict=True):
             part = slice(start, start + size)
             term.draw = self.x[part]
-            term.column = term.draw.reshape(-1, 1)
-            distribution = term.change.distribution
-            if isinstance(distribution, Uniform):
-                self.lo[part], self.span[part] = distribution.low, distribution.high - distribution.low
-            elif isinstance(distribution, LogUniform):
-                self.lo[part] = math.log(distribution.low)
-                self.span[part] = math.log(distribution.high) - math.log(distribution.low)
-                log.extend(range(start, start + size))
-            elif isinstance(distribution, Choice):
-                self.choices.append((part, np.asarray(distribution.values, dtype=np.float64)))
-            elif isinstance(distribution, AdrRange):
-                self.adr.append((part, term.name))
-            else:
-                self.normals.append((part, distribution))
+            self.parts.append(part)
             start += size
-        self.log = np.asarray(log, dtype=np.intp)
 
     def draw(self, rng: np.random.Generator, adr_bounds: dict[str, list[float]]) -> None:
-        u = rng.random(self.total)
-        x = self.x
-        np.multiply(self.span, u, out=x)
-        x += self.lo
-        if self.log.size:
-            x[self.log] = np.exp(x[self.log])
-        for part, values in self.choices:
-            x[part] = values[(u[part] * len(values)).astype(np.intp)]
-        for part, name in self.adr:
-            low, high = adr_bounds[name]
-            x[part] = low + (high - low) * u[part]
-        for part, normal in self.normals:
-            x[part] = normal.sample(rng, part.stop - part.start)
+        u = rng.random(self.x.size)
+        for term, part in zip(self.terms, self.parts, strict=True):
+            self.x[part] = _transform(term, u[part], adr_bounds)
+
+
+def _transform(term: _Term, u: np.ndarray, adr_bounds: dict[str, list[float]]) -> np.ndarray:
+    distribution = term.change.distribution
+    if isinstance(distribution, AdrRange):
+        return distribution.transform(u, adr_bounds[term.name])
+    return distribution.transform(u)
 
 
 class DynamicsRandomizer:
@@ -304,13 +279,10 @@ class DynamicsRandomizer:
             self.terms.append(self._make_term(change))
         self._check_extremes()
         self._derived = any(t.resolved.quantity.derived for t in self.terms)
-        dynamics.mark_changed(t.change.quantity for t in self.terms)
         self.interval_terms = [t for t in self.terms if t.change.when == "interval"]
         self._startup_batch = _Batch([t for t in self.terms if t.change.when == "startup"])
         self._reset_batch = _Batch([t for t in self.terms if t.change.when != "startup"])
-        self._seed = seed
-        self._startup_pending = seed is None and bool(self._startup_batch.terms)
-        self.rng = make_generator(seed, "dynamics")
+        self.stream = SeededStream(seed, "dynamics", bool(self._startup_batch.terms))
         self.values: dict[str, float] = {}
         self.adr_bounds: dict[str, list[float]] = {
             t.name: [t.change.distribution.start] * 2 for t in self.terms if isinstance(t.change.distribution, AdrRange)
@@ -333,26 +305,18 @@ class DynamicsRandomizer:
                 )
             ]
         )
-        quantity = change.quantity
-        if resolved.quantity.kind is None:
-            name = quantity
-        else:
-            selection = change.select if isinstance(change.select, str) else "+".join(change.select or ())
-            name = f"{quantity}/{selection}"
-        if resolved.quantity.kind is None or change.shared:
+        global_quantity = resolved.quantity.kind is None
+        name = parameter_name(change.quantity, None if global_quantity else change.select)
+        if global_quantity or change.shared:
             keys: tuple[str, ...] = (name,)
         else:
             keys = tuple(
-                f"{quantity}/{label}" + (f"/{i}" if resolved.labels.count(label) > 1 else "")
+                element_key(change.quantity, label, i if resolved.labels.count(label) > 1 else None)
                 for label, i in _occurrences(resolved.labels)
             )
         if any(t.name == name for t in self.terms):
             raise Sim2RealError(f"{name}: randomized twice; give each quantity and selection one distribution")
-        base = self.dynamics.nominal_values(quantity)[resolved.rows]
-        inertia = self.dynamics.nominal_inertia()[resolved.rows] if quantity == "body_mass" else None
-        view = self.dynamics.writable_view(quantity)
-        inertia_view = self.dynamics.model.body_inertia if quantity == "body_mass" else None
-        return _Term(change, name, resolved, keys, np.zeros(len(keys)), view, base, inertia, inertia_view)
+        return _Term(change, name, resolved, keys, self.dynamics.plan(resolved), np.zeros(len(keys)))
 
     def _check_extremes(self) -> None:
         """Refuses distributions that can produce invalid physics: both ends are applied and validated."""
@@ -375,15 +339,17 @@ class DynamicsRandomizer:
         self.dynamics.apply_resolved(changes, check_friction=True)
 
     # -------------------------------------------------------------------------------------- drawing
+    @property
+    def rng(self) -> np.random.Generator:
+        return self.stream.rng
+
     def reseed(self, seed: int) -> None:
         """Restarts the generator from this env's seed combined with ``seed`` (gymnasium's reset(seed=...)).
 
-        An env built without a seed drew its startup terms from fresh entropy; its first seeded reset draws
-        them again, so a seeded reset is reproducible either way. Startup terms stay drawn once per env.
+        Startup terms stay drawn once per env, except that an env built without a seed draws them again at its
+        first seeded reset (see :class:`SeededStream`).
         """
-        self.rng = make_generator([*seed_entropy(self._seed), int(seed)], "dynamics")
-        if self._startup_pending:
-            self._startup_pending = False
+        if self.stream.reseed(seed):
             self._draw_batch(self._startup_batch)
             self.apply(self._startup_batch.terms)
 
@@ -424,12 +390,7 @@ class DynamicsRandomizer:
             self.apply(due)
 
     def _draw(self, term: _Term) -> None:
-        distribution = term.change.distribution
-        if isinstance(distribution, AdrRange):
-            low, high = self.adr_bounds[term.name]
-            term.draw[:] = self.rng.uniform(low, high, term.draw.shape[0])
-        else:
-            term.draw[:] = distribution.sample(self.rng, term.draw.shape[0])
+        term.draw[:] = _transform(term, self.rng.random(len(term.draw)), self.adr_bounds)
         self._record(term)
 
     def _draw_batch(self, batch: _Batch) -> None:
@@ -445,9 +406,8 @@ class DynamicsRandomizer:
         The hot path of every reset: the rows and nominal values were resolved once, the distributions' ends
         validated once, so this is one array write per term and, for mass, armature or gear, mj_setConst.
         """
-        model = self.dynamics.model
         for term in terms:
-            term.write(model)
+            term.plan.write(term.draw.reshape(-1, 1))
         if self._derived:
             self.dynamics.recompute_derived()
 

@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim2real.errors import Sim2RealError
-from sim2real.randomization import Distribution, SeedLike, make_generator, seed_entropy
+from sim2real.randomization import Distribution, SeededStream, SeedLike
 
 Spec = float | Sequence[float] | Distribution
 
@@ -51,12 +51,14 @@ class RealityGapWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.specs = specs
         self.sizes = sizes
         self.when = when
-        self._seed = seed
-        self._startup_pending = seed is None and when == "startup"
-        self.rng = make_generator(seed, self.name)
+        self.stream = SeededStream(seed, self.name, when == "startup")
         self.current: dict[str, np.ndarray] = {}
         self.values: dict[str, float] = {}  # the randomized parameters' current values, for info and logs
         self._draw()
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self.stream.rng
 
     def _draw(self) -> None:
         for key, spec in self.specs.items():
@@ -70,12 +72,8 @@ class RealityGapWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 self.current[key] = np.broadcast_to(np.asarray(spec, dtype=np.float64), (size,)).copy()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
-        if seed is not None:
-            self.rng = make_generator([*seed_entropy(self._seed), int(seed)], self.name)
-        # A startup draw of an env built without a seed came from fresh entropy: the first seeded reset
-        # redraws it, so seeded resets are reproducible.
-        if self.when == "reset" or (seed is not None and self._startup_pending):
-            self._startup_pending = False
+        redraw = self.stream.reseed(seed) if seed is not None else False
+        if self.when == "reset" or redraw:
             self._draw()
         obs, info = self.env.reset(seed=seed, options=options)
         self._on_reset()

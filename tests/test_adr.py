@@ -15,10 +15,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from sim2real.callbacks import AdrCallback
 from sim2real.config import parse_config
-from sim2real.domain import find_dynamics_wrapper, make_domain_env
+from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.randomization import AdrRange, RandomChange
-from sim2real.training import build_vec_env, checkpoint_dirs, load_run_config, train
+from sim2real.runs import RunFolder
+from sim2real.training import build_vec_env, load_run_config, train
 from tests.conftest import tiny_config_data
 
 IDP = "InvertedDoublePendulum-v5"
@@ -195,10 +196,10 @@ def test_adr_config_defaults_and_validation():
     thresholds = {"low_threshold": 0, "high_threshold": 100}
     offset = {"quantity": "geom_friction", "select": "cpole", "offset": {"dist": "adr", "low": -0.5, "high": 0.5}}
     config = parse_config(source([ADR_MASS, offset], {**thresholds, "boundary_probability": 0.25}))
-    changes = config.source.changes()
+    changes = DomainSpec.from_config(config.source).changes
     assert changes[0].distribution == AdrRange(0.5, 1.5, 1.0), "a scale starts at 1"
     assert changes[1].distribution == AdrRange(-0.5, 0.5, 0.0), "an offset starts at 0"
-    assert config.source.spec().adr_boundary_probability == 0.25
+    assert DomainSpec.from_config(config.source).adr_boundary_probability == 0.25
     assert config.source.adr.step == 0.05 and config.source.adr.episodes == 10
 
     errors = {
@@ -264,7 +265,7 @@ def events(run_dir: Path) -> EventAccumulator:
 def test_training_widens_the_ranges_checkpoints_them_and_a_resume_continues_from_them(tmp_path):
     config = tiny_adr_config(tmp_path / "runs", total_timesteps=512)
     first = train(config)
-    checkpoints = checkpoint_dirs(first.run_dir)
+    checkpoints = [c.path for c in RunFolder(first.run_dir).checkpoints()]
     assert all((c / "adr.json").is_file() for c in checkpoints)
     low, high = read_adr(checkpoints[-1])
     assert 0.5 <= low < 0.9 and 1.1 < high <= 1.5, "many boundary episodes, each widening its end"
@@ -280,7 +281,7 @@ def test_training_widens_the_ranges_checkpoints_them_and_a_resume_continues_from
     # 128 more steps from a fresh start could not reach the saved range: the resumed run starts from it.
     resumed = train(load_run_config(first.run_dir, ["train.total_timesteps=640"]), resume=first.run_dir)
     assert resumed.num_timesteps == 640
-    after = read_adr(checkpoint_dirs(first.run_dir)[-1])
+    after = read_adr(RunFolder(first.run_dir).checkpoints()[-1].path)
     assert after[0] <= low and after[1] >= high
     assert after[1] - after[0] > high - low, "and keeps widening"
 

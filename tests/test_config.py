@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from sim2real.config import LinearSchedule, apply_overrides, dump_config, load_config, load_study, parse_config
+from sim2real.domain import check_domains
 from sim2real.errors import Sim2RealError
+from sim2real.runs import run_dir
 from sim2real.study import plan_study
-from sim2real.training import check_domains
 
 ROOT = Path(__file__).parents[1]
 STUDY_FILES = sorted((ROOT / "configs").glob("**/study.yaml"))
@@ -317,11 +318,11 @@ def test_bad_override_is_refused(item, expected):
 def test_run_dir_layout(env, folder):
     config = parse_config(minimal(env=env, run={"root": "out", "experiment": "heavy-poles"}, train={"seed": 4}))
 
-    assert config.run_dir() == Path("out") / folder / "heavy-poles" / "seed_4"
+    assert run_dir(config) == Path("out") / folder / "heavy-poles" / "seed_4"
 
 
 def test_run_dir_defaults():
-    assert parse_config(minimal()).run_dir() == Path("runs/inverted_pendulum_v5/default/seed_0")
+    assert run_dir(parse_config(minimal())) == Path("runs/inverted_pendulum_v5/default/seed_0")
 
 
 def test_dump_config_round_trips_every_field_kind():

@@ -434,7 +434,7 @@ def test_randomized_domains_are_reproducible_per_episode(untrained: PPO) -> None
         "dynamics": [{"quantity": "body_mass", "select": "all", "scale": {"dist": "uniform", "low": 0.5, "high": 2}}],
         "reality_gap": {"observation_noise": {"std": 0.05}},
     }
-    spec = parse_config(data).source.spec()
+    spec = DomainSpec.from_config(parse_config(data).source)
     make = partial(make_idp, spec)
     one, one_lengths = run_episodes(untrained, make, 10, seed=5, n_envs=1)
     many, many_lengths = run_episodes(untrained, make, 10, seed=5, n_envs=4)
@@ -580,7 +580,9 @@ def test_evaluate_applies_the_saved_normalization_statistics(
     result = evaluate_json(capsys, source_run, tmp_path / "e.json", "--episodes", "4", "--domain", TARGET)
     model = PPO.load(source_run / "model.zip", device="cpu")
     venv = VecNormalize.load(str(source_run / "vecnormalize.pkl"), DummyVecEnv([lambda: gym.make(ENV)]))
-    heavy = parse_config(yaml.safe_load((source_run / "config.yaml").read_text())).targets[TARGET].spec()
+    heavy = DomainSpec.from_config(
+        parse_config(yaml.safe_load((source_run / "config.yaml").read_text())).targets[TARGET]
+    )
     seed = domain_seed(0, 1)  # --seed 0, heavy is the config's second domain
     with_stats = evaluate_domain(model, ENV, heavy, episodes=4, seed=seed, normalization=venv)
     raw = evaluate_domain(model, ENV, heavy, episodes=4, seed=seed)

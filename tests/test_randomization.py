@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from sim2real.config import dump_config, load_config, parse_config, read_config_data
-from sim2real.domain import find_dynamics_wrapper, make_domain_env
+from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.randomization import AdrRange, Choice, LogUniform, Normal, RandomChange, Uniform, make_generator
 from sim2real.training import build_vec_env, train
@@ -40,7 +40,7 @@ def config_with(dynamics: list[dict[str, Any]], env: str = IDP, **source: Any) -
 def source_env(dynamics: list[dict[str, Any]], env: str = IDP, seed: Any = (0, 0)) -> gym.Env:
     """The source domain of a config holding ``dynamics``, as the trainer builds each env."""
     config = parse_config(config_with(dynamics, env), "experiment.yaml")
-    return make_domain_env(config.env, config.source.spec(), seed=seed)
+    return make_domain_env(config.env, DomainSpec.from_config(config.source), seed=seed)
 
 
 def zeros(env: gym.Env) -> np.ndarray:
@@ -473,7 +473,7 @@ def test_a_randomized_config_round_trips_through_the_run_folder_yaml():
         )
     )
     assert parse_config(yaml.safe_load(dump_config(config))) == config
-    changes = config.source.changes()
+    changes = DomainSpec.from_config(config.source).changes
     assert changes[3] == RandomChange("actuator_gear", "scale", AdrRange(0.5, 1.5, 1.0), select="all")
     assert changes[2].when == "interval" and changes[2].every == 5
 
@@ -547,7 +547,7 @@ def test_shipped_randomized_config_is_the_nominal_experiment_with_a_randomized_s
     assert randomized.algo == nominal.algo and randomized.train == nominal.train
     assert randomized.targets == nominal.targets
     assert randomized.run.experiment == "randomized" != nominal.run.experiment
-    assert all(isinstance(c, RandomChange) for c in randomized.source.changes())
+    assert all(isinstance(c, RandomChange) for c in DomainSpec.from_config(randomized.source).changes)
 
 
 def test_envs_built_without_a_seed_are_reproducible_from_a_seeded_reset():

@@ -19,7 +19,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from sim2real.config import Config, load_config, parse_config
 from sim2real.errors import Sim2RealError
-from sim2real.training import checkpoint_dirs, load_run_config, train
+from sim2real.runs import RunFolder, run_dir
+from sim2real.training import load_run_config, train
 from tests.conftest import ROOT, tiny_config_data
 
 
@@ -46,7 +47,7 @@ def test_run_folder_holds_model_stats_config_and_evaluation(tiny_config: Config)
     assert action.shape == (1, 1)
 
     # Checkpoints are complete folders, at most two kept, the newest at the final step.
-    checkpoints = checkpoint_dirs(run)
+    checkpoints = [c.path for c in RunFolder(run).checkpoints()]
     assert 1 <= len(checkpoints) <= 2
     assert checkpoints[-1].name == f"step_{result.num_timesteps:012d}"
     assert {p.name for p in checkpoints[-1].iterdir()} == {"model.zip", "vecnormalize.pkl", "vecnormalize.json"}
@@ -91,7 +92,7 @@ def test_tensorboard_has_training_eval_hparams_and_config(tiny_config: Config) -
 def test_existing_run_folder_is_never_overwritten(tiny_config: Config) -> None:
     run = train(tiny_config).run_dir
     before = (run / "model.zip").read_bytes()
-    with pytest.raises(Sim2RealError, match="already holds a run; continue it with --resume"):
+    with pytest.raises(Sim2RealError, match="already holds a run; continue it with resume="):
         train(tiny_config)
     assert (run / "model.zip").read_bytes() == before
 
@@ -121,11 +122,11 @@ def test_resume_without_checkpoint_or_with_corrupt_one(tiny_config: Config, tmp_
         load_run_config(tmp_path / "nothing")
     run = train(tiny_config).run_dir
     config = load_run_config(run, ["train.total_timesteps=512"])
-    latest = checkpoint_dirs(run)[-1]
+    latest = [c.path for c in RunFolder(run).checkpoints()][-1]
     (latest / "model.zip").write_bytes(b"not a zip")
     with pytest.raises(Sim2RealError, match=f"checkpoint {latest} is corrupt"):
         train(config, resume=run)
-    for checkpoint in checkpoint_dirs(run):
+    for checkpoint in [c.path for c in RunFolder(run).checkpoints()]:
         for f in checkpoint.iterdir():
             f.unlink()
         checkpoint.rmdir()
@@ -140,7 +141,7 @@ def test_sac_run_checkpoints_its_replay_buffer_and_resumes(tmp_path: Path) -> No
         )
     )
     first = train(config)
-    latest = checkpoint_dirs(first.run_dir)[-1]
+    latest = [c.path for c in RunFolder(first.run_dir).checkpoints()][-1]
     assert (latest / "replay_buffer.pkl").is_file()
     resumed = train(load_run_config(first.run_dir, ["train.total_timesteps=160"]), resume=first.run_dir)
     model = SAC.load(first.run_dir / "model.zip", device="cpu")
@@ -153,7 +154,7 @@ def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Pa
     config_path = tmp_path / "kill.yaml"
     config_path.write_text(yaml.safe_dump(data))
     config = load_config(config_path)
-    run = config.run_dir()
+    run = run_dir(config)
     process = subprocess.Popen(
         [sys.executable, "-m", "sim2real", "train", str(config_path)],
         stdout=subprocess.DEVNULL,
@@ -162,14 +163,14 @@ def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint(tmp_path: Pa
     )
     try:
         deadline = time.monotonic() + 120
-        while len(checkpoint_dirs(run)) < 2 and time.monotonic() < deadline:
+        while len([c.path for c in RunFolder(run).checkpoints()]) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert len(checkpoint_dirs(run)) >= 2, "no checkpoints appeared"
+        assert len([c.path for c in RunFolder(run).checkpoints()]) >= 2, "no checkpoints appeared"
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert not (run / "model.zip").exists()
-    last = checkpoint_dirs(run)[-1]
+    last = [c.path for c in RunFolder(run).checkpoints()][-1]
     step = int(last.name.removeprefix("step_"))
 
     resumed = subprocess.run(
@@ -205,12 +206,20 @@ def test_quick_start_default_learns_the_source_and_the_hardest_target_breaks_it(
     assert results["heavy_weak"] < 0.2 * results["source"]
 
 
-def test_torch_threads_caps_the_threads_torch_uses(tmp_path: Path) -> None:
+def test_torch_threads_caps_the_threads_torch_uses_while_training_only(tmp_path: Path) -> None:
+    """train.torch_threads holds while the run trains; a library caller gets its own setting back."""
     import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Threads(BaseCallback):
+        seen: set[int] = set()
+
+        def _on_step(self) -> bool:
+            self.seen.add(torch.get_num_threads())
+            return True
 
     before = torch.get_num_threads()
-    try:
-        train(parse_config(tiny_config_data(tmp_path / "runs", torch_threads=1)))
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    threads = Threads()
+    train(parse_config(tiny_config_data(tmp_path / "runs", torch_threads=1)), callbacks=[threads])
+    assert threads.seen == {1}
+    assert torch.get_num_threads() == before

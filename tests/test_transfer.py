@@ -2,9 +2,9 @@
 source loading, resume, TensorBoard and ``sim2real inspect``.
 
 One tiny source per algorithm is trained per module; each test then runs a transfer of a few hundred steps.
-``run_transfer`` swaps ``train()``'s TransferCallback for a subclass that also records, after each update, which
-groups were trainable, which optimizer group held them and at what learning rate, so the tests see the run
-exactly as ``train()`` drives it.
+``run_transfer`` passes ``train()`` a callback of the user's kind that records, after each update, which groups
+were trainable, which optimizer group held them and at what learning rate, so the tests see the run exactly as
+``train()`` drives it.
 """
 
 from __future__ import annotations
@@ -28,27 +28,26 @@ import torch
 import yaml
 from rich.console import Console
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_zip_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-import sim2real.training as training
-from sim2real.callbacks import TransferCallback
 from sim2real.cli import main
 from sim2real.config import parse_config
 from sim2real.errors import Sim2RealError
 from sim2real.modelfile import read_model
+from sim2real.runs import RunFolder
 from sim2real.training import (
     ALGORITHMS,
     TrainResult,
     build_model,
     build_vec_env,
-    checkpoint_dirs,
     load_run_config,
-    read_source,
+    normalize_env,
     train,
 )
-from sim2real.transfer import Transfer
+from sim2real.transfer import Transfer, read_source, start_transfer
 from sim2real.transfer.groups import LayerGroup, groups_of, layer_groups
 from tests.conftest import tiny_config_data
 
@@ -86,37 +85,50 @@ class Snapshot:
     weights: dict[str, torch.Tensor]  # policy state dict
 
 
-class RecordingTransferCallback(TransferCallback):
-    """train()'s TransferCallback, also taking a Snapshot at each rollout start (after an update) and at the end."""
+def _optimizers(model: Any) -> list[torch.optim.Optimizer]:
+    policy = model.policy
+    return [policy.optimizer] if isinstance(model, PPO) else [policy.actor.optimizer, policy.critic.optimizer]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+class RecordingCallback(BaseCallback):
+    """A callback of the user's (``train(callbacks=...)``) that takes a Snapshot of the model's transfer state at
+    each rollout start (after an update) and at the end, read from the model alone."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.snapshots: list[Snapshot] = []
 
+    @property
+    def groups(self) -> list[LayerGroup]:
+        return layer_groups(self.model.policy)
+
     def snapshot(self) -> Snapshot:
-        transfer = self.transfer
-        group_of = {id(p): g.name for g in transfer.groups for p in g.params.values()}
+        groups = self.groups
+        group_of = {id(p): g.name for g in groups for p in g.params.values()}
         optimizer_group: dict[str, str] = {}
         lr: dict[str, float] = {}
         with_state: set[str] = set()
-        for optimizer in transfer.optimizers().values():
+        for optimizer in _optimizers(self.model):
             for param_group in optimizer.param_groups:
                 for param in param_group["params"]:
                     optimizer_group[group_of[id(param)]] = param_group.get("name")
-                    lr[group_of[id(param)]] = param_group["lr"]
+                    lr[group_of[id(param)]] = param_group["lr"] * param_group.get("lr_factor", 1.0)
             with_state |= {group_of[id(p)] for p in optimizer.state}
+        trainable = {g.name for g in groups if all(p.requires_grad for p in g.params.values())}
         return Snapshot(
             step=self.model.num_timesteps,
-            trainable={g.name for g in transfer.groups if all(p.requires_grad for p in g.params.values())},
-            frozen=set(transfer.frozen),
+            trainable=trainable,
+            frozen={g.name for g in groups if g.role != "target"} - trainable,
             optimizer_group=optimizer_group,
             lr=lr,
             with_state=with_state,
             weights={k: v.detach().clone() for k, v in self.model.policy.state_dict().items()},
         )
 
+    def _on_step(self) -> bool:
+        return True
+
     def _on_training_start(self) -> None:
-        super()._on_training_start()
         self.snapshots.append(self.snapshot())
 
     def _on_rollout_start(self) -> None:
@@ -124,14 +136,13 @@ class RecordingTransferCallback(TransferCallback):
             self.snapshots.append(self.snapshot())
 
     def _on_training_end(self) -> None:
-        super()._on_training_end()
         self.snapshots.append(self.snapshot())
 
 
 @dataclass
 class Run:
     result: TrainResult
-    recorder: RecordingTransferCallback
+    recorder: RecordingCallback
     output: str  # what train() printed
 
     @property
@@ -143,17 +154,10 @@ class Run:
 
 
 def _train_recorded(config: Any, **kwargs: Any) -> Run:
-    recorders: list[RecordingTransferCallback] = []
-
-    def make(*args: Any, **kw: Any) -> RecordingTransferCallback:
-        recorders.append(RecordingTransferCallback(*args, **kw))
-        return recorders[-1]
-
+    recorder = RecordingCallback()
     out = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "TransferCallback", make)
-        result = train(config, console=Console(file=out, width=200), **kwargs)
-    return Run(result, recorders[0], out.getvalue())
+    result = train(config, callbacks=[recorder], console=Console(file=out, width=200), **kwargs)
+    return Run(result, recorder, out.getvalue())
 
 
 def run_transfer(root: Path, source: Path | None, transfer: dict, algo: str = "ppo", **train_settings: Any) -> Run:
@@ -168,7 +172,7 @@ def resume(run_dir: Path, total_timesteps: int) -> Run:
 def fresh_model(root: Path, algo: str, transfer: dict) -> tuple[Any, Any]:
     """A target model as train() builds it, before any transfer (config, model)."""
     config = parse_config(config_data(root, algo, transfer))
-    return config, build_model(config, training._normalized(config, build_vec_env(config)))
+    return config, build_model(config, normalize_env(config, build_vec_env(config)))
 
 
 def group_weights(state: dict[str, torch.Tensor], group: str) -> list[torch.Tensor]:
@@ -306,7 +310,7 @@ def test_freeze_keeps_frozen_layers_bit_identical_and_out_of_the_optimizer(
     for group in frozen:
         assert same(before, after, group), f"{group} moved"
     trained = set(run.recorder.snapshots[-1].optimizer_group)
-    assert trained == {g.name for g in run.recorder.transfer.groups if g.role in ("hidden", "head")} - frozen
+    assert trained == {g.name for g in run.recorder.groups if g.role in ("hidden", "head")} - frozen
     for group in trained:
         assert not same(before, after, group), f"{group} did not train"
     assert {
@@ -454,7 +458,8 @@ def test_target_normalization_starts_from_the_source_statistics(tmp_path: Path, 
     """The source's weights expect its normalized inputs: the target's VecNormalize starts with its statistics."""
     config, model = fresh_model(tmp_path, "ppo", {"method": "finetune"})
     run_dir = tmp_path / "run"
-    training._start_transfer(config, model, read_source(config, ppo_source), run_dir)
+    run_dir.mkdir()
+    start_transfer(model, config.transfer, read_source(config, ppo_source), RunFolder(run_dir))
     saved = json.loads((ppo_source / "vecnormalize.json").read_text())
     venv = model.get_vec_normalize_env()
     assert venv is not None and venv.training
@@ -562,7 +567,7 @@ def test_pickled_normalization_statistics_need_trust(tmp_path: Path, ppo_source:
     shutil.copytree(ppo_source, source)
     (source / "vecnormalize.json").unlink()
     config = parse_config(config_data(tmp_path / "runs", transfer={"method": "finetune", "normalization": "fixed"}))
-    with pytest.raises(Sim2RealError, match=r"vecnormalize\.pkl.*can run code.*--trust-source"):
+    with pytest.raises(Sim2RealError, match=r"vecnormalize\.pkl.*can run code.*trust_source=True"):
         train(config, source=source, console=QUIET)
     assert not (tmp_path / "runs").exists()
 
@@ -730,7 +735,7 @@ def test_resumed_progressive_run_continues_with_its_frozen_layers(tmp_path: Path
     """A resumed run continues from its checkpoint with the layers frozen that were frozen there."""
     transfer = {"method": "progressive", "progressive": {"unfreeze_every": 192}, "eval_every": 128}
     first = run_transfer(tmp_path, ppo_source, transfer, total_timesteps=256, checkpoint_every=128)
-    assert checkpoint_dirs(first.dir)[-1].name == "step_000000000256"
+    assert RunFolder(first.dir).checkpoints()[-1].step == 256
 
     resumed = resume(first.dir, 640)
     first_layers = {"mlp_extractor.policy_net.0", "mlp_extractor.value_net.0"}  # unfreeze at 384
@@ -791,7 +796,7 @@ def test_tensorboard_holds_the_transfer_curves_and_hparams(freeze_runs: dict[str
     run = freeze_runs["ppo"]
     accumulator = events(run.dir)
     scalars = set(accumulator.Tags()["scalars"])
-    groups = [g.name for g in run.recorder.transfer.groups]
+    groups = [g.name for g in run.recorder.groups]
     frozen = FIRST_LAYERS["ppo"]
     for group in groups:
         for metric in ("lr", "weight_drift", "frozen"):
@@ -803,7 +808,7 @@ def test_tensorboard_holds_the_transfer_curves_and_hparams(freeze_runs: dict[str
 
     trainable = accumulator.Scalars("transfer/trainable_params")[0]
     assert trainable.step == 0
-    assert trainable.value == sum(g.numel for g in run.recorder.transfer.groups if g.name not in frozen)
+    assert trainable.value == sum(g.numel for g in run.recorder.groups if g.name not in frozen)
 
     curve = run.json("curve.json")["points"]
     logged = accumulator.Scalars("transfer/target_return")

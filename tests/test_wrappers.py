@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.wrappers import RescaleAction, TransformObservation
 
 from sim2real.config import parse_config
-from sim2real.domain import DynamicsWrapper, make_domain_env
+from sim2real.domain import DomainSpec, DynamicsWrapper, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.randomization import Choice, Normal, Uniform
 from sim2real.training import train
@@ -394,7 +394,7 @@ def test_config_reality_gap_builds_every_wrapper_innermost_first_and_reports_the
         },
     }
     config = parse_config(data)
-    env = make_domain_env(config.env, config.source.spec(), seed=(0, 0))
+    env = make_domain_env(config.env, DomainSpec.from_config(config.source), seed=(0, 0))
 
     chain = []
     layer = env

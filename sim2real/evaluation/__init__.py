@@ -21,6 +21,7 @@ from sim2real.config import Config
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.dynamics import Change
 from sim2real.evaluation.batched import ObservationNormalizer, run_episodes
+from sim2real.evaluation.metrics import iqm
 from sim2real.io import write_json, write_text
 from sim2real.randomization import RandomChange
 
@@ -63,11 +64,6 @@ def bootstrap_ci(
         rng=np.random.default_rng(seed),
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
-
-
-def iqm(values: np.ndarray, axis: int | None = None) -> Any:
-    """Interquartile mean (Agarwal et al., 2021): robust to outlier episodes and seeds, less noisy than the median."""
-    return stats.trim_mean(values, 0.25, axis=axis)
 
 
 def summarize(
@@ -161,7 +157,7 @@ def evaluate_config(
             evaluate_domain(
                 model,
                 config.env,
-                domain.spec(),
+                DomainSpec.from_config(domain),
                 env_kwargs=config.env_kwargs,
                 episodes=episodes or config.eval.episodes,
                 deterministic=config.eval.deterministic if deterministic is None else deterministic,

@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation.metrics import (
@@ -46,6 +44,7 @@ from sim2real.evaluation.metrics import (
     time_to_threshold,
 )
 from sim2real.io import atomic_path, write_json, write_text
+from sim2real.runs import RunFolder
 
 METRICS = ("jumpstart", "final_return", "time_to_threshold", "area", "transfer_ratio")
 _LABELS = {
@@ -70,7 +69,7 @@ class Run:
 def _monitor_curve(run_dir: Path, window: int = 20) -> Curve | None:
     """Training episode returns from the Monitor files, merged by time and averaged ``window`` at a time."""
     episodes: list[tuple[float, float, int]] = []  # (wall time, return, length)
-    for path in sorted((run_dir / "monitor").glob("*.monitor.csv")):
+    for path in sorted(RunFolder(run_dir).monitor.glob("*.monitor.csv")):
         with path.open() as handle:
             handle.readline()  # the JSON header line
             episodes += [(float(r["t"]), float(r["r"]), int(r["l"])) for r in csv.DictReader(handle)]
@@ -87,25 +86,24 @@ def _monitor_curve(run_dir: Path, window: int = 20) -> Curve | None:
 
 def read_run(run_dir: Path) -> Run:
     """One transfer run's identity (target, method, source experiment, seed) and learning curve."""
-    try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise Sim2RealError(f"{run_dir}: unreadable config.yaml ({error})") from None
-    transfer = (config or {}).get("transfer") if isinstance(config, dict) else None
+    run = RunFolder(run_dir)
+    config = run.saved_config()
+    if config is None and not run.config_file.is_file():
+        raise Sim2RealError(f"{run_dir}: unreadable {run.config_file.name} (no such file)")
+    transfer = config.get("transfer") if isinstance(config, dict) else None
     if not isinstance(transfer, dict):
         raise Sim2RealError(f"{run_dir}: not a transfer run (its config has no transfer section)")
     curve = None
-    curve_file = run_dir / "curve.json"
-    if curve_file.is_file():
+    if run.curve_file.is_file():
         try:
-            points = json.loads(curve_file.read_text())["points"]
+            points = run.curve_points()
             curve = Curve.of([p["step"] for p in points], [p["mean_reward"] for p in points])
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise Sim2RealError(f"{curve_file}: unreadable learning curve ({error})") from None
+            raise Sim2RealError(f"{run.curve_file}: unreadable learning curve ({error})") from None
     else:
         curve = _monitor_curve(run_dir)
     if curve is None:
-        raise Sim2RealError(f"{run_dir}: no learning curve (no curve.json and too few monitored episodes)")
+        raise Sim2RealError(f"{run_dir}: no learning curve (no {run.curve_file.name} and too few monitored episodes)")
     return Run(
         path=run_dir,
         target=str(transfer.get("target")),
@@ -124,11 +122,10 @@ def find_runs(patterns: list[str]) -> list[Run]:
         if not matches or not any(m.exists() for m in matches):
             raise Sim2RealError(f"{pattern}: no such run folder")
         for match in matches:
-            if (match / "config.yaml").is_file():
+            if RunFolder.is_run(match):
                 folders.append(match)
             elif match.is_dir():
-                folders += sorted(p.parent for p in match.rglob("config.yaml") if (p.parent / "model.zip").exists()
-                                  or (p.parent / "curve.json").exists())  # fmt: skip
+                folders += RunFolder.find(match)
     runs = []
     for folder in dict.fromkeys(folders):
         try:
@@ -141,19 +138,42 @@ def find_runs(patterns: list[str]) -> list[Run]:
     return runs
 
 
+@dataclass(frozen=True)
+class Group:
+    """The runs scored together: one method from one source (none for scratch) on one target, over seeds."""
+
+    target: str
+    method: str
+    source: str | None
+    label: str  # "freeze", or "randomized/freeze" when several sources are compared
+
+
+def group_runs(runs: list[Run]) -> dict[Group, list[Run]]:
+    """Runs grouped by target, source and method (scratch first within a target), seeds in order."""
+    several_sources = len({r.source for r in runs if r.method != "scratch"}) > 1
+    groups: dict[Group, list[Run]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: (r.target, r.method != "scratch", r.method, r.source, r.seed)):
+        scratch = run.method == "scratch"
+        label = f"{run.source}/{run.method}" if several_sources and not scratch else run.method
+        groups[Group(run.target, run.method, None if scratch else run.source, label)].append(run)
+    return groups
+
+
 @dataclass
 class MethodScore:
     target: str
-    method: str  # "freeze", or "randomized/freeze" when several sources are compared
+    method: str  # the group's label: "freeze", or "randomized/freeze" when several sources are compared
     seeds: int
     estimates: dict[str, Estimate | None] = field(default_factory=dict)
     reached: int = 0  # seeds that reached the threshold
     negative_transfer: bool = False
+    group: Group | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "method": self.method,
+            "source": self.group.source if self.group else None,
             "seeds": self.seeds,
             "reached_threshold": self.reached,
             "negative_transfer": self.negative_transfer,
@@ -178,27 +198,20 @@ class Scorecard:
         }
 
 
-def _label(run: Run, several_sources: bool) -> str:
-    return f"{run.source}/{run.method}" if several_sources and run.method != "scratch" else run.method
-
-
 def score(runs: list[Run], threshold: float | None = None, threshold_fraction: float = 0.9, seed: int = 0) -> Scorecard:
     """Scores every (target, method) group of ``runs`` against the scratch runs of the same target."""
-    several_sources = len({r.source for r in runs if r.method != "scratch"}) > 1
-    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
-    for run in sorted(runs, key=lambda r: (r.target, r.method != "scratch", r.method, r.source, r.seed)):
-        groups[(run.target, _label(run, several_sources))].append(run)
+    groups = group_runs(runs)
     notes: list[str] = []
     thresholds: dict[str, float | None] = {}
     budgets: dict[str, float] = {}
     scores = []
-    for target in dict.fromkeys(t for t, _ in groups):
+    for target in dict.fromkeys(g.target for g in groups):
         target_runs = [r for r in runs if r.target == target]
         budget = common_end([r.curve for r in target_runs])
         budgets[target] = budget
         cut = {id(r): r.curve.until(budget) for r in target_runs}
         floor = min(0.0, min(float(cut[id(r)].returns.min()) for r in target_runs))
-        scratch = groups.get((target, "scratch"), [])
+        scratch = next((members for g, members in groups.items() if g.target == target and g.method == "scratch"), [])
         if scratch:
             scratch_start = float(iqm([cut[id(r)].start for r in scratch]))
             scratch_final = float(iqm([final_return(cut[id(r)]) for r in scratch]))
@@ -210,9 +223,10 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
         if level is None and scratch:
             level = scratch_final - (1 - threshold_fraction) * abs(scratch_final)
         thresholds[target] = level
-        for (group_target, method), members in groups.items():
-            if group_target != target:
+        for group, members in groups.items():
+            if group.target != target:
                 continue
+            method = group.label
             values: dict[str, list[float]] = defaultdict(list)
             reached = 0
             for run in members:
@@ -229,20 +243,23 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
                     values["time_to_threshold"].append(hit if hit is not None else budget)
             if len(members) < 2:
                 notes.append(f"{target}/{method}: {len(members)} seed, so no confidence interval (needs 2)")
-            result = MethodScore(target, method, len(members), reached=reached)
+            result = MethodScore(target, method, len(members), reached=reached, group=group)
             for name in METRICS:
                 result.estimates[name] = estimate([values[name]], seed) if values.get(name) else None
             ratio_estimate = result.estimates.get("transfer_ratio")
-            result.negative_transfer = method != "scratch" and ratio_estimate is not None and ratio_estimate.below(1.0)
+            result.negative_transfer = (
+                group.method != "scratch" and ratio_estimate is not None and ratio_estimate.below(1.0)
+            )
             scores.append(result)
-    curves = {(s.target, s.method): [r.curve for r in groups[(s.target, s.method)]] for s in scores}
+    curves = {(s.target, s.method): [r.curve for r in groups[s.group]] for s in scores if s.group is not None}
     return Scorecard(scores, thresholds, budgets, curves, notes)
 
 
 # --------------------------------------------------------------------------------------------- outputs
 
 
-def _cell(e: Estimate | None, digits: int = 0) -> str:
+def cell(e: Estimate | None, digits: int = 0) -> str:
+    """An estimate as a table cell: ``IQM [low, high]``."""
     if e is None:
         return "-"
     text = f"{e.iqm:,.{digits}f}"
@@ -253,18 +270,18 @@ def rows(card: Scorecard) -> list[list[str]]:
     out = []
     for s in card.scores:
         e = s.estimates
-        ttt = _cell(e.get("time_to_threshold"))
+        ttt = cell(e.get("time_to_threshold"))
         if e.get("time_to_threshold") is not None:
             ttt += f" ({s.reached}/{s.seeds} reached)"
         out.append([
             s.target,
             s.method + (" (negative transfer)" if s.negative_transfer else ""),
             str(s.seeds),
-            _cell(e.get("jumpstart")),
-            _cell(e.get("final_return")),
+            cell(e.get("jumpstart")),
+            cell(e.get("final_return")),
             ttt,
-            _cell(e.get("area")),
-            _cell(e.get("transfer_ratio"), 2),
+            cell(e.get("area")),
+            cell(e.get("transfer_ratio"), 2),
         ])  # fmt: skip
     return out
 

@@ -18,6 +18,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sim2real.config import Config, SweepParam
 from sim2real.domain import DomainSpec, make_domain_env
+from sim2real.dynamics import Change
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_domain
 from sim2real.evaluation.batched import ObservationNormalizer
@@ -67,18 +68,23 @@ class Sweep:
         }
 
 
+def _change(param: SweepParam, value: float) -> Change:
+    """The dynamics change of one grid point on one axis."""
+    return Change(quantity=param.quantity, op=param.op, value=value, select=param.select)
+
+
 def check_params(config: Config, params: list[SweepParam], base: DomainSpec) -> None:
     """Builds the env at both ends of every axis, so an unknown element or an impossible value (a negative
     mass) fails before any evaluation."""
     if not 1 <= len(params) <= 2:
-        raise Sim2RealError(f"a sweep takes one or two --param (got {len(params)})")
+        raise Sim2RealError(f"a sweep takes one or two {{params}} (got {len(params)})", params=None)
     for param in params:
         for value in (param.values()[0], param.values()[-1]):
-            spec = DomainSpec(changes=(*base.changes, param.change(value)), reality_gap=base.reality_gap)
+            spec = DomainSpec(changes=(*base.changes, _change(param, value)), reality_gap=base.reality_gap)
             try:
                 make_domain_env(config.env, spec, seed=0, check_friction=False, **config.env_kwargs).close()
             except Sim2RealError as error:
-                raise Sim2RealError(f"--param {param.label()} = {value:g}: {error}") from None
+                raise Sim2RealError(f"{{params}} {param.label()} = {value:g}: {error}", params=None) from None
 
 
 def run_sweep(
@@ -109,7 +115,7 @@ def run_sweep(
     done = 0
     for swept, (_, model, normalizer) in zip(sweep.models, models, strict=True):
         for point in sweep.points():
-            changes = tuple(p.change(v) for p, v in zip(params, point, strict=True))
+            changes = tuple(_change(p, v) for p, v in zip(params, point, strict=True))
             spec = DomainSpec(changes=(*base.changes, *changes), reality_gap=base.reality_gap)
             swept.results.append(
                 evaluate_domain(

@@ -10,7 +10,6 @@ finished run is skipped, an interrupted one resumes from its last checkpoint, so
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -21,50 +20,81 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from sim2real.config import (
-    Config,
-    StudyConfig,
-    SweepParam,
-    apply_overrides,
-    dump_config,
-    flat_hparams,
-    parse_config,
-    read_config_data,
-)
+from sim2real.config import Config, StudyConfig, SweepParam, apply_overrides, parse_config, read_config_data
+from sim2real.domain import DomainSpec, check_domains, check_env_id
 from sim2real.errors import Sim2RealError
+from sim2real.logging import flat_hparams
+from sim2real.runs import RESUMABLE_FIELDS, RunFolder, run_dir
 
-# Fields a study may set differently from an earlier run of the same study without making it another run:
-# where the folder lives, how many threads and checkpoints, the progress bar, the source's absolute path.
-_VOLATILE = {
-    ("run", "root"),
-    ("train", "torch_threads"),
-    ("train", "progress_bar"),
-    ("train", "checkpoint_every"),
-    ("transfer", "source"),
-    ("train", "total_timesteps"),  # compared on its own: a larger budget extends a finished run
-}
+# Fields a study may set differently from an earlier run of the same study without making it another run: those
+# a resume may change (the budget is compared on its own: a larger one extends a finished run), where the
+# folder lives and the source's absolute path.
+_VOLATILE = {tuple(name.split(".")) for name in RESUMABLE_FIELDS} | {("run", "root"), ("transfer", "source")}
 
 Status = Literal["new", "resume", "done", "restart"]
 
 
 @dataclass(frozen=True)
-class Job:
-    """One unit of work for a backend: plain data, so it pickles to a process or a Ray worker."""
+class RunSpec:
+    """What a training job is in its study: a source, or a method from a source (none: scratch) on a target."""
 
-    name: str  # "source nominal", "finetune from nominal on heavy_weak, seed 1", "sweep ..."
-    kind: Literal["train", "sweep"]
+    role: Literal["source", "transfer"]
+    source: str | None  # the source's name; None for scratch
+    method: str  # "pretrain" for a source
+    target: str | None = None  # None for a source
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        """``source nominal``, ``finetune from nominal on heavy_weak, seed 1``, ``scratch on heavy_weak, seed 0``."""
+        if self.role == "source":
+            return f"source {self.source}"
+        label = self.method if self.source is None else f"{self.method} from {self.source}"
+        return f"{label} on {self.target}, seed {self.seed}"
+
+    def hparams(self) -> dict[str, str]:
+        """The HPARAMS columns the study adds to the run."""
+        return {"study/role": self.role, "study/source": self.source or "none", "study/method": self.method,
+                "study/target": self.target or "-"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A zero-shot sweep job: the axes, the models (label -> run folder), episodes and seed."""
+
+    params: tuple[SweepParam, ...]
+    models: tuple[tuple[str, str], ...]
+    episodes: int
+    seed: int
+
+    def as_json(self) -> str:
+        """What the sweep's ``spec.json`` holds once it is complete (the study compares it to skip the sweep)."""
+        return json.dumps({
+            "params": [p.model_dump(mode="json", exclude_none=True) for p in self.params],
+            "models": dict(self.models),
+            "episodes": self.episodes,
+            "seed": self.seed,
+        }, sort_keys=True)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work for a backend: typed data that pickles to a process or a Ray worker."""
+
+    spec: RunSpec | SweepSpec
+    name: str
     folder: str  # the run folder (train) or the sweep's output folder, absolute
-    config: str  # the resolved config as YAML
+    config: Config  # the run's resolved config (a sweep's: the study's base config)
     steps: int  # environment steps (train) or grid points x models (sweep)
     log: str  # the job's output goes here
     progress: str  # the job keeps {"step", "total"} here
     command: str = ""
     needs: tuple[str, ...] = ()
     resume: bool = False
-    hparams: tuple[tuple[str, str], ...] = ()  # HPARAMS columns the study adds to the run
-    sweep: str = ""  # a sweep's spec as JSON: params, models (label -> run folder), episodes, seed
+
+    @property
+    def kind(self) -> Literal["train", "sweep"]:
+        return "sweep" if isinstance(self.spec, SweepSpec) else "train"
 
 
 @dataclass
@@ -109,17 +139,14 @@ def _run_status(folder: Path, config: Config) -> tuple[Status, int]:
 
     A folder made by another config (a changed study) is refused: the study would otherwise mix runs.
     """
-    from sim2real.training import checkpoint_dirs
-
     if not folder.is_dir() or not any(folder.iterdir()):
         return "new", 0
-    saved_file = folder / "config.yaml"
-    try:
-        saved = yaml.safe_load(saved_file.read_text())
-    except (OSError, yaml.YAMLError):
-        saved = None
+    run = RunFolder(folder)
+    saved = run.saved_config()
     if not isinstance(saved, dict):
-        raise Sim2RealError(f"{folder}: holds something that is not a run (no readable config.yaml); move it away")
+        raise Sim2RealError(
+            f"{folder}: holds something that is not a run (no readable {run.config_file.name}); move it away"
+        )
     planned = config.model_dump(mode="json")
     differences = _differences(saved, planned)
     if differences:
@@ -133,9 +160,9 @@ def _run_status(folder: Path, config: Config) -> tuple[Status, int]:
             f"{folder}: trained for {saved_steps:,} steps, more than the study's {config.train.total_timesteps:,}; "
             f"give the study another output folder or move this run away"
         )
-    checkpoints = checkpoint_dirs(folder)
-    step = int(checkpoints[-1].name.removeprefix("step_")) if checkpoints else 0
-    if (folder / "eval.json").is_file() and saved_steps == config.train.total_timesteps:
+    checkpoints = run.checkpoints()
+    step = checkpoints[-1].step if checkpoints else 0
+    if run.finished() and saved_steps == config.train.total_timesteps:
         return "done", step
     if checkpoints:
         return "resume", step
@@ -150,13 +177,19 @@ def _load_data(path: Path, overrides: list[str], what: str) -> dict[str, Any]:
 
 
 def _check_env(study: StudyConfig, file: Path) -> None:
-    import gymnasium as gym
-    import sim2real_envs  # noqa: F401  (registers the Sim2Real/ ids)
-
     try:
-        gym.spec(study.env)
-    except gym.error.Error as error:
-        raise Sim2RealError(f"{file}: env: unknown env '{study.env}' ({error})") from None
+        check_env_id(study.env)
+    except Sim2RealError as error:
+        raise Sim2RealError(f"{file}: env: {error}") from None
+
+
+def _study_run(config: Config, runs: Path, experiment: str, seed: int, steps: int) -> Config:
+    """``config`` as one of the study's runs: its folder, seed and budget, one torch thread, no progress bar."""
+    return config.model_copy(update={
+        "run": config.run.model_copy(update={"root": str(runs), "experiment": experiment}),
+        "train": config.train.model_copy(update={"seed": seed, "total_timesteps": steps, "torch_threads": 1,
+                                                 "progress_bar": False}),
+    })  # fmt: skip
 
 
 def default_output(file: Path) -> Path:
@@ -165,9 +198,12 @@ def default_output(file: Path) -> Path:
 
 
 def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Plan:
-    """Resolves every run of ``study`` and checks it (env, domains, configs, existing folders) before any run."""
+    """Resolves every run of ``study`` and checks it (env, domains, configs, existing folders) before any run.
+
+    Each run's config is a typed copy of its source's config or of the study's base config (see
+    :func:`_study_run`); the study file's ``set`` overrides are the only text applied, as the file spells them.
+    """
     from sim2real.evaluation.sweep import check_params
-    from sim2real.training import check_domains
 
     _check_env(study, file)
     here = file.parent
@@ -175,12 +211,10 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
     if folder.exists() and not folder.is_dir():
         raise Sim2RealError(f"{folder}: the study folder is a file")
     runs = folder / "runs"
-    common = [f"run.root={runs}", "train.torch_threads=1", "train.progress_bar=false"]
     command = f"sim2real study {file}"
 
     base_path = here / study.config
-    base_data = _load_data(base_path, study.set, str(file))
-    base = parse_config(copy.deepcopy(base_data), str(base_path))
+    base = parse_config(_load_data(base_path, study.set, str(file)), str(base_path))
     if base.env != study.env:
         raise Sim2RealError(f"{base_path}: env is {base.env}, the study's env is {study.env}")
     for target in study.targets:
@@ -190,14 +224,10 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
             )
     check_domains(base)
 
-    jobs: list[Job] = []
-    configs: dict[str, Config] = {}
-    plan = Plan(study, file, folder, base, jobs, {})
+    plan = Plan(study, file, folder, base, [], {})
 
-    def add(job: Job, config: Config | None = None) -> None:
-        jobs.append(job)
-        if config is not None:
-            configs[job.name] = config
+    def add(spec: RunSpec, config: Config, needs: tuple[str, ...] = ()) -> None:
+        plan.jobs.append(_train_job(spec, config, folder, command, needs))
 
     for name, source in study.sources.items():
         if name == "scratch":
@@ -206,94 +236,65 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
             )
         path = here / source.config
         data = _load_data(path, study.set, str(file))
-        data = apply_overrides(data, [*common, f"run.experiment={name}", f"train.seed={source.seed}",
-                                      f"train.total_timesteps={study.budgets.source}"])  # fmt: skip
-        data.pop("transfer", None)
-        config = parse_config(data, str(path))
+        data.pop("transfer", None)  # a source pretrains; the study's methods do the transferring
+        config = _study_run(parse_config(data, str(path)), runs, name, source.seed, study.budgets.source)
         if config.env != study.env:
             raise Sim2RealError(f"{path}: env is {config.env}, the study's env is {study.env}")
         check_domains(config)
-        run_dir = config.run_dir()
-        plan.sources[name] = run_dir
-        job_name = f"source {name}"
-        hparams = (("study/role", "source"), ("study/source", name), ("study/method", "pretrain"),
-                   ("study/target", "-"))  # fmt: skip
-        add(_train_job(job_name, config, folder, command, (), hparams), config)
+        plan.sources[name] = run_dir(config)
+        add(RunSpec("source", name, "pretrain"), config)
 
     # Sweeps first: they need only the sources, and started early they run beside the transfer runs
     # instead of alone at the end.
     for index, sweep in enumerate(study.sweeps):
-        check_params(base, sweep.params, base.source.spec())
+        check_params(base, sweep.params, DomainSpec.from_config(base.source))
         names = sweep.sources or list(study.sources)
-        spec = {
-            "params": [p.model_dump(mode="json", exclude_none=True) for p in sweep.params],
-            "models": {name: str(plan.sources[name]) for name in names},
-            "episodes": sweep.episodes,
-            "seed": sweep.seed,
-        }
+        spec = SweepSpec(tuple(sweep.params), tuple((n, str(plan.sources[n])) for n in names), sweep.episodes,
+                         sweep.seed)  # fmt: skip
         tag = "__".join(p.tag() for p in sweep.params)
         out = folder / "sweeps" / (tag if tag not in {s.name for s in plan.sweeps} else f"{tag}_{index}")
         plan.sweeps.append(out)
         points = 1
         for p in sweep.params:
             points *= p.points
-        job = Job(name=f"sweep {out.name}", kind="sweep", folder=str(out), config=dump_config(base),
-                  steps=points * len(names), log=str(folder / "logs" / f"sweep_{out.name}.log"),
-                  progress=str(folder / "logs" / f"sweep_{out.name}.progress.json"), command=command,
-                  needs=tuple(f"source {n}" for n in names), sweep=json.dumps(spec, sort_keys=True))  # fmt: skip
-        add(job)
+        plan.jobs.append(Job(spec, f"sweep {out.name}", str(out), base, points * len(names),
+                             str(folder / "logs" / f"sweep_{out.name}.log"),
+                             str(folder / "logs" / f"sweep_{out.name}.progress.json"), command,
+                             needs=tuple(f"source {n}" for n in names)))  # fmt: skip
 
-    settings = study.transfer.model_dump(mode="json", exclude={"method", "target", "source"})
     for target in study.targets:
         for method in study.methods:
             origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from())
             for origin in origins:
                 for seed in study.seed_list():
-                    data = copy.deepcopy(base_data)
-                    data["transfer"] = {**settings, "method": method, "target": target,
-                                        "source": str(plan.sources[origin]) if origin else None}  # fmt: skip
-                    data = apply_overrides(data, [*common, f"run.experiment={origin or 'scratch'}",
-                                                  f"train.seed={seed}", f"train.total_timesteps={study.budgets.transfer}"])  # fmt: skip
-                    config = parse_config(data, str(base_path))
-                    label = method if origin is None else f"{method} from {origin}"
-                    job_name = f"{label} on {target}, seed {seed}"
-                    needs = (f"source {origin}",) if origin else ()
-                    hparams = (("study/role", "transfer"), ("study/source", origin or "none"),
-                               ("study/method", method), ("study/target", target))  # fmt: skip
-                    add(_train_job(job_name, config, folder, command, needs, hparams), config)
-                    plan.transfers.append(config.run_dir())
+                    source_path = str(plan.sources[origin]) if origin else None
+                    settings = study.transfer.model_copy(update={"method": method, "target": target,
+                                                                 "source": source_path})  # fmt: skip
+                    config = _study_run(base, runs, origin or "scratch", seed, study.budgets.transfer)
+                    config = config.model_copy(update={"transfer": settings})
+                    add(RunSpec("transfer", origin, method, target, seed), config,
+                        needs=(f"source {origin}",) if origin else ())  # fmt: skip
+                    plan.transfers.append(run_dir(config))
 
-    for job in jobs:
-        if job.kind == "sweep":
+    for job in plan.jobs:
+        if isinstance(job.spec, SweepSpec):
             spec_file = Path(job.folder) / "spec.json"
-            done = spec_file.is_file() and spec_file.read_text().strip() == job.sweep
+            done = spec_file.is_file() and spec_file.read_text().strip() == job.spec.as_json()
             plan.status[job.name] = "done" if done else "new"
             continue
-        status, step = _run_status(Path(job.folder), configs[job.name])
+        status, step = _run_status(Path(job.folder), job.config)
         plan.status[job.name] = status
         plan.resume_step[job.name] = step
     # A source that is not finished invalidates nothing, but a transfer run waits for it (its ``needs``).
-    plan.jobs[:] = [_with_resume(job, plan.status[job.name]) for job in jobs]
+    plan.jobs[:] = [_with_resume(job, plan.status[job.name]) for job in plan.jobs]
     return plan
 
 
-def _train_job(
-    name: str, config: Config, folder: Path, command: str, needs: tuple[str, ...], hparams: tuple[tuple[str, str], ...]
-) -> Job:
-    run_dir = config.run_dir()
-    slug = str(run_dir.relative_to(folder / "runs")).replace("/", "__")
-    return Job(
-        name=name,
-        kind="train",
-        folder=str(run_dir),
-        config=dump_config(config),
-        steps=config.train.total_timesteps,
-        log=str(folder / "logs" / f"{slug}.log"),
-        progress=str(folder / "logs" / f"{slug}.progress.json"),
-        command=command,
-        needs=needs,
-        hparams=hparams,
-    )
+def _train_job(spec: RunSpec, config: Config, folder: Path, command: str, needs: tuple[str, ...]) -> Job:
+    run = run_dir(config)
+    slug = str(run.relative_to(folder / "runs")).replace("/", "__")
+    return Job(spec, spec.name, str(run), config, config.train.total_timesteps, str(folder / "logs" / f"{slug}.log"),
+               str(folder / "logs" / f"{slug}.progress.json"), command, needs)  # fmt: skip
 
 
 def _with_resume(job: Job, status: Status) -> Job:
@@ -335,12 +336,17 @@ def set_aside(folder: Path, study_folder: Path) -> Path:
 
 def job_hparams(plan: Plan) -> list[dict[str, bool | int | float | str]]:
     """Every training run's HPARAMS session as the runs write them (for the study's dashboard columns)."""
-    sessions = []
-    for job in plan.jobs:
-        if job.kind == "train":
-            config = parse_config(yaml.safe_load(job.config), job.folder)
-            sessions.append({**flat_hparams(config), **dict(job.hparams)})
-    return sessions
+    return [{**flat_hparams(job.config), **job.spec.hparams()} for job in plan.jobs if isinstance(job.spec, RunSpec)]
 
 
-__all__ = ["Job", "Plan", "SweepParam", "default_output", "job_hparams", "plan_study", "set_aside", "study_lock"]
+__all__ = [
+    "Job",
+    "Plan",
+    "RunSpec",
+    "SweepSpec",
+    "default_output",
+    "job_hparams",
+    "plan_study",
+    "set_aside",
+    "study_lock",
+]

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sim2real.errors import Sim2RealError
 from sim2real.io import write_json
-from sim2real.study import Job, Plan, set_aside
+from sim2real.runs import RunFolder
+from sim2real.study import Job, Plan, RunSpec, SweepSpec, set_aside
 
 
 @dataclass(frozen=True)
@@ -79,47 +79,45 @@ def _ignore_interrupts() -> None:
 
 
 def _train(job: Job, console: Console) -> None:
-    from sim2real.config import parse_config
     from sim2real.training import train
 
-    config = parse_config(yaml.safe_load(job.config), job.folder)
+    assert isinstance(job.spec, RunSpec)
     train(
-        config,
+        job.config,
         command=job.command,
         resume=Path(job.folder) if job.resume else None,
         console=console,
         progress_file=Path(job.progress),
-        study_hparams=dict(job.hparams),
+        study_hparams=job.spec.hparams(),
     )
 
 
 def _sweep(job: Job) -> None:
-    from sim2real.config import SweepParam, parse_config
     from sim2real.evaluation.batched import ObservationNormalizer
     from sim2real.evaluation.sweep import log_sweep, run_sweep, write_sweep
-    from sim2real.training import load_policy, load_run_config
+    from sim2real.training import load_policy
 
-    spec = json.loads(job.sweep)
-    config = parse_config(yaml.safe_load(job.config), job.folder)
-    params = [SweepParam.model_validate(p) for p in spec["params"]]
+    spec = job.spec
+    assert isinstance(spec, SweepSpec)
     models = []
-    for label, folder in spec["models"].items():
-        model, model_file = load_policy(load_run_config(Path(folder)), Path(folder))
+    for label, folder in spec.models:
+        run = RunFolder.open(Path(folder))
+        model, model_file = load_policy(run.config(), run.path)
         models.append((label, model, ObservationNormalizer.from_state(model_file.normalization)))
     progress = Path(job.progress)
     result = run_sweep(
         models,
-        config,
-        params,
-        episodes=spec["episodes"],
-        seed=spec["seed"],
+        job.config,
+        list(spec.params),
+        episodes=spec.episodes,
+        seed=spec.seed,
         progress=lambda done, total: write_json(progress, {"step": done, "total": total}),
     )
     out = Path(job.folder)
     write_sweep(result, out)
-    for index, folder in enumerate(spec["models"].values()):
-        log_sweep(result, index, Path(folder) / "tb")
-    (out / "spec.json").write_text(job.sweep)  # written last: the sweep is complete
+    for index, (_, folder) in enumerate(spec.models):
+        log_sweep(result, index, RunFolder(Path(folder)).tensorboard)
+    (out / "spec.json").write_text(spec.as_json())  # written last: the sweep is complete
 
 
 # ---------------------------------------------------------------------------------------------- backends

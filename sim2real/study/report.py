@@ -16,27 +16,25 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.evaluation.metrics import Estimate, estimate, iqm, time_to_threshold
-from sim2real.evaluation.scorecard import METRICS, Run, Scorecard, markdown, read_run, score, write_scorecard
+from sim2real.evaluation.metrics import estimate, iqm, time_to_threshold
+from sim2real.evaluation.scorecard import (
+    METRICS,
+    Group,
+    Run,
+    Scorecard,
+    cell,
+    group_runs,
+    markdown,
+    read_run,
+    score,
+    write_scorecard,
+)
 from sim2real.io import write_json, write_text
 from sim2real.logging import write_experiment, write_session
+from sim2real.runs import RunFolder
 from sim2real.study import Plan, job_hparams
 
 REFERENCE_FRACTION = 0.95
-
-
-def _eval(folder: Path) -> dict[str, dict[str, Any]]:
-    try:
-        return dict(json.loads((folder / "eval.json").read_text())["domains"])
-    except (OSError, ValueError, KeyError):
-        return {}
-
-
-def _cell(e: Estimate | None, digits: int = 0) -> str:
-    if e is None:
-        return "-"
-    text = f"{e.iqm:,.{digits}f}"
-    return text + (f" [{e.ci[0]:,.{digits}f}, {e.ci[1]:,.{digits}f}]" if e.ci else "")
 
 
 def _mean_cell(result: dict[str, Any] | None) -> str:
@@ -48,47 +46,36 @@ def _mean_cell(result: dict[str, Any] | None) -> str:
     return text
 
 
-def _label(run: Run, several_sources: bool) -> str:
-    return f"{run.source}/{run.method}" if several_sources and run.method != "scratch" else run.method
-
-
-def _groups(runs: list[Run]) -> dict[tuple[str, str], list[Run]]:
-    several = len({r.source for r in runs if r.method != "scratch"}) > 1
-    groups: dict[tuple[str, str], list[Run]] = defaultdict(list)
-    for run in sorted(runs, key=lambda r: (r.target, r.method != "scratch", r.source, r.method, r.seed)):
-        groups[(run.target, _label(run, several))].append(run)
-    return groups
-
-
-def _after_transfer(plan: Plan, groups: dict[tuple[str, str], list[Run]], zero_shot: dict) -> list[dict[str, Any]]:
+def _after_transfer(plan: Plan, groups: dict[Group, list[Run]], zero_shot: dict) -> list[dict[str, Any]]:
     rows = []
-    for (target, label), members in groups.items():
-        returns = [_eval(r.path).get(target, {}).get("mean_reward") for r in members]
+    for group, members in groups.items():
+        target = group.target
+        returns = [RunFolder(r.path).read_eval().get(target, {}).get("mean_reward") for r in members]
         values = [float(v) for v in returns if v is not None]
-        source = members[0].source
         rows.append({
             "target": target,
-            "method": label,
-            "source": None if members[0].method == "scratch" else source,
+            "method": group.label,
+            "source": group.source,
             "seeds": len(values),
-            "zero_shot": zero_shot.get(source, {}).get(target, {}).get("mean_reward"),
+            "zero_shot": zero_shot.get(members[0].source, {}).get(target, {}).get("mean_reward"),
             "after_transfer": estimate([values]) if values else None,
         })  # fmt: skip
     return rows
 
 
-def _against_reference(plan: Plan, groups: dict[tuple[str, str], list[Run]], zero_shot: dict) -> list[dict[str, Any]]:
+def _against_reference(plan: Plan, groups: dict[Group, list[Run]], zero_shot: dict) -> list[dict[str, Any]]:
     """Each method's return as a share of the target-trained reference's, and the steps to 95% of it."""
     reference = plan.study.reference
     if reference is None:
         return []
     rows = []
-    for (target, label), members in groups.items():
+    for group, members in groups.items():
+        target, label = group.target, group.label
         ref = zero_shot.get(reference, {}).get(target, {}).get("mean_reward")
         if ref is None:
             continue
         level = ref - (1 - REFERENCE_FRACTION) * abs(ref)
-        finals = [_eval(r.path).get(target, {}).get("mean_reward") for r in members]
+        finals = [RunFolder(r.path).read_eval().get(target, {}).get("mean_reward") for r in members]
         fractions = [float(f) / ref for f in finals if f is not None and ref != 0]
         hits = [time_to_threshold(r.curve, level) for r in members]
         budget = float(plan.study.budgets.transfer)
@@ -143,12 +130,11 @@ def _tensorboard(plan: Plan, card: Scorecard, after: list[dict[str, Any]], tb: P
     sessions = job_hparams(plan)
     finals = {(row["target"], row["method"]): row["after_transfer"] for row in after}
     for s in card.scores:
-        source, _, method = s.method.rpartition("/")
+        assert s.group is not None
         hparams: dict[str, bool | int | float | str] = {
             "study/role": "summary",
-            "study/source": source
-            or ("none" if method == "scratch" else next(iter(plan.study.sources_to_transfer_from()))),
-            "study/method": method,
+            "study/source": s.group.source or "none",
+            "study/method": s.group.method,
             "study/target": s.target,
         }
         metrics = {f"scorecard/{name}": e.iqm for name, e in s.estimates.items() if e is not None}
@@ -180,10 +166,10 @@ def write_report(plan: Plan) -> dict[str, Path]:
     """Writes ``report/`` (``study.md``, ``study.json``, ``scorecard.*``, ``curves.png``, ``sweep_*.png``, ``tb/``)."""
     report = plan.folder / "report"
     report.mkdir(parents=True, exist_ok=True)
-    zero_shot = {name: _eval(folder) for name, folder in plan.sources.items()}
-    runs = [read_run(p) for p in plan.transfers if (p / "eval.json").is_file()]
+    zero_shot = {name: RunFolder(folder).read_eval() for name, folder in plan.sources.items()}
+    runs = [read_run(p) for p in plan.transfers if RunFolder(p).finished()]
     card = score(runs) if runs else None
-    groups = _groups(runs)
+    groups = group_runs(runs)
     after = _after_transfer(plan, groups, zero_shot)
     versus = _against_reference(plan, groups, zero_shot)
     sweeps = _sweeps(plan, report)
@@ -263,7 +249,7 @@ def _markdown(
     ]
     for row in after:
         zs = "-" if row["zero_shot"] is None or row["source"] is None else f"{row['zero_shot']:,.0f}"
-        lines.append(f"| {row['target']} | {row['method']} | {row['seeds']} | {zs} | {_cell(row['after_transfer'])} |")
+        lines.append(f"| {row['target']} | {row['method']} | {row['seeds']} | {zs} | {cell(row['after_transfer'])} |")
     if card is not None:
         body = markdown(card).split("\n", 2)[2]  # without its own title
         lines += ["", "## Scorecard: learning curves on the target", "", body.strip(), "", "![curves](curves.png)"]
@@ -283,8 +269,8 @@ def _markdown(
         for row in versus:
             lines.append(
                 f"| {row['target']} | {row['method']} | {row['reference_return']:,.0f} | "
-                f"{_cell(row['return_fraction'], 2)} | {row['reached']}/{row['seeds']} | "
-                f"{_cell(row['steps_to_level'])} | {row['sample_fraction']:.1%} |"
+                f"{cell(row['return_fraction'], 2)} | {row['reached']}/{row['seeds']} | "
+                f"{cell(row['steps_to_level'])} | {row['sample_fraction']:.1%} |"
             )
     for sweep in sweeps:
         lines += [

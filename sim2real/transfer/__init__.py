@@ -17,55 +17,62 @@ otherwise give every group the same rate at each update.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
-from stable_baselines3 import PPO, SAC
+from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger
 
-from sim2real.config import TransferConfig
+from sim2real.config import Config, TransferConfig
 from sim2real.errors import Sim2RealError
-from sim2real.modelfile import ModelFile
+from sim2real.io import atomic_path, write_json
+from sim2real.modelfile import ModelFile, apply_normalization_state, observation_size, read_model
+from sim2real.runs import Checkpoint, RunFolder
 from sim2real.transfer.groups import LayerGroup, drift, hidden_layers, layer_groups, select, target_of
 from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of, source_column_weights
 
-__all__ = ["TRANSFER_ALGORITHMS", "Transfer", "TransferPPO", "TransferSAC"]
+__all__ = ["Transfer", "read_source", "resume_transfer", "start_transfer"]
 
 
-class _LayerwiseLearningRate:
-    """Mixin: SB3's schedule sets the base rate, then each parameter group gets ``base x lr_scale x warm-up``."""
+class _ScaledLearningRates:
+    """Mixin for a torch optimizer: each step runs every parameter group at ``lr x lr_factor``.
 
-    transfer: Transfer | None = None
-
-    def _update_learning_rate(self, optimizers: list[torch.optim.Optimizer] | torch.optim.Optimizer) -> None:
-        super()._update_learning_rate(optimizers)  # type: ignore[misc]
-        if self.transfer is not None:
-            self.transfer.apply_learning_rates(optimizers if isinstance(optimizers, list) else [optimizers])
-
-    def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "transfer"]  # type: ignore[misc]
-
-
-class TransferPPO(_LayerwiseLearningRate, PPO):
-    """PPO with per-layer learning rates (saves as a plain PPO zip)."""
-
-
-class TransferSAC(_LayerwiseLearningRate, SAC):
-    """SAC with per-layer learning rates whose target critic keeps frozen layers fixed.
-
-    SB3's Polyak update moves every target parameter towards the critic's; ``x(1-tau) + tau x`` is not always
-    ``x`` in floating point, so the frozen layers of the target critic are restored after each update.
+    SB3's learning-rate schedule sets every group's ``lr`` to the same base rate before each update; the factor
+    (the group's ``lr_scale`` times its warm-up, kept current by :meth:`Transfer.update_learning_rates`) is
+    applied inside ``step`` only, so the schedule, the saved state and plain SB3 all see the base rate. Any SB3
+    model of the right algorithm keeps per-layer rates this way, without a subclass of the algorithm.
     """
 
-    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        super().train(gradient_steps, batch_size)
-        if self.transfer is not None:
-            self.transfer.restore_pinned()
+    param_groups: list[dict[str, Any]]
+
+    def step(self, closure: Any = None) -> Any:
+        base = [group["lr"] for group in self.param_groups]
+        for group in self.param_groups:
+            group["lr"] = group["lr"] * group.get("lr_factor", 1.0)
+        try:
+            return super().step(closure)  # type: ignore[misc]
+        finally:
+            for group, rate in zip(self.param_groups, base, strict=True):
+                group["lr"] = rate
 
 
-TRANSFER_ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": TransferPPO, "sac": TransferSAC}
+_SCALED: dict[type, type] = {}
+
+
+def _scaled(optimizer_class: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
+    """``optimizer_class`` (SB3's Adam, or the user's) with per-group learning-rate factors."""
+    if issubclass(optimizer_class, _ScaledLearningRates):
+        return optimizer_class
+    if optimizer_class not in _SCALED:
+        _SCALED[optimizer_class] = type(
+            f"Scaled{optimizer_class.__name__}", (_ScaledLearningRates, optimizer_class), {}
+        )
+    return _SCALED[optimizer_class]
 
 
 def _net_arch(model: BaseAlgorithm) -> list[int]:
@@ -240,7 +247,6 @@ class Transfer:
                 param.requires_grad_(group.name not in self.frozen and group.role != "target")
         self._build_optimizers()
         self._pin_targets()
-        self.model.transfer = self  # type: ignore[attr-defined]
 
     def _lr_scale(self, group: LayerGroup) -> float:
         return float(self.settings.lr_decay ** self.levels.get(group.name, 0))
@@ -269,7 +275,7 @@ class Transfer:
                 for g in self.groups
                 if g.network == network and g.role in ("hidden", "head") and g.name not in self.frozen
             ]
-            optimizer = cast(Any, type(old))(groups, lr=base, **policy.optimizer_kwargs)
+            optimizer = cast(Any, _scaled(type(old)))(groups, lr=base, **policy.optimizer_kwargs)
             owner = policy if network == "policy" else getattr(policy, network)
             owner.optimizer = optimizer
 
@@ -344,21 +350,22 @@ class Transfer:
 
     # ----------------------------------------------------------------------------------- learning rates
 
-    def apply_learning_rates(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        """After SB3's schedule set every group to the base rate: scale each group, warm up new ones, log."""
+    def update_learning_rates(self, logger: Logger | None = None) -> None:
+        """Sets each parameter group's learning-rate factor for the next update (its ``lr_scale``, times its
+        warm-up when progressive), and logs the resulting rates as ``transfer/lr/<group>``."""
         warmup = self.settings.progressive.warmup_steps if self.settings.method == "progressive" else 0
         step = self.model.num_timesteps
-        logger: Logger | None = getattr(self.model, "_logger", None)
+        base = float(self.model.lr_schedule(self.model._current_progress_remaining))
         rates: dict[str, float] = {}
-        for optimizer in optimizers:
+        for optimizer in self.optimizers().values():
             for group in optimizer.param_groups:
                 if "lr_scale" not in group:
                     continue
                 factor = group["lr_scale"]
                 if warmup:
                     factor *= min(1.0, max(0, step - group["unfrozen_at"]) / warmup)
-                group["lr"] = group["lr"] * factor
-                rates[group["name"]] = group["lr"]
+                group["lr_factor"] = factor
+                rates[group["name"]] = base * factor
         if logger is not None:
             for g in self.groups:
                 if g.role in ("hidden", "head"):
@@ -397,6 +404,77 @@ class Transfer:
                 for g in self.groups
             },
         }
+
+
+# --------------------------------------------------------------------------------------------- setup
+
+
+def read_source(config: Config, source: str | Path | None, trusted: bool = False) -> ModelFile | None:
+    """The source model of a transfer run (None for scratch), read weights-only and checked against the config.
+
+    Args:
+        config: the transfer run's config.
+        source: the source's run folder or zip (default: ``config.transfer.source``).
+        trusted: allow the source's pickled normalization statistics (``vecnormalize.pkl``) to be read.
+    """
+    assert config.transfer is not None
+    if config.transfer.method == "scratch":
+        return None
+    source = source if source is not None else config.transfer.source
+    if source is None:
+        raise Sim2RealError(
+            f"transfer method '{config.transfer.method}' needs a source: pass {{source}} (a run folder or zip) "
+            "or set transfer.source",
+            source="RUN_DIR_OR_ZIP",
+        )
+    model_file = read_model(Path(source), trusted=trusted)
+    if model_file.algo != config.algo.name:
+        raise Sim2RealError(
+            f"source {model_file.path} is a {model_file.algo.upper()} model but the config trains "
+            f"{config.algo.name.upper()} (set algo.name: {model_file.algo})"
+        )
+    if config.train.normalize is not None and model_file.normalization is None:
+        raise Sim2RealError(
+            f"source {model_file.path} has no normalization statistics (vecnormalize.json) but the config normalizes "
+            "observations; its weights expect raw observations: set train.normalize: null"
+        )
+    if config.train.normalize is None and model_file.normalization is not None:
+        raise Sim2RealError(
+            f"source {model_file.path} was trained on normalized observations; its weights need them: "
+            "set train.normalize in the config"
+        )
+    return model_file
+
+
+def start_transfer(
+    model: BaseAlgorithm, settings: TransferConfig, source: ModelFile | None, run: RunFolder
+) -> Transfer:
+    """Sets up a new transfer run's model once: the source's weights, frozen groups and optimizers, the source's
+    normalization statistics, and the run's ``source.pth`` and ``transfer.json``."""
+    transfer = Transfer.start(model, settings, _algo_of(model), source)
+    normalization = model.get_vec_normalize_env()
+    if source is not None and source.normalization is not None and normalization is not None:
+        size = int(np.prod(model.observation_space.shape or (1,)))
+        if observation_size(source.normalization) == size:
+            apply_normalization_state(normalization, source.normalization)
+    if normalization is not None and settings.normalization == "fixed":
+        normalization.training = False
+    with atomic_path(run.source_weights) as tmp:
+        torch.save(transfer.reference, tmp)
+    write_json(run.transfer_state, transfer.state())
+    return transfer
+
+
+def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFolder, checkpoint: Checkpoint) -> Transfer:
+    """A transfer run's state at ``checkpoint``, on ``model`` freshly built from the run's config (weights-only)."""
+    state = json.loads(checkpoint.transfer_state.read_text())
+    reference = torch.load(run.source_weights, weights_only=True) if run.source_weights.is_file() else {}
+    saved = read_model(checkpoint.model, trusted=True)
+    return Transfer.restore(model, settings, _algo_of(model), saved, state, reference)
+
+
+def _algo_of(model: BaseAlgorithm) -> str:
+    return "sac" if isinstance(model, SAC) else "ppo"
 
 
 def _trunk(algo: str) -> str:

@@ -1,0 +1,338 @@
+"""Run folders: the one module that knows their layout, and how to create, resume, checkpoint and read them back.
+
+A run folder (``runs/<env>/<experiment>/seed_<n>/``; a transfer run's
+``runs/<env>/<experiment>/<target>/<method>/seed_<n>/``) holds everything needed to reproduce or continue the run::
+
+    config.yaml        the resolved config (every default written out)
+    command.txt        the exact command lines that produced it (the first one and every resume)
+    model.zip          the final model (a plain stable-baselines3 zip)
+    vecnormalize.json  normalization statistics as plain numbers, when the config normalizes
+    vecnormalize.pkl   the same as stable-baselines3's pickle, for plain stable-baselines3 users
+    checkpoints/       step_<n>/ folders, each complete (written to a hidden folder, then renamed)
+    monitor/           per-env episode logs (stable-baselines3 Monitor CSVs)
+    tb/                TensorBoard events
+    eval.json          returns of the final policy on the source and every target
+
+A transfer run also holds ``source.pth`` (the source weights it started from, tensors only), ``transfer.json``
+(each layer group's state) and ``curve.json`` (the learning curve on its target, from step 0).
+
+Training, transfer, evaluation, the scorecard, the study and the CLI all reach these files through
+:class:`RunFolder`; no other module spells a file name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim2real.config import Config, apply_overrides, dump_config, parse_config, read_yaml
+from sim2real.errors import Sim2RealError
+from sim2real.io import write_json, write_text
+
+CONFIG = "config.yaml"
+COMMAND = "command.txt"
+MODEL = "model.zip"
+VECNORMALIZE = "vecnormalize.pkl"
+VECNORMALIZE_JSON = "vecnormalize.json"
+CHECKPOINTS = "checkpoints"
+MONITOR = "monitor"
+TENSORBOARD = "tb"
+EVAL = "eval.json"
+SOURCE_WEIGHTS = "source.pth"
+TRANSFER_STATE = "transfer.json"
+CURVE = "curve.json"
+REPLAY_BUFFER = "replay_buffer.pkl"
+ADR_STATE = "adr.json"
+
+# Fields a resumed run may change: everything else must match the run it continues. A study also compares its
+# planned configs with existing runs on every field but these (and where its folder lives).
+RESUMABLE_FIELDS = (
+    "train.total_timesteps",
+    "train.checkpoint_every",
+    "train.progress_bar",
+    "train.device",
+    "train.torch_threads",
+)
+
+_CHECKPOINT_PREFIX = "step_"
+
+
+def run_dir(config: Config) -> Path:
+    """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method>/seed_<n>``."""
+    namespace, _, name = config.env.rpartition("/")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    env = re.sub(r"[^A-Za-z0-9]+", "_", f"{namespace}_{snake}" if namespace else snake).strip("_").lower()
+    folder = Path(config.run.root) / env / config.run.experiment
+    if config.transfer is not None:
+        folder = folder / config.training_domain_name() / config.transfer.method
+    return folder / f"seed_{config.train.seed}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One complete ``checkpoints/step_<n>/`` folder (incomplete ones never carry that name)."""
+
+    path: Path
+
+    @property
+    def step(self) -> int:
+        return int(self.path.name.removeprefix(_CHECKPOINT_PREFIX))
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def vecnormalize(self) -> Path:
+        return self.path / VECNORMALIZE
+
+    @property
+    def vecnormalize_json(self) -> Path:
+        return self.path / VECNORMALIZE_JSON
+
+    @property
+    def transfer_state(self) -> Path:
+        return self.path / TRANSFER_STATE
+
+    @property
+    def replay_buffer(self) -> Path:
+        return self.path / REPLAY_BUFFER
+
+    @property
+    def adr_file(self) -> Path:
+        return self.path / ADR_STATE
+
+    def adr_state(self) -> dict[str, Any] | None:
+        """The ADR curriculum's state at this checkpoint, if the run had one."""
+        return json.loads(self.adr_file.read_text()) if self.adr_file.is_file() else None
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder: file paths, creation, checkpoints and read-back.
+
+    Build one with :meth:`create` (a new run), :meth:`open` (an existing one) or ``RunFolder(path)``.
+    """
+
+    path: Path
+
+    # ----------------------------------------------------------------------------------- files
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def command_file(self) -> Path:
+        return self.path / COMMAND
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL
+
+    @property
+    def vecnormalize(self) -> Path:
+        return self.path / VECNORMALIZE
+
+    @property
+    def vecnormalize_json(self) -> Path:
+        return self.path / VECNORMALIZE_JSON
+
+    @property
+    def monitor(self) -> Path:
+        return self.path / MONITOR
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / TENSORBOARD
+
+    @property
+    def eval_file(self) -> Path:
+        return self.path / EVAL
+
+    @property
+    def curve_file(self) -> Path:
+        return self.path / CURVE
+
+    @property
+    def source_weights(self) -> Path:
+        return self.path / SOURCE_WEIGHTS
+
+    @property
+    def transfer_state(self) -> Path:
+        return self.path / TRANSFER_STATE
+
+    # ----------------------------------------------------------------------------------- creating
+    @classmethod
+    @contextmanager
+    def create(cls, config: Config, command: str = "") -> Iterator[RunFolder]:
+        """A new run folder for ``config``, staged: the block builds the run in a hidden folder beside the
+        final one, which is renamed into place only when the block succeeds (a failed setup leaves nothing)."""
+        final = run_dir(config)
+        if final.exists() and (not final.is_dir() or any(final.iterdir())):
+            raise Sim2RealError(
+                f"run folder {final} already holds a run; continue it with {{resume}}, or start another with "
+                "another run.experiment or train.seed",
+                resume=final,
+            )
+        staging = final.parent / f".{final.name}.creating"
+        made = [folder for folder in (*reversed(staging.parents), staging) if not folder.exists()]
+        succeeded = False
+        try:
+            try:
+                staging.mkdir(parents=True, exist_ok=True)
+                write_text(staging / CONFIG, dump_config(config))
+                write_text(staging / COMMAND, command + "\n")
+            except OSError as error:
+                raise Sim2RealError(f"cannot write run folder {final}: {error.strerror or error}") from None
+            yield cls(staging)
+            if final.is_dir():
+                final.rmdir()  # checked empty above
+            staging.rename(final)
+            succeeded = True
+        finally:
+            if not succeeded:
+                # Nothing half-written: the staged run and every folder made for it go.
+                shutil.rmtree(staging, ignore_errors=True)
+                for folder in reversed(made):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+
+    @property
+    def staged(self) -> bool:
+        return self.path.name.startswith(".") and self.path.name.endswith(".creating")
+
+    def final(self) -> RunFolder:
+        """Where a staged folder lands (itself for a folder already in place)."""
+        if not self.staged:
+            return self
+        return RunFolder(self.path.with_name(self.path.name.removeprefix(".").removesuffix(".creating")))
+
+    @classmethod
+    def open(cls, path: Path) -> RunFolder:
+        """An existing run folder (one with a ``config.yaml``)."""
+        if not path.is_dir():
+            raise Sim2RealError(f"{path}: no such run folder")
+        if not (path / CONFIG).is_file():
+            raise Sim2RealError(f"{path}: not a run folder (no {CONFIG})")
+        return cls(path)
+
+    @classmethod
+    def of_model(cls, path: Path) -> tuple[Path, RunFolder | None]:
+        """The model zip of ``path`` (a zip, or a run folder holding ``model.zip``) and its run folder, if any."""
+        if path.is_dir():
+            zip_path = path / MODEL
+            if not zip_path.is_file():
+                raise Sim2RealError(f"{path}: not a run folder (no {MODEL})")
+            return zip_path, cls(path)
+        if not path.exists():
+            raise Sim2RealError(f"{path}: no such file or folder")
+        holder = path.parent if path.name == MODEL and (path.parent / CONFIG).is_file() else None
+        return path, cls(holder) if holder is not None else None
+
+    @staticmethod
+    def is_run(path: Path) -> bool:
+        return (path / CONFIG).is_file()
+
+    @staticmethod
+    def find(folder: Path) -> list[Path]:
+        """Run folders below ``folder`` that hold a model or a learning curve."""
+        return sorted(
+            p.parent for p in folder.rglob(CONFIG) if (p.parent / MODEL).exists() or (p.parent / CURVE).exists()
+        )
+
+    # ----------------------------------------------------------------------------------- config
+    def saved_config(self) -> Any:
+        """The run's ``config.yaml`` as plain data (None when it is missing or unreadable)."""
+        try:
+            return read_yaml(self.config_file)
+        except Sim2RealError:
+            return None
+
+    def config(self, overrides: list[str] | None = None) -> Config:
+        """The run's resolved config, with the fields a resume may change (:data:`RESUMABLE_FIELDS`) overridden."""
+        saved = read_yaml(self.config_file)
+        for item in overrides or []:
+            key = item.partition("=")[0]
+            if key not in RESUMABLE_FIELDS:
+                raise Sim2RealError(
+                    f"{{overrides}}: a resumed run keeps its config; only "
+                    f"{', '.join(sorted(RESUMABLE_FIELDS))} may change",
+                    overrides=key,
+                )
+        if overrides and isinstance(saved, dict):
+            saved = apply_overrides(saved, list(overrides))
+        return parse_config(saved, str(self.config_file))
+
+    def append_command(self, command: str) -> None:
+        history = self.command_file
+        try:
+            write_text(history, (history.read_text() if history.is_file() else "") + command + "\n")
+        except OSError as error:
+            raise Sim2RealError(f"cannot write run folder {self.path}: {error.strerror or error}") from None
+
+    # ----------------------------------------------------------------------------------- checkpoints
+    def checkpoints(self) -> list[Checkpoint]:
+        """Complete checkpoints, oldest first."""
+        root = self.path / CHECKPOINTS
+        if not root.is_dir():
+            return []
+        return [Checkpoint(p) for p in sorted(root.iterdir()) if p.is_dir() and p.name.startswith(_CHECKPOINT_PREFIX)]
+
+    def latest_checkpoint(self) -> Checkpoint:
+        checkpoints = self.checkpoints()
+        if not checkpoints:
+            raise Sim2RealError(
+                f"{self.path}: no checkpoint to resume from ({CHECKPOINTS}/{_CHECKPOINT_PREFIX}* is missing)"
+            )
+        return checkpoints[-1]
+
+    @contextmanager
+    def new_checkpoint(self, step: int, keep: int = 2) -> Iterator[Path | None]:
+        """Yields a hidden folder to fill with checkpoint ``step``; renamed to ``step_<n>`` when the block ends,
+        then all but the ``keep`` newest checkpoints are removed. Yields None when the step is already saved."""
+        root = self.path / CHECKPOINTS
+        final = root / f"{_CHECKPOINT_PREFIX}{step:012d}"
+        if final.exists():
+            yield None
+            return
+        partial = root / f".partial_{final.name}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        yield partial
+        partial.rename(final)
+        for old in self.checkpoints()[:-keep]:
+            shutil.rmtree(old.path, ignore_errors=True)
+
+    # ----------------------------------------------------------------------------------- results
+    def write_eval(self, num_timesteps: int, domains: dict[str, dict[str, Any]]) -> None:
+        write_json(self.eval_file, {"num_timesteps": num_timesteps, "domains": domains})
+
+    def read_eval(self) -> dict[str, dict[str, Any]]:
+        """Each domain's final evaluation (``eval.json``); empty when the run has not finished."""
+        try:
+            return dict(json.loads(self.eval_file.read_text())["domains"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    def finished(self) -> bool:
+        return self.eval_file.is_file()
+
+    def curve_points(self, until: int | None = None) -> list[dict[str, Any]]:
+        """The learning curve's points (``curve.json``), those up to step ``until`` when given."""
+        if not self.curve_file.is_file():
+            return []
+        points = json.loads(self.curve_file.read_text()).get("points", [])
+        return [p for p in points if until is None or p["step"] <= until]
+
+
+def read_curve_points(path: Path) -> list[dict[str, Any]]:
+    """The points of a learning curve given as a run folder or as its ``curve.json``."""
+    file = path / CURVE if path.is_dir() else path
+    return list(json.loads(file.read_text())["points"])
