@@ -22,7 +22,7 @@ from sim2real.config import TRANSFER_METHODS
 from sim2real.errors import FrictionDominatedWarning, Sim2RealError, python_spelling
 
 if TYPE_CHECKING:
-    from sim2real.config import Config, SweepParam
+    from sim2real.config import SweepParam
     from sim2real.training import TrainResult
 
 # Library arguments named in error messages, and the flag that sets each from the command line.
@@ -33,6 +33,7 @@ FLAGS = {
     "source": "--source",
     "params": "--param",
     "config": "--config",
+    "domain": "--domain",
 }
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
@@ -318,89 +319,38 @@ def _transfer(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _evaluation_config(model: Path, config: Path | None) -> Config:
-    """The config an evaluation uses: the one given, or the run folder's own."""
-    from sim2real.config import load_config
-    from sim2real.runs import RunFolder
-
-    if config is not None:
-        return load_config(config)
-    run = RunFolder(model if model.is_dir() else model.parent)
-    if not run.config_file.is_file():
-        raise Sim2RealError(f"{model}: not a run folder with a {run.config_file.name}; give --config CONFIG")
-    return load_config(run.config_file)
-
-
 def _evaluate(args: argparse.Namespace, console: Console) -> int:
-    from sim2real.evaluation import evaluate_config, print_results, write_results
-    from sim2real.evaluation.batched import ObservationNormalizer
-    from sim2real.training import load_policy
+    from sim2real.api import evaluate
+    from sim2real.evaluation import print_results, write_results
 
-    config = _evaluation_config(args.model, args.config)
-    unknown = [name for name in args.domain or [] if name not in config.domains()]
-    if unknown:
-        raise Sim2RealError(f"--domain {unknown[0]}: no such domain (domains: {', '.join(config.domains())})")
-    model, model_file = load_policy(config, args.model, trusted=args.trust_source)
-    results = evaluate_config(
-        model,
-        config,
-        ObservationNormalizer.from_state(model_file.normalization),
-        domains=args.domain,
-        episodes=args.episodes,
-        seed=args.seed,
-        deterministic=not args.stochastic,
-        n_envs=args.n_envs,
-    )
+    results = evaluate(args.model, args.config, domains=args.domain, episodes=args.episodes, seed=args.seed,
+                       deterministic=not args.stochastic, n_envs=args.n_envs, trust_source=args.trust_source)  # fmt: skip
     print_results(results, console)
-    meta = {"model": str(model_file.path), "seed": args.seed, "deterministic": not args.stochastic}
+    meta = {"model": str(_model_zip(args.model)), "seed": args.seed, "deterministic": not args.stochastic}
     write_results(results, meta, json_path=args.json, csv_path=args.csv)
     return 0
 
 
-def _model_label(path: Path) -> str:
-    """``nominal/seed_0`` for a run folder, the file name for a zip."""
-    folder = path if path.is_dir() else path.parent
-    if folder.name.startswith("seed_"):
-        return f"{folder.parent.name}/{folder.name}"
-    return path.stem
+def _model_zip(path: Path) -> Path:
+    from sim2real.runs import RunFolder
+
+    return RunFolder.of_model(path)[0]
 
 
 def _sweep(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import Progress
 
-    from sim2real.domain import DomainSpec
-    from sim2real.evaluation.batched import ObservationNormalizer
-    from sim2real.evaluation.sweep import log_sweep, run_sweep, write_sweep
-    from sim2real.training import load_policy
+    from sim2real.api import model_labels, sweep
+    from sim2real.evaluation.sweep import log_sweep, write_sweep
+    from sim2real.runs import RunFolder
 
     params = [parse_sweep_param(text) for text in args.param]
-    if len(params) > 2:
-        raise Sim2RealError(f"a sweep takes one or two --param (got {len(params)})")
-    config = _evaluation_config(args.models[0], args.config)
-    if args.domain is not None and args.domain not in config.domains():
-        raise Sim2RealError(f"--domain {args.domain}: no such domain (domains: {', '.join(config.domains())})")
-    base = DomainSpec.from_config(config.domains()[args.domain]) if args.domain else None
-    labels = [_model_label(path) for path in args.models]
-    if len(set(labels)) < len(labels):
-        labels = [str(path) for path in args.models]
-    if len(set(labels)) < len(labels):  # the same model twice: keep both columns apart
-        labels = [f"{label} ({index + 1})" for index, label in enumerate(labels)]
-    models = []
-    for label, path in zip(labels, args.models, strict=True):
-        model, model_file = load_policy(config, path, trusted=args.trust_source)
-        models.append((label, model, ObservationNormalizer.from_state(model_file.normalization)))
+    labels = model_labels(args.models)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("sweeping", total=None)
-        result = run_sweep(
-            models,
-            config,
-            params,
-            base=base,
-            episodes=args.episodes,
-            seed=args.seed,
-            n_envs=args.n_envs,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
-        )
+        result = sweep(args.models, params, args.config, domain=args.domain, episodes=args.episodes, seed=args.seed,
+                       n_envs=args.n_envs, trust_source=args.trust_source,
+                       progress=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
     first = args.models[0]
     default_root = first if first.is_dir() and len(args.models) == 1 else Path("sweeps")
     out = args.out or (default_root / ("sweeps" if default_root is first else "") / result.tag())
@@ -409,7 +359,7 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
         if args.logdir is not None:
             log_sweep(result, index, args.logdir / labels[index].replace("/", "_"))
         elif path.is_dir():
-            log_sweep(result, index, path / "tb")
+            log_sweep(result, index, RunFolder(path).tensorboard)
     _print_sweep(result, console)
     console.print(f"wrote {paths['csv']}, {paths['json']} and {paths['png']}", soft_wrap=True)
     return 0
@@ -433,10 +383,10 @@ def _print_sweep(result: Any, console: Console) -> None:
 def _compare(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
-    from sim2real.evaluation.scorecard import HEADER, find_runs, rows, score, write_scorecard
+    from sim2real.api import compare
+    from sim2real.evaluation.scorecard import HEADER, rows, write_scorecard
 
-    runs = find_runs(args.runs)
-    card = score(runs, threshold=args.threshold, threshold_fraction=args.threshold_fraction, seed=args.seed)
+    card = compare(args.runs, threshold=args.threshold, threshold_fraction=args.threshold_fraction, seed=args.seed)
     if not console.is_terminal:
         console.width = max(console.width, 160)
     table = Table(title="Transfer scorecard (IQM over seeds, [95% CI])")
@@ -448,7 +398,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     err = Console(stderr=True)
     for note in card.notes:
         err.print(f"[yellow]note:[/yellow] {note}", highlight=False, soft_wrap=True)
-    parents = [r.path.parent.parent for r in runs]
+    parents = [r.path.parent.parent for r in card.runs]
     out = args.out or Path(os.path.commonpath([str(p) for p in parents])) / "scorecard"
     paths = write_scorecard(card, out)
     console.print(

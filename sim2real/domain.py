@@ -20,7 +20,17 @@ import gymnasium as gym
 import mujoco
 from pydantic import BaseModel
 
-from sim2real import config as schema
+from sim2real.config import (
+    ChoiceDist,
+    Config,
+    DistributionConfig,
+    DynamicsChange,
+    LogUniformDist,
+    NormalDist,
+    RealityGap,
+    UniformDist,
+)
+from sim2real.config import Domain as DomainConfig
 from sim2real.dynamics import Change, Dynamics
 from sim2real.errors import Sim2RealError
 from sim2real.randomization import (
@@ -70,7 +80,7 @@ class DomainSpec:
     adr_boundary_probability: float = 0.5
 
     @classmethod
-    def from_config(cls, domain: schema.Domain) -> DomainSpec:
+    def from_config(cls, domain: DomainConfig) -> DomainSpec:
         """The runtime objects a config's domain section describes: changes, distributions, wrapper factories.
 
         Built here, where config meets the simulator, so the schema stays a schema and the randomization and
@@ -88,21 +98,21 @@ class DomainSpec:
         return bool(self.reality_gap) or any(isinstance(c, RandomChange) for c in self.changes)
 
 
-def distribution_of(config: schema.DistributionConfig) -> Distribution:
+def distribution_of(config: DistributionConfig) -> Distribution:
     """The sampler of a ``{dist: ...}`` mapping."""
-    if isinstance(config, schema.UniformDist):
+    if isinstance(config, UniformDist):
         return Uniform(config.low, config.high)
-    if isinstance(config, schema.LogUniformDist):
+    if isinstance(config, LogUniformDist):
         return LogUniform(config.low, config.high)
-    if isinstance(config, schema.NormalDist):
+    if isinstance(config, NormalDist):
         return Normal(config.mean, config.std, config.low, config.high)
-    if isinstance(config, schema.ChoiceDist):
+    if isinstance(config, ChoiceDist):
         return Choice(tuple(config.values))
     assert config.start is not None, "set by DynamicsChange"
     return AdrRange(config.low, config.high, config.start)
 
 
-def change_of(config: schema.DynamicsChange) -> Change | RandomChange:
+def change_of(config: DynamicsChange) -> Change | RandomChange:
     """A config's dynamics change: fixed (a number or a list) or random (a distribution)."""
     op = config.op
     value = getattr(config, op)
@@ -113,7 +123,7 @@ def change_of(config: schema.DynamicsChange) -> Change | RandomChange:
     return Change(quantity=config.quantity, op=op, value=value, select=config.select)
 
 
-def reality_gap_of(config: schema.RealityGap) -> tuple[Callable[..., gym.Env], ...]:
+def reality_gap_of(config: RealityGap) -> tuple[Callable[..., gym.Env], ...]:
     """Wrapper factories ``f(env, seed=...)`` for a domain's reality-gap section, innermost first."""
     factories = []
     for name, wrapper in _REALITY_GAP.items():
@@ -278,7 +288,7 @@ def check_env_id(env_id: str) -> None:
 
 def make_domain_env(
     env_id: str,
-    spec: DomainSpec | schema.Domain | Iterable[Change | RandomChange] = (),
+    spec: DomainSpec | DomainConfig | Iterable[Change | RandomChange] = (),
     *,
     seed: SeedLike = None,
     check_friction: bool = True,
@@ -296,7 +306,7 @@ def make_domain_env(
     Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper` (with the changes their own
     ``dynamics``/``config`` keywords asked for); the domain's changes are applied after those.
     """
-    if isinstance(spec, schema.Domain):
+    if isinstance(spec, DomainConfig):
         spec = DomainSpec.from_config(spec)
     elif not isinstance(spec, DomainSpec):
         spec = DomainSpec(changes=tuple(spec))
@@ -314,7 +324,7 @@ def make_domain_env(
     return env
 
 
-def check_domains(config: schema.Config) -> dict[str, dict[str, float]]:
+def check_domains(config: Config) -> dict[str, dict[str, float]]:
     """Builds every domain's env once so a bad name or value fails before anything is written.
 
     Returns each domain's changed model values (``{"quantity/element": value}``).

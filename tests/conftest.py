@@ -1,12 +1,24 @@
-"""Shared fixtures: a tiny training config that runs in seconds."""
+"""Shared fixtures and helpers: a tiny training config that runs in seconds, the command line run in-process,
+the one-line error contract, and a real TensorBoard server on loopback."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sim2real.cli import main
 from sim2real.config import Config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,3 +56,134 @@ def tiny_config_data(root: Path, algo: str = "ppo", **train: Any) -> dict[str, A
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Config:
     return parse_config(tiny_config_data(tmp_path / "runs"))
+
+
+@pytest.fixture
+def mujoco_log_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MuJoCo writes compiler warnings (Ant's deprecated settotalmass, ...) to MUJOCO_LOG.TXT in the cwd."""
+    monkeypatch.chdir(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------- the command line
+
+
+@dataclass
+class CliResult:
+    """What a ``sim2real`` command gave: its exit code and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli_process(*args: str, cwd: Path | None = None) -> CliResult:
+    """``python -m sim2real ARGS`` in a process of its own: for the tests of the process contract itself."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sim2real", *args], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., CliResult]:
+    """Runs ``sim2real ARGS`` in this process (``main([...])``), from ``cwd`` when given."""
+
+    def run(*args: str, cwd: Path | None = None) -> CliResult:
+        capsys.readouterr()
+        with monkeypatch.context() as patch:
+            if cwd is not None:
+                patch.chdir(cwd)
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse's usage errors
+                code = int(exit_.code or 0)
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return run
+
+
+def assert_one_line_error(result: CliResult, *needles: str) -> None:
+    """Exit code 2, no traceback, one ``error:`` line holding every needle."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+# ------------------------------------------------------------------------------------------- TensorBoard
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def post_json(url: str, body: dict) -> object:
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@contextmanager
+def tensorboard_server(logdir: Path) -> Iterator[str]:
+    """A real TensorBoard server on loopback over ``logdir``; yields its base URL."""
+    executable = shutil.which("tensorboard") or str(Path(sys.executable).with_name("tensorboard"))
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            executable,
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--load_fast",
+            "false",
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def hparams_dashboard(logdir: Path, sessions: int) -> tuple[dict, dict]:
+    """What TensorBoard's HPARAMS dashboard shows for ``logdir``: its columns and its rows (session groups),
+    once ``sessions`` rows are loaded."""
+    with tensorboard_server(logdir) as base:
+        deadline = time.monotonic() + 90
+        groups: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                groups = post_json(
+                    f"{base}/data/plugin/hparams/session_groups",
+                    {  # type: ignore[assignment]
+                        "experimentName": "",
+                        "startIndex": 0,
+                        "sliceSize": 1000,
+                        "colParams": [],
+                        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+                    },
+                )
+                if groups.get("totalSize", 0) >= sessions:
+                    break
+            except OSError:
+                pass  # not listening yet
+            time.sleep(0.5)
+        experiment = post_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+    return experiment, groups  # type: ignore[return-value]

@@ -29,10 +29,7 @@ ADR_MASS = {"quantity": "body_mass", "select": "pole", "scale": {"dist": "adr", 
 ALWAYS_WIDEN = {"low_threshold": -2e9, "high_threshold": -1e9, "step": 0.01, "episodes": 1}
 
 
-@pytest.fixture(autouse=True)
-def _mujoco_log_in_tmp(tmp_path, monkeypatch):
-    """MuJoCo writes compiler warnings to MUJOCO_LOG.TXT in the cwd."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("mujoco_log_in_tmp")
 
 
 def callback(bounds: list[float], limits: tuple[float, float, float] = (0.5, 1.5, 1.0), **settings: Any) -> AdrCallback:

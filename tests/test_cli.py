@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from sim2real.cli import main
-from tests.conftest import ROOT, tiny_config_data
+from tests.conftest import ROOT, CliResult, assert_one_line_error, run_cli_process, tiny_config_data
 
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sim2real", *args], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+Cli = Callable[..., CliResult]
 
 
 def write_config(tmp_path: Path, **changes: object) -> Path:
@@ -49,65 +37,65 @@ def write_config(tmp_path: Path, **changes: object) -> Path:
         ),
     ],
 )
-def test_invalid_config_files(tmp_path: Path, content: str, needles: list[str]) -> None:
+def test_invalid_config_files(tmp_path: Path, content: str, needles: list[str], cli: Cli) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)
-    assert_one_line_error(run_cli("train", str(path)), *needles)
+    assert_one_line_error(cli("train", str(path)), *needles)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("train", str(tmp_path / "nope.yaml")), "nope.yaml", "no such config file")
+    assert_one_line_error(run_cli_process("train", str(tmp_path / "nope.yaml")), "nope.yaml", "no such config file")
 
 
 def test_unknown_env_id(tmp_path: Path) -> None:
-    result = run_cli("train", str(write_config(tmp_path, env="Hoper-v5")))
+    result = run_cli_process("train", str(write_config(tmp_path, env="Hoper-v5")))
     assert_one_line_error(result, "unknown env 'Hoper-v5'", "Hopper-v5")
     assert not (tmp_path / "runs").exists(), "nothing may be written for a config that cannot run"
 
 
-def test_unknown_element_lists_valid_names(tmp_path: Path) -> None:
+def test_unknown_element_lists_valid_names(tmp_path: Path, cli: Cli) -> None:
     targets = {"t": {"dynamics": [{"quantity": "body_mass", "select": "pole3", "scale": 2.0}]}}
-    result = run_cli("train", str(write_config(tmp_path, targets=targets)))
+    result = cli("train", str(write_config(tmp_path, targets=targets)))
     assert_one_line_error(result, "unknown body 'pole3'", "cart, pole, pole2")
     assert not (tmp_path / "runs").exists()
 
 
-def test_invalid_physical_value_names_the_parameter(tmp_path: Path) -> None:
+def test_invalid_physical_value_names_the_parameter(tmp_path: Path, cli: Cli) -> None:
     targets = {"t": {"dynamics": [{"quantity": "geom_friction", "select": "cart", "offset": -5.0}]}}
-    result = run_cli("train", str(write_config(tmp_path, targets=targets)))
+    result = cli("train", str(write_config(tmp_path, targets=targets)))
     assert_one_line_error(result, "geom_friction of geom 'cart'", ">= 0")
 
 
-def test_override_of_a_field(tmp_path: Path) -> None:
-    result = run_cli("train", str(write_config(tmp_path)), "--set", "train.n_envs=abc")
+def test_override_of_a_field(tmp_path: Path, cli: Cli) -> None:
+    result = cli("train", str(write_config(tmp_path)), "--set", "train.n_envs=abc")
     assert_one_line_error(result, "train.n_envs", "integer")
-    result = run_cli("train", str(write_config(tmp_path)), "--set", "train.n_envs")
+    result = cli("train", str(write_config(tmp_path)), "--set", "train.n_envs")
     assert_one_line_error(result, "expected FIELD=VALUE")
 
 
-def test_unwritable_run_folder(tmp_path: Path) -> None:
+def test_unwritable_run_folder(tmp_path: Path, cli: Cli) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the run folder should go")
-    result = run_cli("train", str(write_config(tmp_path)), "--set", f"run.root={blocker}")
+    result = cli("train", str(write_config(tmp_path)), "--set", f"run.root={blocker}")
     assert_one_line_error(result, "cannot write run folder", str(blocker))
     assert blocker.read_text() == "a file where the run folder should go"
 
 
-def test_resume_of_a_missing_or_non_run_folder(tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("train", "--resume", str(tmp_path / "gone")), "no such run folder")
-    assert_one_line_error(run_cli("train", "--resume", str(tmp_path)), "not a run folder")
+def test_resume_of_a_missing_or_non_run_folder(tmp_path: Path, cli: Cli) -> None:
+    assert_one_line_error(cli("train", "--resume", str(tmp_path / "gone")), "no such run folder")
+    assert_one_line_error(cli("train", "--resume", str(tmp_path)), "not a run folder")
 
 
-def test_train_then_refuse_to_overwrite_then_resume(tmp_path: Path) -> None:
+def test_train_then_refuse_to_overwrite_then_resume(tmp_path: Path, cli: Cli) -> None:
     config = write_config(tmp_path)
-    first = run_cli("train", str(config))
+    first = cli("train", str(config))
     assert first.returncode == 0, first.stderr
     assert "tensorboard --logdir" in first.stdout
     assert "heavy" in first.stdout  # the evaluation table lists every target
-    again = run_cli("train", str(config))
+    again = cli("train", str(config))
     assert_one_line_error(again, "already holds a run", "--resume")
     run = tmp_path / "runs" / "inverted_double_pendulum_v5" / "tiny" / "seed_0"
-    resumed = run_cli("train", "--resume", str(run), "--set", "train.total_timesteps=512")
+    resumed = cli("train", "--resume", str(run), "--set", "train.total_timesteps=512")
     assert resumed.returncode == 0, resumed.stderr
     assert "trained 512 steps" in resumed.stdout
 
@@ -206,17 +194,19 @@ def test_train_script_uses_its_env_config(tmp_path: Path) -> None:
         ({"reality_gap": {"action_latency": {"steps": 1000}}}, ["action_latency.steps", "1000 steps"]),
     ],
 )
-def test_invalid_randomization_is_refused_before_training(tmp_path: Path, source: dict, needles: list[str]) -> None:
-    result = run_cli("train", str(write_config(tmp_path, source=source)))
+def test_invalid_randomization_is_refused_before_training(
+    tmp_path: Path, source: dict, needles: list[str], cli: Cli
+) -> None:
+    result = cli("train", str(write_config(tmp_path, source=source)))
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "runs").exists()
 
 
 def test_resume_of_a_run_without_its_command_history_still_works(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    assert run_cli("train", str(config)).returncode == 0
+    assert run_cli_process("train", str(config)).returncode == 0
     run = tmp_path / "runs" / "inverted_double_pendulum_v5" / "tiny" / "seed_0"
     (run / "command.txt").unlink()
-    resumed = run_cli("train", "--resume", str(run), "--set", "train.total_timesteps=512")
+    resumed = run_cli_process("train", "--resume", str(run), "--set", "train.total_timesteps=512")
     assert resumed.returncode == 0, resumed.stderr
     assert (run / "command.txt").read_text().count("--resume") == 1

@@ -26,10 +26,7 @@ MINIMAL: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _mujoco_log_in_tmp(tmp_path, monkeypatch):
-    """MuJoCo writes compiler warnings to MUJOCO_LOG.TXT in the cwd."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("mujoco_log_in_tmp")
 
 
 def minimal(**sections: Any) -> dict[str, Any]:

@@ -23,10 +23,7 @@ IDP_CONFIG = ROOT / "configs" / "inverted_double_pendulum" / "nominal.yaml"
 ALL_NAMES = [*sim2real_envs.GYMNASIUM_MUJOCO, "BlockPush"]
 
 
-@pytest.fixture(autouse=True)
-def _mujoco_log_in_tmp(tmp_path, monkeypatch):
-    """MuJoCo writes compiler warnings (Ant's deprecated settotalmass) to MUJOCO_LOG.TXT in the cwd."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("mujoco_log_in_tmp")
 
 
 def domain_parameters(env: gym.Env) -> dict[str, float]:

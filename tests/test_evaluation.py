@@ -50,7 +50,7 @@ from sim2real.evaluation.metrics import (
 from sim2real.evaluation.scorecard import HEADER, Run, markdown, score
 from sim2real.modelfile import normalization_state
 from sim2real.training import train
-from tests.conftest import tiny_config_data
+from tests.conftest import CliResult, assert_one_line_error, tiny_config_data
 
 QUIET = Console(quiet=True)
 ENV = "InvertedDoublePendulum-v5"
@@ -113,15 +113,6 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -598,14 +589,14 @@ def test_evaluate_refuses_a_model_for_another_observation_space(
     pendulum.save(tmp_path / "pendulum.zip")
     config = write_config(tmp_path / "idp.yaml", tiny_config_data(tmp_path / "runs"))
     code, _, err = cli(capsys, "evaluate", tmp_path / "pendulum.zip", "--config", config, "--json", tmp_path / "e.json")
-    assert_one_line_error(code, err, "pendulum.zip", ENV, "observation space", "(4,)", "(9,)")
+    assert_one_line_error(CliResult(code, "", err), "pendulum.zip", ENV, "observation space", "(4,)", "(9,)")
     assert not (tmp_path / "e.json").exists()
 
 
 def test_evaluate_refuses_an_unknown_domain(capsys: pytest.CaptureFixture[str], source_run: Path) -> None:
     """A misspelt --domain lists the domains there are."""
     code, _, err = cli(capsys, "evaluate", source_run, "--domain", "hevy")
-    assert_one_line_error(code, err, "--domain hevy", "no such domain", "source, heavy")
+    assert_one_line_error(CliResult(code, "", err), "--domain hevy", "no such domain", "source, heavy")
 
 
 # ------------------------------------------------------------------------------------------- 6. sim2real sweep
@@ -719,7 +710,7 @@ def test_sweep_refuses_bad_params_in_one_line_writing_nothing(
     """A bad --param ends in one error line and exit 2, before any evaluation or file."""
     args = [a for p in params for a in ("--param", p)]
     code, _, err = sweep(capsys, source_run, *args, "--out", tmp_path / "s", "--logdir", tmp_path / "tb")
-    assert_one_line_error(code, err, *needles)
+    assert_one_line_error(CliResult(code, "", err), *needles)
     assert not (tmp_path / "s").exists() and not (tmp_path / "tb").exists()
 
 
@@ -780,13 +771,13 @@ def test_compare_refuses_folders_without_transfer_runs(
     """An empty folder, a folder of plain training runs, a plain run and a missing folder: one line, exit 2."""
     (tmp_path / "empty").mkdir()
     code, _, err = cli(capsys, "compare", tmp_path / "empty", "--out", tmp_path / "card")
-    assert_one_line_error(code, err, "no transfer runs with a learning curve found")
+    assert_one_line_error(CliResult(code, "", err), "no transfer runs with a learning curve found")
     code, _, err = cli(capsys, "compare", source_run.parent.parent, "--out", tmp_path / "card")
-    assert_one_line_error(code, err, "no transfer runs with a learning curve found")
+    assert_one_line_error(CliResult(code, "", err), "no transfer runs with a learning curve found")
     code, _, err = cli(capsys, "compare", source_run, "--out", tmp_path / "card")
-    assert_one_line_error(code, err, "not a transfer run")
+    assert_one_line_error(CliResult(code, "", err), "not a transfer run")
     code, _, err = cli(capsys, "compare", tmp_path / "nothing", "--out", tmp_path / "card")
-    assert_one_line_error(code, err, "no such run folder")
+    assert_one_line_error(CliResult(code, "", err), "no such run folder")
     assert not (tmp_path / "card").exists()
 
 

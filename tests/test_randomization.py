@@ -23,10 +23,7 @@ HOPPER = "Hopper-v5"  # episodes of 100+ steps under zero actions
 BODIES = ("cart", "pole", "pole2")
 
 
-@pytest.fixture(autouse=True)
-def _mujoco_log_in_tmp(tmp_path, monkeypatch):
-    """MuJoCo writes compiler warnings to MUJOCO_LOG.TXT in the cwd."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("mujoco_log_in_tmp")
 
 
 def uniform(low: float, high: float) -> dict[str, Any]:

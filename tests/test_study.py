@@ -21,8 +21,7 @@ import yaml
 from sim2real.cli import main
 from sim2real.config import load_study
 from sim2real.study import plan_study, study_lock
-from tests.conftest import tiny_config_data
-from tests.test_tensorboard_server import hparams_dashboard
+from tests.conftest import hparams_dashboard, tiny_config_data
 
 pytestmark = pytest.mark.slow
 

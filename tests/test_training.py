@@ -212,7 +212,9 @@ def test_torch_threads_caps_the_threads_torch_uses_while_training_only(tmp_path:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Threads(BaseCallback):
-        seen: set[int] = set()
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: set[int] = set()
 
         def _on_step(self) -> bool:
             self.seen.add(torch.get_num_threads())

@@ -13,9 +13,8 @@ import base64
 import io
 import json
 import shutil
-import subprocess
-import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from sim2real.training import (
 )
 from sim2real.transfer import Transfer, read_source, start_transfer
 from sim2real.transfer.groups import LayerGroup, groups_of, layer_groups
-from tests.conftest import tiny_config_data
+from tests.conftest import CliResult, assert_one_line_error, tiny_config_data
 
 QUIET = Console(quiet=True)
 PPO_HEADS = {"action_net", "value_net", "log_std"}
@@ -688,10 +687,6 @@ def test_prognet_without_hidden_layers_is_refused_in_one_line(tmp_path: Path, pp
 # ------------------------------------------------------------------------------------------- 10. command line
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sim2real", *args], capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize(
     ("case", "needles"),
     [
@@ -704,7 +699,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_transfer_command_refuses_bad_input_in_one_line(
-    tmp_path: Path, sources: dict[str, Path], case: str, needles: list[str]
+    tmp_path: Path, sources: dict[str, Path], case: str, needles: list[str], cli: Callable[..., CliResult]
 ) -> None:
     """Every mistake ends in exit code 2 and one error line, and no run folder is written."""
     config = tmp_path / "config.yaml"
@@ -718,13 +713,7 @@ def test_transfer_command_refuses_bad_input_in_one_line(
         "freeze beyond the network": ["--source", str(sources["ppo"]), "--set", "transfer.freeze.layers=5"],
         "no source": [],
     }[case]
-    result = run_cli("transfer", str(config), "--method", "freeze", "--no-progress", *args)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+    assert_one_line_error(cli("transfer", str(config), "--method", "freeze", "--no-progress", *args), *needles)
     assert not (tmp_path / "runs").exists(), "nothing may be written for a transfer that cannot run"
 
 

@@ -30,10 +30,7 @@ IDP = "InvertedDoublePendulum-v5"
 HOPPER = "Hopper-v5"  # 3-D actions and episodes of 100+ steps under zero actions
 
 
-@pytest.fixture(autouse=True)
-def _mujoco_log_in_tmp(tmp_path, monkeypatch):
-    """MuJoCo writes compiler warnings to MUJOCO_LOG.TXT in the cwd."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("mujoco_log_in_tmp")
 
 
 class Recorder(gym.Wrapper):

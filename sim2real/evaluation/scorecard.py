@@ -188,6 +188,7 @@ class Scorecard:
     budgets: dict[str, float]  # per target: the steps every run reached
     curves: dict[tuple[str, str], list[Curve]]
     notes: list[str]
+    runs: list[Run] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -252,7 +253,7 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
             )
             scores.append(result)
     curves = {(s.target, s.method): [r.curve for r in groups[s.group]] for s in scores if s.group is not None}
-    return Scorecard(scores, thresholds, budgets, curves, notes)
+    return Scorecard(scores, thresholds, budgets, curves, notes, runs)
 
 
 # --------------------------------------------------------------------------------------------- outputs
