@@ -34,6 +34,8 @@ FLAGS = {
     "params": "--param",
     "config": "--config",
     "domain": "--domain",
+    "address": "--address",
+    "backend": "--backend",
 }
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"

@@ -3,6 +3,11 @@
 A config names a base env, a ``source`` domain, one or more named ``targets``, the algorithm with its
 hyperparameters, and the training, evaluation and run-folder settings. Every field is typed; unknown keys,
 wrong types and out-of-range values are refused with the file, the field path and what is allowed.
+
+This module is the schema and the file format (YAML, ``extends:``, ``FIELD=VALUE`` overrides) only: the
+runtime objects a config describes are built where they are used (a domain's changes, distributions and
+wrappers in :mod:`sim2real.domain`, the run folder's name in :mod:`sim2real.runs`, HPARAMS in
+:mod:`sim2real.logging`), so nothing here imports the simulator side.
 """
 
 from __future__ import annotations
@@ -690,16 +695,20 @@ def read_yaml(path: str | Path) -> Any:
         raise Sim2RealError(f"{path}: malformed YAML{where}: {problem}") from None
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
-    """Sets single fields from ``dotted.path=value`` strings; the value is read as a YAML scalar or list."""
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str | None = None) -> dict[str, Any]:
+    """Sets single fields from ``dotted.path=value`` strings; the value is read as a YAML scalar or list.
+
+    ``source`` names where the strings came from in errors (default: the ``overrides`` argument).
+    """
+    where = source if source is not None else "{overrides}"
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise Sim2RealError(f"{source} {item!r}: expected FIELD=VALUE, e.g. train.seed=3")
+            raise Sim2RealError(f"{where} {item!r}: expected FIELD=VALUE, e.g. train.seed=3", overrides=None)
         try:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
-            raise Sim2RealError(f"{source} {item!r}: the value is not valid YAML") from None
+            raise Sim2RealError(f"{where} {item!r}: the value is not valid YAML", overrides=None) from None
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -707,7 +716,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "-
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise Sim2RealError(f"{source} {item!r}: '{part}' is not a section")
+                raise Sim2RealError(f"{where} {item!r}: '{part}' is not a section", overrides=None)
             node = child
         node[parts[-1]] = value
     return data

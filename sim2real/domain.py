@@ -20,6 +20,7 @@ import gymnasium as gym
 import mujoco
 from pydantic import BaseModel
 
+import sim2real.wrappers as gap
 from sim2real.config import (
     ChoiceDist,
     Config,
@@ -44,24 +45,15 @@ from sim2real.randomization import (
     SeedLike,
     Uniform,
 )
-from sim2real.wrappers import (
-    ActionLatency,
-    ActionNoise,
-    ActionSaturation,
-    ActionScale,
-    ObservationBias,
-    ObservationNoise,
-    RealityGapWrapper,
-)
 
 # The reality-gap section's keys and the wrapper each one makes, innermost first.
-_REALITY_GAP: dict[str, type[RealityGapWrapper]] = {
-    "observation_bias": ObservationBias,
-    "observation_noise": ObservationNoise,
-    "action_scale": ActionScale,
-    "action_saturation": ActionSaturation,
-    "action_noise": ActionNoise,
-    "action_latency": ActionLatency,
+_REALITY_GAP: dict[str, type[gap.RealityGapWrapper]] = {
+    "observation_bias": gap.ObservationBias,
+    "observation_noise": gap.ObservationNoise,
+    "action_scale": gap.ActionScale,
+    "action_saturation": gap.ActionSaturation,
+    "action_noise": gap.ActionNoise,
+    "action_latency": gap.ActionLatency,
 }
 
 

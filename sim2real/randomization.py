@@ -1,16 +1,18 @@
 """Domain randomization: distributions, seeded generators, and sampled dynamics changes.
 
 A :class:`RandomChange` is a dynamics change whose value is drawn from a distribution: at every episode reset
-(default), once at startup, or every ``every`` steps within an episode. :class:`DynamicsRandomizer` draws and
-applies them through :class:`~sim2real.dynamics.Dynamics`; the env wrapper in :mod:`sim2real.domain` calls it
-from inside the env's own ``reset`` and ``step``, so it holds when vector envs auto-reset.
+(default), once at startup, or every ``every`` steps within an episode. Every draw goes one way: uniform numbers
+through the distribution's inverse CDF (``transform``). :class:`DynamicsRandomizer` draws them and writes them
+through the write plans of :class:`~sim2real.dynamics.Dynamics` (:class:`~sim2real.dynamics.WritePlan`); the
+env wrapper in :mod:`sim2real.domain` calls it from inside the env's own ``reset`` and ``step``, so it holds
+when vector envs auto-reset.
 
 Every env owns its generator, derived from the run seed and the env's index (:func:`make_generator`), so the
 same seed reproduces the same sequence of parameters and different workers draw different ones, whichever
 process (fork, spawn) the env lives in.
 
 Automatic domain randomization (ADR, OpenAI 2019) uses :class:`AdrRange` distributions: a parameter's range
-starts at a point and the :class:`~sim2real.training.AdrCallback` widens or narrows each boundary from the
+starts at a point and the :class:`~sim2real.callbacks.AdrCallback` widens or narrows each boundary from the
 returns of episodes played with that parameter pinned at the boundary.
 """
 

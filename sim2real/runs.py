@@ -75,39 +75,38 @@ def run_dir(config: Config) -> Path:
     return folder / f"seed_{config.train.seed}"
 
 
+class _File:
+    """A file of a run or checkpoint folder by its name: ``run.model`` is ``run.path / "model.zip"``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, folder: _ModelFiles, owner: type | None = None) -> Path:
+        return folder.path / self.name
+
+
 @dataclass(frozen=True)
-class Checkpoint:
-    """One complete ``checkpoints/step_<n>/`` folder (incomplete ones never carry that name)."""
+class _ModelFiles:
+    """A folder holding a model with its normalization statistics and transfer state: a run or a checkpoint."""
 
     path: Path
+
+    model = _File(MODEL)
+    vecnormalize = _File(VECNORMALIZE)
+    vecnormalize_json = _File(VECNORMALIZE_JSON)
+    transfer_state = _File(TRANSFER_STATE)
+
+
+@dataclass(frozen=True)
+class Checkpoint(_ModelFiles):
+    """One complete ``checkpoints/step_<n>/`` folder (incomplete ones never carry that name)."""
+
+    replay_buffer = _File(REPLAY_BUFFER)
+    adr_file = _File(ADR_STATE)
 
     @property
     def step(self) -> int:
         return int(self.path.name.removeprefix(_CHECKPOINT_PREFIX))
-
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL
-
-    @property
-    def vecnormalize(self) -> Path:
-        return self.path / VECNORMALIZE
-
-    @property
-    def vecnormalize_json(self) -> Path:
-        return self.path / VECNORMALIZE_JSON
-
-    @property
-    def transfer_state(self) -> Path:
-        return self.path / TRANSFER_STATE
-
-    @property
-    def replay_buffer(self) -> Path:
-        return self.path / REPLAY_BUFFER
-
-    @property
-    def adr_file(self) -> Path:
-        return self.path / ADR_STATE
 
     def adr_state(self) -> dict[str, Any] | None:
         """The ADR curriculum's state at this checkpoint, if the run had one."""
@@ -115,58 +114,20 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class RunFolder:
+class RunFolder(_ModelFiles):
     """A run folder: file paths, creation, checkpoints and read-back.
 
     Build one with :meth:`create` (a new run), :meth:`open` (an existing one) or ``RunFolder(path)``.
     """
 
-    path: Path
-
     # ----------------------------------------------------------------------------------- files
-    @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG
-
-    @property
-    def command_file(self) -> Path:
-        return self.path / COMMAND
-
-    @property
-    def model(self) -> Path:
-        return self.path / MODEL
-
-    @property
-    def vecnormalize(self) -> Path:
-        return self.path / VECNORMALIZE
-
-    @property
-    def vecnormalize_json(self) -> Path:
-        return self.path / VECNORMALIZE_JSON
-
-    @property
-    def monitor(self) -> Path:
-        return self.path / MONITOR
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.path / TENSORBOARD
-
-    @property
-    def eval_file(self) -> Path:
-        return self.path / EVAL
-
-    @property
-    def curve_file(self) -> Path:
-        return self.path / CURVE
-
-    @property
-    def source_weights(self) -> Path:
-        return self.path / SOURCE_WEIGHTS
-
-    @property
-    def transfer_state(self) -> Path:
-        return self.path / TRANSFER_STATE
+    config_file = _File(CONFIG)
+    command_file = _File(COMMAND)
+    monitor = _File(MONITOR)
+    tensorboard = _File(TENSORBOARD)
+    eval_file = _File(EVAL)
+    curve_file = _File(CURVE)
+    source_weights = _File(SOURCE_WEIGHTS)
 
     # ----------------------------------------------------------------------------------- creating
     @classmethod

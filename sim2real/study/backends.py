@@ -168,13 +168,14 @@ def check_address(address: str, timeout: float = 5.0) -> None:
     except ValueError:  # a port that is not a number
         host = None
     if not host:
-        raise Sim2RealError(f"--address {address}: expected HOST:PORT or ray://HOST:PORT")
+        raise Sim2RealError("{address}: expected HOST:PORT or ray://HOST:PORT", address=address)
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as error:
         raise Sim2RealError(
-            f"--address {address}: no Ray cluster answers there ({error.strerror or error}); "
-            f"start one with 'ray start --head' or give the head's address"
+            f"{{address}}: no Ray cluster answers there ({error.strerror or error}); "
+            "start one with 'ray start --head' or give the head's address",
+            address=address,
         ) from None
 
 
@@ -204,7 +205,7 @@ class RayBackend:
         try:
             import ray
         except ImportError:
-            raise Sim2RealError("--backend ray: Ray is not installed; pip install 'sim2real[ray]'") from None
+            raise Sim2RealError("{backend}: Ray is not installed; pip install 'sim2real[ray]'", backend="ray") from None
         if address not in (None, "auto"):
             check_address(address)
         self._ray = ray
@@ -217,10 +218,11 @@ class RayBackend:
                 ray.init(address=address, log_to_driver=False)
         except Exception as error:
             if address is None:
-                raise Sim2RealError(f"--backend ray: cannot start Ray on this machine ({error})") from None
+                raise Sim2RealError(f"{{backend}}: cannot start Ray on this machine ({error})", backend="ray") from None
             raise Sim2RealError(
-                f"--address {address}: cannot join the Ray cluster ({error}); if it uses token authentication, "
-                f"set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its token"
+                f"{{address}}: cannot join the Ray cluster ({error}); if it uses token authentication, "
+                "set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to its token",
+                address=address,
             ) from None
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.slots = workers or max(1, cluster_cpus)
@@ -248,7 +250,7 @@ def make_backend(name: str, workers: int | None, address: str | None) -> Backend
     if name == "ray":
         return RayBackend(address, workers)
     if address is not None:
-        raise Sim2RealError("--address: only with --backend ray")
+        raise Sim2RealError("{address}: only with {backend}", address=None, backend="ray")
     return LocalPool(workers or machine_workers())
 
 

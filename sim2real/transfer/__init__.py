@@ -10,9 +10,14 @@ Methods (``transfer.method``):
 - ``prognet``: a progressive neural network (see :mod:`sim2real.transfer.prognet`).
 
 Frozen parameters have ``requires_grad`` off and are in no optimizer (no Adam moments, no weight decay), so
-they stay bit-identical. Per-layer learning rates live in the optimizer's parameter groups (``lr_scale``);
-:class:`TransferPPO` and :class:`TransferSAC` apply them after SB3's learning-rate schedule, which would
-otherwise give every group the same rate at each update.
+they stay bit-identical. Per-layer learning rates live in the optimizer's parameter groups (``lr_scale``, and a
+warm-up factor): the optimizer applies them inside its ``step``, after SB3's schedule has set every group to
+the base rate, so they hold on any SB3 model of the right algorithm (plain ``PPO``/``SAC``, no subclass).
+
+A run sets its transfer up once: :func:`read_source` reads and checks the source, :func:`start_transfer` loads
+it into the new model (weights, frozen groups, optimizers, normalization statistics, ``source.pth``,
+``transfer.json``); :func:`resume_transfer` rebuilds that state from a checkpoint. The schedule runs in
+:class:`~sim2real.callbacks.TransferCallback`.
 """
 
 from __future__ import annotations
