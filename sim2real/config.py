@@ -437,8 +437,29 @@ class TransferConfig(Strict):
     optimizer_state: Literal["fresh", "source"] = Field(
         "fresh", description="start the optimizer fresh or carry the source's Adam moments"
     )
-    normalization: Literal["update", "fixed"] = Field(
-        "update", description="keep updating the source's VecNormalize statistics on the target, or keep them fixed"
+    normalization: Literal["update", "fixed", "recalibrate"] = Field(
+        "update",
+        description="the source's VecNormalize statistics on the target: keep updating them, keep them fixed, or "
+        "recalibrate them first from target rollouts of the source policy (then keep updating)",
+    )
+    recalibration_steps: PositiveInt = Field(
+        2048, description="target steps of the source policy that recalibrate the observation statistics"
+    )
+    reset_returns: bool = Field(
+        False, description="fresh return statistics (reward normalization) instead of the source's"
+    )
+    action_std: PositiveFloat | Literal["initial"] | None = Field(
+        None,
+        description="PPO: set the policy's action std at transfer (a value, or 'initial': the algorithm's "
+        "log_std_init); the source's std may have collapsed below what the target needs to explore",
+    )
+    reset_entropy: bool = Field(
+        False, description="SAC: restart the entropy temperature (ent_coef: auto) and its optimizer at transfer"
+    )
+    shrink_perturb: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = Field(
+        None,
+        description="each reused trainable weight becomes a x source + (1 - a) x fresh init (Ash & Adams, 2020); "
+        "frozen layers keep the source's",
     )
     adapter: bool = Field(
         False, description="when spaces differ: new input/output layers where shapes differ, reuse the rest"
@@ -484,6 +505,17 @@ class Config(Strict):
         elif self.transfer.target not in self.targets:
             raise ValueError(
                 f"transfer.target: unknown target '{self.transfer.target}' (targets: {', '.join(self.targets) or 'none'})"
+            )
+        algo = self.algo
+        if self.transfer.action_std is not None and algo.name != "ppo":
+            raise ValueError(
+                "transfer.action_std: SAC's action std depends on the state; use transfer.reset_entropy instead"
+            )
+        if self.transfer.reset_entropy and not (algo.name == "sac" and algo.ent_coef == "auto"):
+            raise ValueError("transfer.reset_entropy: only for SAC with a learned temperature (algo.ent_coef: auto)")
+        if self.transfer.normalization == "recalibrate" and self.train.normalize is None:
+            raise ValueError(
+                "transfer.normalization: recalibrate needs train.normalize (there is nothing to recalibrate)"
             )
         return self
 

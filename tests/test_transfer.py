@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -866,3 +867,85 @@ def test_inspect_shows_whole_group_names_in_an_80_column_terminal(
     _, out = _inspect_rows(capsys, freeze_runs["ppo"].dir)
     for group in ("mlp_extractor.policy_net.0", "mlp_extractor.policy_net.2"):
         assert group in out
+
+
+# ------------------------------------------------------------------------------------------- 13. fine-tuning remedies
+
+
+def started(tmp_path: Path, source: Path, transfer: dict, algo: str = "ppo") -> tuple[Any, Transfer]:
+    """A target model right after its transfer setup, as train() sets it up."""
+    config, model = fresh_model(tmp_path, algo, transfer)
+    (tmp_path / "run").mkdir()
+    return model, start_transfer(model, config.transfer, read_source(config, source), RunFolder(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(("action_std", "expected"), [("initial", 1.0), (0.5, 0.5)])
+def test_action_std_sets_ppo_exploration_at_transfer(
+    tmp_path: Path, ppo_source: Path, action_std: Any, expected: float
+) -> None:
+    """The source's std is whatever it shrank to; action_std sets it (initial: the algorithm's log_std_init)."""
+    model, _ = started(tmp_path, ppo_source, {"method": "finetune", "action_std": action_std})
+    assert torch.allclose(model.policy.log_std.exp(), torch.full_like(model.policy.log_std, expected))
+
+
+def test_reset_entropy_restarts_sac_temperature_and_its_optimizer(tmp_path: Path, sac_source: Path) -> None:
+    model, _ = started(tmp_path, sac_source, {"method": "finetune", "reset_entropy": True}, "sac")
+    assert float(model.log_ent_coef.detach()) == 0.0
+    assert not model.ent_coef_optimizer.state  # no Adam moments carried over
+
+
+def test_shrink_perturb_blends_trainable_weights_and_keeps_frozen_ones(tmp_path: Path, ppo_source: Path) -> None:
+    """a x source + (1 - a) x the target's fresh init for what trains; a frozen layer stays the source's."""
+    _, fresh = fresh_model(tmp_path / "fresh", "ppo", {"method": "freeze"})  # the same seed draws the same init
+    model, _ = started(tmp_path, ppo_source, {"method": "freeze", "shrink_perturb": 0.25})
+    source, initial, after = source_policy(ppo_source), fresh.policy.state_dict(), model.policy.state_dict()
+    assert same(source, after, "mlp_extractor.policy_net.0")  # frozen
+    for name in ("mlp_extractor.policy_net.2.weight", "action_net.weight", "log_std"):
+        assert torch.allclose(after[name], 0.25 * source[name] + 0.75 * initial[name]), name
+
+
+def test_recalibrate_reestimates_observation_statistics_on_the_target(tmp_path: Path, ppo_source: Path) -> None:
+    """Carried statistics barely move; recalibration replaces them with the target's, measured while the source
+    policy acts, and keeps updating afterwards. reset_returns starts the return statistics afresh."""
+    settings = {"method": "finetune", "normalization": "recalibrate", "recalibration_steps": 64, "reset_returns": True}
+    model, transfer = started(tmp_path, ppo_source, settings)
+    venv = model.get_vec_normalize_env()
+    saved = json.loads((ppo_source / "vecnormalize.json").read_text())
+    assert venv.training
+    assert transfer.recalibration_steps == 64
+    assert venv.obs_rms.count == pytest.approx(64 + 2 + 1e-4)  # 2 envs: the first observations count too
+    assert not np.allclose(venv.obs_rms.mean, saved["obs_rms"]["mean"])
+    assert venv.ret_rms.count == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize(
+    ("algo", "transfer", "needle"),
+    [
+        ("ppo", {"action_std": -0.5}, "transfer.action_std"),
+        ("sac", {"action_std": 0.5}, "transfer.action_std: SAC's action std depends on the state"),
+        ("ppo", {"reset_entropy": True}, "transfer.reset_entropy: only for SAC"),
+        ("ppo", {"shrink_perturb": 1.5}, "transfer.shrink_perturb"),
+    ],
+)
+def test_remedy_settings_out_of_range_or_for_another_algorithm_are_refused(
+    tmp_path: Path, algo: str, transfer: dict, needle: str
+) -> None:
+    with pytest.raises(Sim2RealError, match=re.escape(needle)):
+        parse_config(config_data(tmp_path, algo, {"method": "finetune", **transfer}))
+
+
+def test_recalibrate_without_normalization_is_refused(tmp_path: Path) -> None:
+    data = config_data(tmp_path, "ppo", {"method": "finetune", "normalization": "recalibrate"}, normalize=None)
+    with pytest.raises(Sim2RealError, match=r"recalibrate needs train\.normalize"):
+        parse_config(data)
+
+
+def test_a_run_with_the_remedies_logs_them_to_tensorboard(tmp_path: Path, ppo_source: Path) -> None:
+    """The remedies run inside train() and show in TensorBoard: the std it explores with, the recalibration."""
+    settings = {"method": "finetune", "action_std": "initial", "normalization": "recalibrate",
+                "recalibration_steps": 64, "shrink_perturb": 0.8, "eval_every": 128}  # fmt: skip
+    run = run_transfer(tmp_path, ppo_source, settings)
+    scalars = events(run.dir)
+    assert scalars.Scalars("transfer/action_std")[0].value == pytest.approx(1.0)
+    assert scalars.Scalars("transfer/recalibration_steps")[0].value == 64
+    assert [p["step"] for p in run.json("curve.json")["points"]] == [0, 128, 256]

@@ -32,6 +32,8 @@ import torch
 from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecNormalize
 
 from sim2real.config import Config, TransferConfig
 from sim2real.errors import Sim2RealError
@@ -104,6 +106,7 @@ class Transfer:
     unfrozen_at: dict[str, int] = field(default_factory=dict)
     reference: dict[str, torch.Tensor] = field(default_factory=dict)  # source weights under target names
     pinned: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    recalibration_steps: int = 0  # target steps the source policy ran to recalibrate normalization
 
     # ----------------------------------------------------------------------------------- building
 
@@ -125,6 +128,7 @@ class Transfer:
         else:
             weights = dict(source.policy)
         transfer.groups = layer_groups(model.policy)
+        fresh = {name: value.detach().clone() for name, value in model.policy.state_dict().items()}
         loaded = transfer._load(weights, source)
         if (
             settings.method != "prognet"
@@ -134,9 +138,25 @@ class Transfer:
             # SAC's temperature belongs with the policy it was tuned for.
             cast(Any, model).log_ent_coef.data.copy_(source.variables["log_ent_coef"].data)
         transfer._finish(step=0, loaded=loaded)
+        if settings.shrink_perturb is not None:
+            transfer._shrink_perturb(fresh, settings.shrink_perturb)
         if settings.optimizer_state == "source":
             transfer._carry_optimizer_state(source)
         return transfer
+
+    @torch.no_grad()
+    def _shrink_perturb(self, fresh: dict[str, torch.Tensor], keep: float) -> None:
+        """Each reused weight that will train becomes ``keep x source + (1 - keep) x fresh init`` (the init the
+        target model drew), and SAC's target critic follows its critic; frozen layers and a progressive net's
+        source column keep the source's weights exactly."""
+        blended = {g.name for g in self.groups if g.name in self.loaded and g.name not in self.frozen
+                   and g.role in ("hidden", "head")}  # fmt: skip
+        blended |= {target for name in blended if (target := target_of(name)) is not None}
+        for group in self.groups:
+            if group.name in blended:
+                for name, param in group.params.items():
+                    param.mul_(keep).add_(fresh[name].to(param.device), alpha=1 - keep)
+        self._pin_targets()
 
     @classmethod
     def restore(
@@ -385,6 +405,11 @@ class Transfer:
         """``transfer/trainable_params``, ``transfer/frozen/<group>`` (1 frozen, 0 training) and
         ``transfer/weight_drift/<group>`` (L2 distance from the source's weights)."""
         logger.record("transfer/trainable_params", self.trainable_params())
+        log_std = getattr(self.model.policy, "log_std", None)
+        if isinstance(log_std, torch.nn.Parameter):  # PPO's state-independent std: has exploration collapsed?
+            logger.record("transfer/action_std", float(log_std.detach().exp().mean()))
+        if self.recalibration_steps:
+            logger.record("transfer/recalibration_steps", self.recalibration_steps)
         for group in self.groups:
             if group.role in ("hidden", "head"):
                 logger.record(f"transfer/frozen/{group.name}", float(group.name in self.frozen))
@@ -462,12 +487,54 @@ def start_transfer(
         size = int(np.prod(model.observation_space.shape or (1,)))
         if observation_size(source.normalization) == size:
             apply_normalization_state(normalization, source.normalization)
-    if normalization is not None and settings.normalization == "fixed":
-        normalization.training = False
+    if normalization is not None:
+        if settings.normalization == "recalibrate" and source is not None:
+            transfer.recalibration_steps = _recalibrate(model, normalization, settings.recalibration_steps)
+        if settings.reset_returns:
+            normalization.ret_rms = RunningMeanStd(shape=())
+            normalization.returns = np.zeros(normalization.num_envs)
+        normalization.training = settings.normalization != "fixed"
+    _reset_exploration(model, settings)
     with atomic_path(run.source_weights) as tmp:
         torch.save(transfer.reference, tmp)
     write_json(run.transfer_state, transfer.state())
     return transfer
+
+
+def _reset_exploration(model: BaseAlgorithm, settings: TransferConfig) -> None:
+    """``action_std`` (PPO: the state-independent std, in log space) and ``reset_entropy`` (SAC: the temperature
+    and its optimizer back to their start): a source's exploration has often collapsed below what a new target
+    needs, and PPO's clip range then allows only small moves of the mean."""
+    policy: Any = model.policy
+    if settings.action_std is not None:
+        initial = float(model.policy_kwargs.get("log_std_init", 0.0))
+        log_std = initial if settings.action_std == "initial" else float(np.log(settings.action_std))
+        with torch.no_grad():
+            policy.log_std.fill_(log_std)
+    if settings.reset_entropy:
+        sac: Any = model
+        with torch.no_grad():
+            sac.log_ent_coef.fill_(0.0)  # SB3's start for ent_coef "auto": a temperature of 1
+        sac.ent_coef_optimizer = torch.optim.Adam([sac.log_ent_coef], lr=sac.lr_schedule(1))
+
+
+def _recalibrate(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> int:
+    """New observation statistics from ``steps`` target steps of the source policy (acting on the source's
+    statistics, frozen meanwhile): carried statistics with a count of ~10^5 would barely move on the target.
+    The steps are target samples the learning curve does not count; they are logged as
+    ``transfer/recalibration_steps``."""
+    normalization.training = False
+    venv = normalization.venv
+    raw = np.asarray(venv.reset())
+    observations = [raw]
+    for _ in range(max(1, steps // venv.num_envs)):
+        actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=False)
+        raw = np.asarray(venv.step(actions)[0])
+        observations.append(raw)
+    fresh = RunningMeanStd(shape=normalization.observation_space.shape or ())
+    fresh.update(np.concatenate(observations))
+    cast(Any, normalization).obs_rms = fresh
+    return (len(observations) - 1) * venv.num_envs
 
 
 def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFolder, checkpoint: Checkpoint) -> Transfer:
