@@ -216,6 +216,10 @@ class TransferCallback(BaseCallback):
         self.transfer.restore_pinned()
 
     def _on_rollout_end(self) -> None:
+        # The last update's explained variance (SB3 dumps it after this rollout): the critic warm-up's measure.
+        explained = self.logger.name_to_value.get("train/explained_variance")
+        if self.transfer.end_warmup(self.num_timesteps, explained) and self.announce is not None:
+            self.announce(f"step {self.num_timesteps:,}: critic warm-up over")
         unfrozen = self.transfer.advance_to(self.num_timesteps)
         if unfrozen and self.announce is not None:
             self.announce(f"step {self.num_timesteps:,}: unfroze {', '.join(unfrozen)}")

@@ -422,6 +422,17 @@ class EarlyWarningConfig(Strict):
     stop: bool = Field(False, description="stop the run when the warning fires")
 
 
+class CriticWarmupConfig(Strict):
+    """PPO: the actor and its std stay frozen while the value function learns the target from the source
+    policy's target rollouts (a critic that does not know the target is what wrecks early fine-tuning)."""
+
+    steps: PositiveInt = Field(description="target steps of warm-up at most")
+    explained_variance: Annotated[float, Field(le=1, allow_inf_nan=False)] | None = Field(
+        None, description="end the warm-up earlier once train/explained_variance reaches this"
+    )
+    fresh_value_head: bool = Field(False, description="a freshly initialized value head instead of the source's")
+
+
 class TransferConfig(Strict):
     """How a target model reuses a source model (``sim2real transfer``)."""
 
@@ -455,6 +466,9 @@ class TransferConfig(Strict):
     )
     reset_entropy: bool = Field(
         False, description="SAC: restart the entropy temperature (ent_coef: auto) and its optimizer at transfer"
+    )
+    critic_warmup: CriticWarmupConfig | None = Field(
+        None, description="PPO: train the value function alone first (actor and std frozen)"
     )
     shrink_perturb: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = Field(
         None,
@@ -513,6 +527,14 @@ class Config(Strict):
             )
         if self.transfer.reset_entropy and not (algo.name == "sac" and algo.ent_coef == "auto"):
             raise ValueError("transfer.reset_entropy: only for SAC with a learned temperature (algo.ent_coef: auto)")
+        warmup = self.transfer.critic_warmup
+        if warmup is not None and algo.name != "ppo":
+            raise ValueError("transfer.critic_warmup: PPO only (SAC's critic warm-up is not built yet)")
+        if warmup is not None and warmup.steps >= self.train.total_timesteps:
+            raise ValueError(
+                f"transfer.critic_warmup.steps: {warmup.steps:,} is not shorter than the budget "
+                f"(train.total_timesteps {self.train.total_timesteps:,})"
+            )
         if self.transfer.normalization == "recalibrate" and self.train.normalize is None:
             raise ValueError(
                 "transfer.normalization: recalibrate needs train.normalize (there is nothing to recalibrate)"

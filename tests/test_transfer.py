@@ -949,3 +949,42 @@ def test_a_run_with_the_remedies_logs_them_to_tensorboard(tmp_path: Path, ppo_so
     assert scalars.Scalars("transfer/action_std")[0].value == pytest.approx(1.0)
     assert scalars.Scalars("transfer/recalibration_steps")[0].value == 64
     assert [p["step"] for p in run.json("curve.json")["points"]] == [0, 128, 256]
+
+
+ACTOR = {"mlp_extractor.policy_net.0", "mlp_extractor.policy_net.2", "action_net", "log_std"}
+
+
+def test_critic_warmup_trains_the_value_function_alone_first(tmp_path: Path, ppo_source: Path) -> None:
+    """The first 128 target steps update the critic only: the actor and its std are the source's until then."""
+    settings = {"method": "finetune", "critic_warmup": {"steps": 128}, "eval_every": 128}
+    run = run_transfer(tmp_path, ppo_source, settings, total_timesteps=384)
+    source = source_policy(ppo_source)
+    by_step = {s.step: s for s in run.recorder.snapshots}
+    assert by_step[128].frozen == ACTOR
+    assert all(same(source, by_step[128].weights, group) for group in ACTOR)
+    assert not same(source, by_step[128].weights, "value_net")  # the critic learnt
+    assert by_step[256].frozen == set() and not same(source, by_step[256].weights, "action_net")
+    assert "critic warm-up over" in run.output
+    assert events(run.dir).Scalars("transfer/critic_warmup")[0].value == 1.0
+
+
+def test_critic_warmup_ends_early_once_the_value_function_explains_enough(tmp_path: Path, ppo_source: Path) -> None:
+    warmup = {"steps": 512, "explained_variance": -1e9, "fresh_value_head": True}
+    run = run_transfer(tmp_path, ppo_source, {"method": "finetune", "critic_warmup": warmup}, total_timesteps=640)
+    by_step = {s.step: s for s in run.recorder.snapshots}
+    assert not same(source_policy(ppo_source), by_step[0].weights, "value_net")  # a fresh value head
+    assert by_step[128].frozen == ACTOR
+    assert by_step[256].frozen == set()  # the first update's explained variance ended it
+    assert run.json("transfer.json")["warmup_ended"] == 256
+
+
+@pytest.mark.parametrize(
+    ("algo", "warmup", "needle"),
+    [
+        ("sac", {"steps": 64}, "transfer.critic_warmup: PPO only"),
+        ("ppo", {"steps": 256}, "transfer.critic_warmup.steps: 256 is not shorter than the budget"),
+    ],
+)
+def test_critic_warmup_out_of_place_is_refused(tmp_path: Path, algo: str, warmup: dict, needle: str) -> None:
+    with pytest.raises(Sim2RealError, match=re.escape(needle)):
+        parse_config(config_data(tmp_path, algo, {"method": "finetune", "critic_warmup": warmup}))

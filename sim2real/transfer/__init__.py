@@ -107,6 +107,8 @@ class Transfer:
     reference: dict[str, torch.Tensor] = field(default_factory=dict)  # source weights under target names
     pinned: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     recalibration_steps: int = 0  # target steps the source policy ran to recalibrate normalization
+    held: set[str] = field(default_factory=set)  # actor groups frozen by the critic warm-up
+    warmup_ended: int | None = None  # the step the critic warm-up ended at
 
     # ----------------------------------------------------------------------------------- building
 
@@ -182,6 +184,7 @@ class Transfer:
         transfer.groups = layer_groups(model.policy)
         transfer.reference = reference
         transfer._finish(step=0, loaded=set(state.get("loaded", [])), new=set(state.get("new", [])))
+        transfer.warmup_ended = state.get("warmup_ended")
         transfer.advance_to(checkpoint.num_timesteps)
         try:
             model.set_parameters(cast(dict[str, Any], checkpoint.params), exact_match=True, device=model.device)
@@ -198,10 +201,14 @@ class Transfer:
         naming both spaces, unless ``adapter`` is on: then those groups stay new (input/output adapters)."""
         target_state = self.model.policy.state_dict()
         skip_heads = self.settings.reinit_heads and self.settings.method != "prognet"
+        warmup = self.settings.critic_warmup
+        fresh_value = warmup is not None and warmup.fresh_value_head and self.settings.method != "prognet"
         loaded: set[str] = set()
         mismatched: list[str] = []
         for group in self.groups:
             if skip_heads and group.role == "head":
+                continue
+            if fresh_value and group.name == "value_net":
                 continue
             if skip_heads and group.role == "target" and _is_head_target(group, self.groups):
                 continue
@@ -262,6 +269,10 @@ class Transfer:
         else:
             self.frozen = set()
         self.frozen |= {g.name for g in self.groups if g.role == "source"}
+        if self.settings.critic_warmup is not None and self.settings.method != "scratch":
+            permanent = self.frozen if method == "freeze" else set()
+            self.held = {g.name for g in trainable if _is_actor(g.name)} - permanent
+            self.frozen |= self.held
         for network in {g.network for g in trainable}:
             if all(g.name in self.frozen for g in trainable if g.network == network):
                 raise Sim2RealError(f"transfer.freeze: every layer of the {network} would be frozen; nothing to train")
@@ -344,16 +355,41 @@ class Transfer:
 
     # ----------------------------------------------------------------------------------- schedule
 
+    def _release_step(self, group: str) -> int:
+        """When a frozen group's schedule lets it train: its progressive level's time, and for a group the
+        critic warm-up holds, not before the warm-up ended."""
+        step = 0
+        if self.settings.method == "progressive":
+            step = self.levels.get(group, 0) * self.settings.progressive.unfreeze_every
+        if group in self.held:
+            step = max(step, self.warmup_ended if self.warmup_ended is not None else 2**62)
+        return step
+
     def due(self, step: int) -> list[str]:
-        """Frozen groups whose unfreezing time has come (progressive: level k at k x unfreeze_every)."""
-        if self.settings.method != "progressive":
-            return []
-        every = self.settings.progressive.unfreeze_every
+        """Frozen groups whose unfreezing time has come (progressive: level k at k x unfreeze_every; the actor
+        after the critic warm-up); ``freeze``'s frozen groups never are."""
+        releasable = self.settings.method == "progressive"
         return [
             g.name
             for g in self.groups
-            if g.name in self.frozen and g.role in ("hidden", "head") and self.levels.get(g.name, 0) * every <= step
+            if g.name in self.frozen
+            and g.role in ("hidden", "head")
+            and (releasable or g.name in self.held)
+            and self._release_step(g.name) <= step
         ]
+
+    def end_warmup(self, step: int, explained_variance: float | None = None) -> bool:
+        """Ends the critic warm-up at ``step`` when its steps are done or the value function explains enough."""
+        warmup = self.settings.critic_warmup
+        if warmup is None or not self.held or self.warmup_ended is not None:
+            return False
+        level = warmup.explained_variance
+        if step > warmup.steps or (
+            level is not None and explained_variance is not None and explained_variance >= level
+        ):
+            self.warmup_ended = step
+            return True
+        return False
 
     def advance_to(self, step: int) -> list[str]:
         """Unfreezes the groups due at ``step``: trainable again and added to their optimizer."""
@@ -361,12 +397,13 @@ class Transfer:
         if not names:
             return []
         optimizers = self.optimizers()
-        # By level, so a resumed run that unfreezes several levels at once builds the same optimizer groups, in
-        # the same order, as the run that unfroze them one rollout at a time (its saved state must fit them).
-        for group in sorted((g for g in self.groups if g.name in names), key=lambda g: self.levels.get(g.name, 0)):
+        # In the order the schedule released them, so a resumed run that unfreezes several at once builds the
+        # same optimizer groups, in the same order, as the run it continues (its saved state must fit them).
+        order = sorted((g for g in self.groups if g.name in names),
+                       key=lambda g: (self._release_step(g.name), self.levels.get(g.name, 0)))  # fmt: skip
+        for group in order:
             self.frozen.discard(group.name)
-            level = self.levels.get(group.name, 0)
-            self.unfrozen_at[group.name] = level * self.settings.progressive.unfreeze_every
+            self.unfrozen_at[group.name] = self._release_step(group.name)
             for param in group.params.values():
                 param.requires_grad_(True)
             optimizers[group.network].add_param_group(self._param_group(group))
@@ -410,6 +447,8 @@ class Transfer:
             logger.record("transfer/action_std", float(log_std.detach().exp().mean()))
         if self.recalibration_steps:
             logger.record("transfer/recalibration_steps", self.recalibration_steps)
+        if self.settings.critic_warmup is not None:
+            logger.record("transfer/critic_warmup", float(bool(self.held) and self.warmup_ended is None))
         for group in self.groups:
             if group.role in ("hidden", "head"):
                 logger.record(f"transfer/frozen/{group.name}", float(group.name in self.frozen))
@@ -425,6 +464,7 @@ class Transfer:
             "step": int(self.model.num_timesteps),
             "loaded": sorted(self.loaded),
             "new": sorted(self.new),
+            "warmup_ended": self.warmup_ended,
             "groups": {
                 g.name: {
                     "role": g.role,
@@ -551,6 +591,11 @@ def _algo_of(model: BaseAlgorithm) -> str:
 
 def _trunk(algo: str) -> str:
     return "mlp_extractor.policy_net" if algo == "ppo" else "actor.latent_pi"
+
+
+def _is_actor(group: str) -> bool:
+    """PPO's actor: its trunk, the action head and the std (the critic warm-up holds them)."""
+    return group.startswith("mlp_extractor.policy_net") or group in ("action_net", "log_std")
 
 
 def _is_head_target(group: LayerGroup, groups: list[LayerGroup]) -> bool:
