@@ -433,6 +433,17 @@ class CriticWarmupConfig(Strict):
     fresh_value_head: bool = Field(False, description="a freshly initialized value head instead of the source's")
 
 
+class AnchorConfig(Strict):
+    """PPO: a penalty ``weight x KL(source || current)`` on the rollout's observations against a frozen copy of
+    the source policy (kickstarting), so the source's skill is not forgotten before the new one exists; the
+    weight decays linearly to zero over the first ``decay`` share of the budget."""
+
+    weight: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(description="the penalty's weight at step 0")
+    decay: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = Field(
+        0.5, description="share of the budget over which the weight falls to zero"
+    )
+
+
 class TransferConfig(Strict):
     """How a target model reuses a source model (``sim2real transfer``)."""
 
@@ -470,6 +481,7 @@ class TransferConfig(Strict):
     critic_warmup: CriticWarmupConfig | None = Field(
         None, description="PPO: train the value function alone first (actor and std frozen)"
     )
+    anchor: AnchorConfig | None = Field(None, description="PPO: keep the policy near the source's early on")
     shrink_perturb: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = Field(
         None,
         description="each reused trainable weight becomes a x source + (1 - a) x fresh init (Ash & Adams, 2020); "
@@ -527,6 +539,10 @@ class Config(Strict):
             )
         if self.transfer.reset_entropy and not (algo.name == "sac" and algo.ent_coef == "auto"):
             raise ValueError("transfer.reset_entropy: only for SAC with a learned temperature (algo.ent_coef: auto)")
+        if self.transfer.anchor is not None and algo.name != "ppo":
+            raise ValueError("transfer.anchor: PPO only (SAC's is not built yet)")
+        if self.transfer.anchor is not None and self.transfer.method in ("scratch", "prognet"):
+            raise ValueError(f"transfer.anchor: method {self.transfer.method} has no source policy to anchor to")
         warmup = self.transfer.critic_warmup
         if warmup is not None and algo.name != "ppo":
             raise ValueError("transfer.critic_warmup: PPO only (SAC's critic warm-up is not built yet)")

@@ -988,3 +988,35 @@ def test_critic_warmup_ends_early_once_the_value_function_explains_enough(tmp_pa
 def test_critic_warmup_out_of_place_is_refused(tmp_path: Path, algo: str, warmup: dict, needle: str) -> None:
     with pytest.raises(Sim2RealError, match=re.escape(needle)):
         parse_config(config_data(tmp_path, algo, {"method": "finetune", "critic_warmup": warmup}))
+
+
+def test_anchor_keeps_the_policy_near_the_source_and_decays(tmp_path: Path, ppo_source: Path) -> None:
+    """A KL(source || current) penalty holds the actor near the source's while its weight lasts; TensorBoard
+    shows the KL and the weight falling to zero over its share of the budget."""
+    plain = run_transfer(tmp_path / "plain", ppo_source, {"method": "finetune"}, total_timesteps=384)
+    anchored = run_transfer(tmp_path / "anchored", ppo_source,
+                            {"method": "finetune", "anchor": {"weight": 1000.0, "decay": 1.0}}, total_timesteps=384)  # fmt: skip
+    source = source_policy(ppo_source)
+
+    def drift(run: Run) -> float:
+        after = run.recorder.snapshots[-1].weights
+        return float(sum(torch.sum((after[k] - source[k]) ** 2) for k in ("action_net.weight", "log_std")))
+
+    assert drift(anchored) < 0.5 * drift(plain)
+    scalars = events(anchored.dir)
+    weights = [e.value for e in scalars.Scalars("transfer/anchor_weight")]
+    assert weights[0] == pytest.approx(1000.0) and weights[-1] < weights[0]
+    assert "transfer/anchor_kl" in scalars.Tags()["scalars"]
+
+
+@pytest.mark.parametrize(
+    ("algo", "transfer", "needle"),
+    [
+        ("sac", {"method": "finetune", "anchor": {"weight": 1.0}}, "transfer.anchor: PPO only"),
+        ("ppo", {"method": "scratch", "anchor": {"weight": 1.0}}, "transfer.anchor: method scratch has no source"),
+        ("ppo", {"method": "finetune", "anchor": {"weight": -1.0}}, "transfer.anchor.weight"),
+    ],
+)
+def test_anchor_out_of_place_is_refused(tmp_path: Path, algo: str, transfer: dict, needle: str) -> None:
+    with pytest.raises(Sim2RealError, match=re.escape(needle)):
+        parse_config(config_data(tmp_path, algo, transfer))

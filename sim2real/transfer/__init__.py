@@ -22,7 +22,9 @@ it into the new model (weights, frozen groups, optimizers, normalization statist
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -56,8 +58,15 @@ class _ScaledLearningRates:
     """
 
     param_groups: list[dict[str, Any]]
+    # A loss added to the algorithm's before each step (the source anchor): its gradient joins theirs.
+    extra_loss: Callable[[], torch.Tensor | None] | None = None
 
     def step(self, closure: Any = None) -> Any:
+        if self.extra_loss is not None:
+            with torch.enable_grad():
+                loss = self.extra_loss()
+                if loss is not None:
+                    loss.backward()
         base = [group["lr"] for group in self.param_groups]
         for group in self.param_groups:
             group["lr"] = group["lr"] * group.get("lr_factor", 1.0)
@@ -108,6 +117,7 @@ class Transfer:
     pinned: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     recalibration_steps: int = 0  # target steps the source policy ran to recalibrate normalization
     held: set[str] = field(default_factory=set)  # actor groups frozen by the critic warm-up
+    anchor: Anchor | None = None
     warmup_ended: int | None = None  # the step the critic warm-up ended at
 
     # ----------------------------------------------------------------------------------- building
@@ -447,6 +457,8 @@ class Transfer:
             logger.record("transfer/action_std", float(log_std.detach().exp().mean()))
         if self.recalibration_steps:
             logger.record("transfer/recalibration_steps", self.recalibration_steps)
+        if self.anchor is not None:
+            self.anchor.record(logger)
         if self.settings.critic_warmup is not None:
             logger.record("transfer/critic_warmup", float(bool(self.held) and self.warmup_ended is None))
         for group in self.groups:
@@ -535,6 +547,7 @@ def start_transfer(
             normalization.returns = np.zeros(normalization.num_envs)
         normalization.training = settings.normalization != "fixed"
     _reset_exploration(model, settings)
+    _attach_anchor(transfer)
     with atomic_path(run.source_weights) as tmp:
         torch.save(transfer.reference, tmp)
     write_json(run.transfer_state, transfer.state())
@@ -582,7 +595,66 @@ def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFold
     state = json.loads(checkpoint.transfer_state.read_text())
     reference = torch.load(run.source_weights, weights_only=True) if run.source_weights.is_file() else {}
     saved = read_model(checkpoint.model, trusted=True)
-    return Transfer.restore(model, settings, _algo_of(model), saved, state, reference)
+    transfer = Transfer.restore(model, settings, _algo_of(model), saved, state, reference)
+    _attach_anchor(transfer)
+    return transfer
+
+
+def _attach_anchor(transfer: Transfer) -> None:
+    """The source anchor, on the policy's optimizer (rebuilt the same way on resume, from ``source.pth``)."""
+    settings = transfer.settings.anchor
+    if settings is None or not transfer.reference:
+        return
+    transfer.anchor = Anchor(transfer.model, transfer.reference, settings.weight, settings.decay)
+    for optimizer in transfer.optimizers().values():
+        cast(Any, optimizer).extra_loss = transfer.anchor.loss
+
+
+class Anchor:
+    """``weight(t) x KL(source || current)`` on observations of the current rollout, against a frozen copy of the
+    source policy: added to each PPO update's loss through the optimizer (:class:`_ScaledLearningRates`).
+
+    The weight falls linearly from ``settings.weight`` to zero over the first ``settings.decay`` of the budget.
+    The KL is between the two diagonal Gaussians of the actions, summed over action dimensions, averaged over a
+    mini-batch of the rollout's (normalized) observations drawn with the run's seed.
+    """
+
+    def __init__(self, model: BaseAlgorithm, reference: dict[str, torch.Tensor], weight: float, decay: float) -> None:
+        self.model = model
+        self.source: torch.nn.Module = copy.deepcopy(model.policy)
+        self.source.load_state_dict({**self.source.state_dict(), **reference})
+        for param in self.source.parameters():
+            param.requires_grad_(False)
+        self.initial = weight
+        self.decay = decay
+        self.generator = torch.Generator().manual_seed(int(model.seed or 0))
+        self.last_kl = 0.0
+
+    def weight(self) -> float:
+        progress = 1.0 - float(self.model._current_progress_remaining)
+        return self.initial * max(0.0, 1.0 - progress / self.decay)
+
+    def loss(self) -> torch.Tensor | None:
+        """The weighted KL on a mini-batch of the rollout's observations; None once the weight is zero."""
+        weight = self.weight()
+        policy: Any = self.model.policy
+        if weight == 0.0:
+            return None
+        buffer: Any = getattr(self.model, "rollout_buffer", None)
+        observations = torch.as_tensor(buffer.observations.reshape(-1, *buffer.obs_shape), device=policy.device)
+        size = min(len(observations), int(getattr(self.model, "batch_size", 64)))
+        batch = observations[torch.randperm(len(observations), generator=self.generator)[:size].to(policy.device)]
+        frozen: Any = self.source
+        with torch.no_grad():
+            source = frozen.get_distribution(batch).distribution
+        current = policy.get_distribution(batch).distribution
+        kl = torch.distributions.kl_divergence(source, current).sum(dim=-1).mean()
+        self.last_kl = float(kl.detach())
+        return weight * kl
+
+    def record(self, logger: Logger) -> None:
+        logger.record("transfer/anchor_weight", self.weight())
+        logger.record("transfer/anchor_kl", self.last_kl)
 
 
 def _algo_of(model: BaseAlgorithm) -> str:
