@@ -178,14 +178,33 @@ def sweep(
 
 
 def compare(
-    runs: Sequence[str | Path], *, threshold: float | None = None, threshold_fraction: float = 0.9, seed: int = 0
+    runs: Sequence[str | Path],
+    *,
+    threshold: float | None = None,
+    threshold_fraction: float = 0.9,
+    seed: int = 0,
+    reference: str | Path | None = None,
 ) -> Scorecard:
     """The transfer scorecard of transfer runs (folders or glob patterns) against their targets' scratch runs.
+
+    ``reference``: a run folder of a policy trained on the target itself; its final evaluation on each target
+    adds the return as a share of its and the target steps to 95% of it.
 
     Example:
         >>> import sim2real
         >>> card = sim2real.compare(["runs/inverted_double_pendulum_v5"])  # doctest: +SKIP
         >>> [(s.method, s.estimates["transfer_ratio"].iqm) for s in card.scores]  # doctest: +SKIP
     """
-    return score(find_runs([str(r) for r in runs]), threshold=threshold, threshold_fraction=threshold_fraction,
-                 seed=seed)  # fmt: skip
+    found = find_runs([str(r) for r in runs])
+    references: dict[str, float] = {}
+    if reference is not None:
+        evaluation = RunFolder.open(Path(reference)).read_eval()
+        missing = sorted({r.target for r in found} - set(evaluation))
+        if not evaluation or missing:
+            raise Sim2RealError(
+                f"{{reference}}: no final evaluation on {', '.join(missing) or 'any target'} (eval.json)",
+                reference=reference,
+            )
+        references = {r.target: float(evaluation[r.target]["mean_reward"]) for r in found}
+    return score(found, threshold=threshold, threshold_fraction=threshold_fraction, seed=seed,
+                 references=references)  # fmt: skip

@@ -36,6 +36,7 @@ FLAGS = {
     "domain": "--domain",
     "address": "--address",
     "backend": "--backend",
+    "reference": "--reference",
 }
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
@@ -155,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.9,
         help="threshold as a fraction of scratch's final return (default: 0.9)",
+    )
+    compare.add_argument(
+        "--reference",
+        type=Path,
+        metavar="RUN_DIR",
+        help="a run trained on the target itself: adds the return as a share of its and the steps to 95%% of it",
     )
     compare.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: scorecard/ beside the runs)")
     compare.add_argument("--seed", type=_non_negative, default=0, help="bootstrap seed (default: 0)")
@@ -386,13 +393,14 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     from rich.table import Table
 
     from sim2real.api import compare
-    from sim2real.evaluation.scorecard import HEADER, rows, write_scorecard
+    from sim2real.evaluation.scorecard import header, rows, write_scorecard
 
-    card = compare(args.runs, threshold=args.threshold, threshold_fraction=args.threshold_fraction, seed=args.seed)
+    card = compare(args.runs, threshold=args.threshold, threshold_fraction=args.threshold_fraction, seed=args.seed,
+                   reference=args.reference)  # fmt: skip
     if not console.is_terminal:
         console.width = max(console.width, 160)
     table = Table(title="Transfer scorecard (IQM over seeds, [95% CI])")
-    for column in HEADER:
+    for column in header(card):
         table.add_column(column, justify="left" if column in ("target", "method") else "right")
     for row in rows(card):
         table.add_row(*row, style="red" if "negative transfer" in row[1] else None)

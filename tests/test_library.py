@@ -16,6 +16,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 import sim2real
 from sim2real.cli import flag_spelling
 from sim2real.errors import Sim2RealError
+from sim2real.evaluation.scorecard import header, markdown
 from tests.conftest import tiny_config_data
 
 QUIET = Console(quiet=True)
@@ -55,6 +56,18 @@ def test_the_verbs_compose_from_a_config_to_a_scorecard(source: Path, tmp_path: 
     )
     card = sim2real.compare([str(scratch.run_dir.parents[2])])
     assert {s.method for s in card.scores} == {"scratch", "freeze"}
+
+    # Against a reference (here the source run stands in for a policy trained on the target): two more columns.
+    heavy = {r.domain: r.mean_reward for r in results}["heavy"]
+    versus = sim2real.compare([str(scratch.run_dir.parents[2])], reference=source)
+    assert versus.references == {"heavy": pytest.approx(heavy, rel=0.5)}
+    for s in versus.scores:
+        fraction = s.estimates["fraction_of_reference"]
+        assert fraction is not None and s.reached_reference is not None
+        assert fraction.values == pytest.approx(
+            [v / versus.references["heavy"] for v in s.estimates["final_return"].values]
+        )
+    assert "return / reference" in header(versus) and "steps to 95% of reference" in markdown(versus)
 
 
 def test_user_callbacks_and_policy_class_reach_stable_baselines3(tmp_path: Path) -> None:

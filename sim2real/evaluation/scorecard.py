@@ -47,12 +47,17 @@ from sim2real.io import atomic_path, write_json, write_text
 from sim2real.runs import RunFolder
 
 METRICS = ("jumpstart", "final_return", "time_to_threshold", "area", "transfer_ratio")
+# With a target-trained reference: the final return as its share, and the target steps to 95% of its return.
+REFERENCE_METRICS = ("fraction_of_reference", "steps_to_reference")
+REFERENCE_FRACTION = 0.95
 _LABELS = {
     "jumpstart": "jumpstart",
     "final_return": "final return",
     "time_to_threshold": "steps to threshold",
     "area": "area (mean return)",
     "transfer_ratio": "transfer ratio",
+    "fraction_of_reference": "return / reference",
+    "steps_to_reference": "steps to 95% of reference",
 }
 
 
@@ -168,6 +173,7 @@ class MethodScore:
     reached: int = 0  # seeds that reached the threshold
     negative_transfer: bool = False
     group: Group | None = None
+    reached_reference: int | None = None  # seeds that reached 95% of the reference's return (with a reference)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -176,6 +182,7 @@ class MethodScore:
             "source": self.group.source if self.group else None,
             "seeds": self.seeds,
             "reached_threshold": self.reached,
+            "reached_reference": self.reached_reference,
             "negative_transfer": self.negative_transfer,
             **{name: (e.as_dict() if e else None) for name, e in self.estimates.items()},
         }
@@ -189,18 +196,32 @@ class Scorecard:
     curves: dict[tuple[str, str], list[Curve]]
     notes: list[str]
     runs: list[Run] = field(default_factory=list)
+    references: dict[str, float] = field(default_factory=dict)  # per target: the target-trained policy's return
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "thresholds": self.thresholds,
             "budgets": self.budgets,
+            "references": self.references,
             "methods": [s.as_dict() for s in self.scores],
             "notes": self.notes,
         }
 
 
-def score(runs: list[Run], threshold: float | None = None, threshold_fraction: float = 0.9, seed: int = 0) -> Scorecard:
-    """Scores every (target, method) group of ``runs`` against the scratch runs of the same target."""
+def score(
+    runs: list[Run],
+    threshold: float | None = None,
+    threshold_fraction: float = 0.9,
+    seed: int = 0,
+    references: dict[str, float] | None = None,
+) -> Scorecard:
+    """Scores every (target, method) group of ``runs`` against the scratch runs of the same target.
+
+    ``references`` (per target, the final return of a policy trained on the target itself) adds each method's
+    final return as a share of it and the target steps until the curve first reached 95% of it (a seed that
+    never does counts as the budget; how many did is reported).
+    """
+    references = dict(references or {})
     groups = group_runs(runs)
     notes: list[str] = []
     thresholds: dict[str, float | None] = {}
@@ -230,6 +251,8 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
             method = group.label
             values: dict[str, list[float]] = defaultdict(list)
             reached = 0
+            reference = references.get(target)
+            reached_reference = 0 if reference is not None else None
             for run in members:
                 curve = cut[id(run)]
                 values["final_return"].append(final_return(curve))
@@ -242,10 +265,16 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
                     hit = time_to_threshold(curve, level)
                     reached += hit is not None
                     values["time_to_threshold"].append(hit if hit is not None else budget)
+                if reference is not None and reached_reference is not None and reference != 0:
+                    values["fraction_of_reference"].append(final_return(curve) / reference)
+                    hit = time_to_threshold(curve, reference - (1 - REFERENCE_FRACTION) * abs(reference))
+                    reached_reference += hit is not None
+                    values["steps_to_reference"].append(hit if hit is not None else budget)
             if len(members) < 2:
                 notes.append(f"{target}/{method}: {len(members)} seed, so no confidence interval (needs 2)")
-            result = MethodScore(target, method, len(members), reached=reached, group=group)
-            for name in METRICS:
+            result = MethodScore(target, method, len(members), reached=reached, group=group,
+                                 reached_reference=reached_reference)  # fmt: skip
+            for name in (*METRICS, *REFERENCE_METRICS):
                 result.estimates[name] = estimate([values[name]], seed) if values.get(name) else None
             ratio_estimate = result.estimates.get("transfer_ratio")
             result.negative_transfer = (
@@ -253,7 +282,7 @@ def score(runs: list[Run], threshold: float | None = None, threshold_fraction: f
             )
             scores.append(result)
     curves = {(s.target, s.method): [r.curve for r in groups[s.group]] for s in scores if s.group is not None}
-    return Scorecard(scores, thresholds, budgets, curves, notes, runs)
+    return Scorecard(scores, thresholds, budgets, curves, notes, runs, references)
 
 
 # --------------------------------------------------------------------------------------------- outputs
@@ -267,6 +296,12 @@ def cell(e: Estimate | None, digits: int = 0) -> str:
     return text + (f" [{e.ci[0]:,.{digits}f}, {e.ci[1]:,.{digits}f}]" if e.ci else "")
 
 
+def header(card: Scorecard) -> list[str]:
+    """The table's columns: the two reference columns only when the card has a reference."""
+    extra = [_LABELS[m] for m in REFERENCE_METRICS] if card.references else []
+    return [*HEADER, *extra]
+
+
 def rows(card: Scorecard) -> list[list[str]]:
     out = []
     for s in card.scores:
@@ -274,7 +309,7 @@ def rows(card: Scorecard) -> list[list[str]]:
         ttt = cell(e.get("time_to_threshold"))
         if e.get("time_to_threshold") is not None:
             ttt += f" ({s.reached}/{s.seeds} reached)"
-        out.append([
+        row = [
             s.target,
             s.method + (" (negative transfer)" if s.negative_transfer else ""),
             str(s.seeds),
@@ -283,7 +318,13 @@ def rows(card: Scorecard) -> list[list[str]]:
             ttt,
             cell(e.get("area")),
             cell(e.get("transfer_ratio"), 2),
-        ])  # fmt: skip
+        ]
+        if card.references:
+            steps = cell(e.get("steps_to_reference"))
+            if s.reached_reference is not None:
+                steps += f" ({s.reached_reference}/{s.seeds} reached)"
+            row += [cell(e.get("fraction_of_reference"), 2), steps]
+        out.append(row)
     return out
 
 
@@ -296,7 +337,11 @@ def markdown(card: Scorecard) -> str:
     lines.append("Interquartile mean over seeds, [stratified bootstrap 95% CI]. Threshold per target: " + ", ".join(
         f"{t} {v:,.0f}" if v is not None else f"{t} none" for t, v in card.thresholds.items()) + "; shared budget: "
         + ", ".join(f"{t} {b:,.0f} steps" for t, b in card.budgets.items()) + ".")  # fmt: skip
-    lines += ["", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    columns = header(card)
+    if card.references:
+        lines.append("Reference (trained on the target itself), final return per target: "
+                     + ", ".join(f"{t} {v:,.0f}" for t, v in card.references.items()) + ".")  # fmt: skip
+    lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(row) + " |" for row in rows(card)]
     if card.notes:
         lines += ["", *(f"- {note}" for note in card.notes)]

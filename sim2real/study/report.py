@@ -19,6 +19,8 @@ import numpy as np
 from sim2real.evaluation.metrics import estimate, iqm, time_to_threshold
 from sim2real.evaluation.scorecard import (
     METRICS,
+    REFERENCE_FRACTION,
+    REFERENCE_METRICS,
     Group,
     Run,
     Scorecard,
@@ -33,8 +35,6 @@ from sim2real.io import write_json, write_text
 from sim2real.logging import write_experiment, write_session
 from sim2real.runs import RunFolder
 from sim2real.study import Plan, job_hparams
-
-REFERENCE_FRACTION = 0.95
 
 
 def _mean_cell(result: dict[str, Any] | None) -> str:
@@ -156,7 +156,7 @@ def _tensorboard(plan: Plan, card: Scorecard, after: list[dict[str, Any]], tb: P
         for name, value in session.items():
             columns[name].append(value)
     metrics_list = [f"eval/{d}/mean_reward" for d in plan.base.domains()] + ["transfer/jumpstart"]
-    metrics_list += [f"scorecard/{m}" for m in METRICS]
+    metrics_list += [f"scorecard/{m}" for m in (*METRICS, *(REFERENCE_METRICS if card.references else ()))]
     for old in tb.glob("events.out.tfevents.*"):
         old.unlink()  # one declaration, however often the report is written
     write_experiment(tb, columns, metrics_list)
@@ -168,7 +168,9 @@ def write_report(plan: Plan) -> dict[str, Path]:
     report.mkdir(parents=True, exist_ok=True)
     zero_shot = {name: RunFolder(folder).read_eval() for name, folder in plan.sources.items()}
     runs = [read_run(p) for p in plan.transfers if RunFolder(p).finished()]
-    card = score(runs) if runs else None
+    reference = zero_shot.get(plan.study.reference or "", {})
+    references = {t: float(reference[t]["mean_reward"]) for t in plan.study.targets if t in reference}
+    card = score(runs, references=references) if runs else None
     groups = group_runs(runs)
     after = _after_transfer(plan, groups, zero_shot)
     versus = _against_reference(plan, groups, zero_shot)
