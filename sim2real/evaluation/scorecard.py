@@ -274,7 +274,7 @@ def score(
                 notes.append(f"{target}/{method}: {len(members)} seed, so no confidence interval (needs 2)")
             result = MethodScore(target, method, len(members), reached=reached, group=group,
                                  reached_reference=reached_reference)  # fmt: skip
-            for name in (*METRICS, *REFERENCE_METRICS):
+            for name in (*METRICS, *(REFERENCE_METRICS if reference is not None else ())):
                 result.estimates[name] = estimate([values[name]], seed) if values.get(name) else None
             ratio_estimate = result.estimates.get("transfer_ratio")
             result.negative_transfer = (
