@@ -58,6 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_train(commands)
+    _add_transfer(commands)
+    _add_evaluate(commands)
+    _add_sweep(commands)
+    _add_compare(commands)
+    _add_study(commands)
+    _add_inspect(commands)
+    return parser
+
+
+def _add_train(commands: Any) -> None:
     train = commands.add_parser(
         "train",
         help="train a source policy and evaluate it on the source and every target",
@@ -75,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_transfer(commands: Any) -> None:
     transfer = commands.add_parser(
         "transfer",
         help="train on a target domain starting from a source model",
@@ -102,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+
+def _add_evaluate(commands: Any) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="zero-shot evaluation of a saved model on a config's domains",
@@ -118,6 +133,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON")
     evaluate.add_argument("--csv", type=Path, metavar="PATH", help="also write one CSV row per domain")
 
+
+def _add_sweep(commands: Any) -> None:
     sweep = commands.add_parser(
         "sweep",
         help="evaluate saved models over a 1-D or 2-D grid of dynamics shifts",
@@ -139,6 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: <run>/sweeps/<params>)")
     sweep.add_argument("--logdir", type=Path, metavar="DIR", help="TensorBoard folder (default: each run's tb/)")
 
+
+def _add_compare(commands: Any) -> None:
     compare = commands.add_parser(
         "compare",
         help="score transfer runs against scratch: jumpstart, final return, time to threshold, transfer ratio",
@@ -166,6 +185,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: scorecard/ beside the runs)")
     compare.add_argument("--seed", type=_non_negative, default=0, help="bootstrap seed (default: 0)")
 
+
+def _add_study(commands: Any) -> None:
     study = commands.add_parser(
         "study",
         help="pretrain sources, transfer with every method to every target over seeds, and report",
@@ -191,13 +212,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     study.add_argument("--dry-run", action="store_true", help="print the plan (what runs, resumes, is skipped) only")
 
+
+def _add_inspect(commands: Any) -> None:
     inspect = commands.add_parser(
         "inspect",
         help="list a model's layer groups with shapes, sizes and frozen state",
         description="List the layer groups of a saved model (a run folder or a zip), read weights-only.",
     )
     inspect.add_argument("model", type=Path, metavar="MODEL", help="run folder or model zip")
-    return parser
 
 
 def _evaluation_options(
