@@ -441,21 +441,25 @@ def train(
             ) from None
         learn_seconds = time.perf_counter() - learn_started
 
-        save_checkpoint(model, run, adr, transfer)
-        save_with(run.model, model.save)
-        normalization = model.get_vec_normalize_env()
-        if normalization is not None:
-            save_with(run.vecnormalize, normalization.save)
-            write_json(run.vecnormalize_json, normalization_state(normalization))
-        if transfer is not None:
-            write_json(run.transfer_state, transfer.state())
-
-        results = evaluate_config(model, config, normalization)
+        _save(model, run, adr, transfer)
+        results = evaluate_config(model, config, model.get_vec_normalize_env())
         _log_final(model, config, results, transfer, curve, study_hparams)
         run.write_eval(model.num_timesteps, {r.domain: r.as_dict() for r in results})
         _close_env(model)
     print_results(results, console)
     return TrainResult(run.path, model.num_timesteps, results, time.perf_counter() - started, learn_seconds)
+
+
+def _save(model: BaseAlgorithm, run: RunFolder, adr: AdrCallback | None, transfer: Transfer | None) -> None:
+    """The last checkpoint, then the run's final model (a plain SB3 zip), statistics and transfer state."""
+    save_checkpoint(model, run, adr, transfer)
+    save_with(run.model, model.save)
+    normalization = model.get_vec_normalize_env()
+    if normalization is not None:
+        save_with(run.vecnormalize, normalization.save)
+        write_json(run.vecnormalize_json, normalization_state(normalization))
+    if transfer is not None:
+        write_json(run.transfer_state, transfer.state())
 
 
 def _log_final(
