@@ -1,6 +1,6 @@
 """Steps per second of `sim2real train` against plain stable-baselines3 on the same PPO configuration.
 
-    python scripts/bench_train_overhead.py [--env Hopper-v5] [--steps 20000] [--repeats 2]
+    python scripts/bench_train_overhead.py [--env Hopper-v5] [--steps 20000] [--repeats 4] [--threads 1]
 
 Both sides train the same PPO (same hyperparameters, VecNormalize, seed, n_envs) in this one process. sim2real
 adds the dynamics wrapper, the Monitor files, checkpoints and TensorBoard logging; the printed ratio (sim2real /
@@ -17,6 +17,7 @@ import argparse
 import tempfile
 import time
 
+import torch
 from rich.console import Console
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -30,8 +31,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="Hopper-v5")
     parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both sides (default: 1)")
     args = parser.parse_args()
+    # One thread for both sides: with torch's default (one per core) its threads and the simulation contend for
+    # the same 2 cores, which made single runs swing by 10-20% on this machine.
+    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as root:
         data = {
