@@ -1,0 +1,90 @@
+"""The by-hand baseline of the transfer benchmark: what a stable-baselines3 user does without sim2real.
+
+    python scripts/bench_transfer_by_hand.py --config configs/hopper/nominal.yaml --target heavy_slippery \\
+        --source studies/hopper/runs/hopper_v5/nominal/seed_0 --seeds 5 --steps 120000 --out studies/hopper/runs
+
+For each seed: ``VecNormalize.load(source's vecnormalize.pkl)`` around the target env, ``PPO.load(source's
+model.zip)``, ``learn()`` on the target. The procedure is plain stable-baselines3. sim2real supplies only the
+target env (its domain), so that the baseline trains on exactly the dynamics the transfer runs train on.
+
+The learning curve is measured the way sim2real measures a transfer run's: the same episodes, seeds and points,
+at step 0 and every ``--eval-every`` steps. Each seed is written as a run folder, ``<out>/<env>/by_hand/<target>/
+finetune/seed_<n>/`` (``config.yaml``, ``curve.json``, ``eval.json``, ``model.zip``), so ``sim2real compare`` scores
+it beside sim2real's runs as ``by_hand/finetune``. The source's pickle is read because this is the user's own
+file, which is what a user without sim2real does.
+"""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+
+from rich.console import Console
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+from sim2real.callbacks import EvalCurveCallback
+from sim2real.config import TransferConfig, dump_config, load_config
+from sim2real.domain import DomainSpec, make_domain_env
+from sim2real.evaluation import domain_seed, evaluate_config, evaluate_domain, print_results
+from sim2real.io import save_with, write_text
+from sim2real.runs import RunFolder, run_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True, help="the config naming the env and the target")
+    parser.add_argument("--target", required=True, help="the target domain")
+    parser.add_argument(
+        "--source", type=Path, required=True, help="the source run folder (model.zip, vecnormalize.pkl)"
+    )
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=120_000, help="target steps per seed")
+    parser.add_argument("--eval-every", type=int, default=20_000)
+    parser.add_argument("--eval-episodes", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
+    args = parser.parse_args()
+
+    base = load_config(args.config)
+    console = Console()
+    for seed in range(args.seeds):
+        settings = TransferConfig(method="finetune", target=args.target, source=str(args.source.resolve()),
+                                  eval_every=args.eval_every, eval_episodes=args.eval_episodes)  # fmt: skip
+        config = base.model_copy(update={
+            "transfer": settings,
+            "run": base.run.model_copy(update={"root": str(args.out), "experiment": "by_hand"}),
+            "train": base.train.model_copy(update={"seed": seed, "total_timesteps": args.steps}),
+        })  # fmt: skip
+        folder = run_dir(config)
+        if RunFolder(folder).finished():
+            console.print(f"seed {seed}: {folder} is done")
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder(folder)
+        write_text(run.config_file, dump_config(config))
+
+        # What the user writes: load the source's statistics and model onto the target env, then learn.
+        spec = DomainSpec.from_config(config.targets[args.target])
+        env = DummyVecEnv([partial(make_domain_env, config.env, spec, seed=(seed, 0), **config.env_kwargs)])
+        env.seed(seed)
+        env = VecNormalize.load(str(args.source / "vecnormalize.pkl"), env)
+        model = PPO.load(args.source / "model.zip", env=env, device="cpu")
+        model.set_random_seed(seed)
+
+        index = list(config.domains()).index(args.target)
+        evaluate = partial(evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
+                           episodes=args.eval_episodes, deterministic=True, seed=domain_seed(seed, index),
+                           normalization=env, name=args.target)  # fmt: skip
+        curve = EvalCurveCallback(evaluate, args.target, args.eval_every, run.curve_file)
+        model.learn(total_timesteps=args.steps, callback=curve, reset_num_timesteps=True)
+        save_with(run.model, model.save)
+        results = evaluate_config(model, config, env)
+        run.write_eval(model.num_timesteps, {r.domain: r.as_dict() for r in results})
+        env.close()
+        console.print(f"seed {seed}: {folder}")
+        print_results([r for r in results if r.domain == args.target], console)
+
+
+if __name__ == "__main__":
+    main()
