@@ -14,8 +14,10 @@ machine's speed falls on both sides alike. Each repeat's ratio is printed with t
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from rich.console import Console
@@ -24,7 +26,11 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sim2real.config import parse_config
+from sim2real.io import write_json
 from sim2real.training import algorithm_kwargs, train
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "train_overhead.json"
 
 
 def main() -> None:
@@ -33,6 +39,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for both sides (default: 1)")
+    parser.add_argument(
+        "--json", type=Path, default=RESULTS, help=f"where the figures go (default: {RESULTS.relative_to(ROOT)})"
+    )
     args = parser.parse_args()
     # One thread for both sides: with torch's default (one per core) its threads and the simulation contend for
     # the same 2 cores, which made single runs swing by 10-20% on this machine.
@@ -91,7 +100,19 @@ def main() -> None:
     sim2real_rate = sum(sim2real_rates) / len(sim2real_rates)
     plain_rate = sum(plain_rates) / len(plain_rates)
     print(f"{args.env}: sim2real {sim2real_rate:.0f} steps/s, plain stable-baselines3 {plain_rate:.0f} steps/s")
-    print(f"ratio sim2real / plain: {sim2real_rate / plain_rate:.3f} (goal >= 0.95)")
+    print(f"ratio sim2real / plain: {sim2real_rate / plain_rate:.3f} (goal >= 0.95 in every repeat)")
+    write_json(args.json, {
+        "command": "python " + " ".join(["scripts/bench_train_overhead.py", *sys.argv[1:]]),
+        "env": args.env,
+        "steps": args.steps,
+        "threads": args.threads,
+        "sim2real_steps_per_s": [round(r, 1) for r in sim2real_rates],
+        "plain_steps_per_s": [round(r, 1) for r in plain_rates],
+        "ratio_per_repeat": [round(a / b, 3) for a, b in zip(sim2real_rates, plain_rates, strict=True)],
+        "ratio": round(sim2real_rate / plain_rate, 3),
+        "goal": ">= 0.95 in every repeat",
+    })  # fmt: skip
+    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":
