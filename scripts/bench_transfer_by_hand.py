@@ -8,10 +8,11 @@ model.zip)``, ``learn()`` on the target. The procedure is plain stable-baselines
 target env (its domain), so that the baseline trains on exactly the dynamics the transfer runs train on.
 
 The learning curve is measured the way sim2real measures a transfer run's: the same episodes, seeds and points,
-at step 0 and every ``--eval-every`` steps. Each seed is written as a run folder, ``<out>/<env>/by_hand/<target>/
-finetune/seed_<n>/`` (``config.yaml``, ``curve.json``, ``eval.json``, ``model.zip``), so ``sim2real compare`` scores
-it beside sim2real's runs as ``by_hand/finetune``. The source's pickle is read because this is the user's own
-file, which is what a user without sim2real does.
+at step 0 and every ``--eval-every`` steps. Each seed is written as a run folder (``config.yaml``, ``curve.json``,
+``eval.json``, ``model.zip``) beside sim2real's runs from the same source,
+``<out>/<env>/<source's experiment>/<target>/by_hand/seed_<n>``, so ``sim2real compare`` scores it as
+``<source>/by_hand``. The source's pickle is read because this is the user's own file, which is what a user
+without sim2real does.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
@@ -44,16 +46,21 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=20_000)
     parser.add_argument("--eval-episodes", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one run per core)")
     args = parser.parse_args()
 
     base = load_config(args.config)
+    torch.set_num_threads(args.threads)
+    # The runs sit beside sim2real's runs from the same source: its experiment name tells sources apart.
+    experiment = str(RunFolder(args.source).saved_config().get("run", {}).get("experiment", "default"))
     console = Console()
     for seed in range(args.seeds):
-        settings = TransferConfig(method="finetune", target=args.target, source=str(args.source.resolve()),
-                                  eval_every=args.eval_every, eval_episodes=args.eval_episodes)  # fmt: skip
+        settings = TransferConfig(method="finetune", recipe="plain", variant="by_hand", target=args.target,
+                                  source=str(args.source.resolve()), eval_every=args.eval_every,
+                                  eval_episodes=args.eval_episodes)  # fmt: skip
         config = base.model_copy(update={
             "transfer": settings,
-            "run": base.run.model_copy(update={"root": str(args.out), "experiment": "by_hand"}),
+            "run": base.run.model_copy(update={"root": str(args.out), "experiment": experiment}),
             "train": base.train.model_copy(update={"seed": seed, "total_timesteps": args.steps}),
         })  # fmt: skip
         folder = run_dir(config)

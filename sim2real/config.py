@@ -444,10 +444,25 @@ class AnchorConfig(Strict):
     )
 
 
+TransferRecipe = Literal["recommended", "plain"]
+# The methods that start from the source's own weights and statistics: the recipe is for them. Scratch has no
+# source, and a progressive net's new column starts fresh beside the frozen source column.
+RECIPE_METHODS = ("finetune", "freeze", "progressive")
+
+
 class TransferConfig(Strict):
     """How a target model reuses a source model (``sim2real transfer``)."""
 
     method: TransferMethod = Field("finetune", description="scratch, finetune, freeze, progressive or prognet")
+    recipe: TransferRecipe = Field(
+        "recommended",
+        description="remedies applied where this section leaves them unset: recommended (PPO: action_std initial, "
+        "normalization recalibrate, reset_returns; measured in BENCHMARKS.md) or plain (stable-baselines3's "
+        "load-and-learn: the source's std and statistics as they are)",
+    )
+    variant: Name | None = Field(
+        None, description="a name for these settings: run folders and scorecards use it in place of the method's"
+    )
     source: str | None = Field(None, description="source run folder or model zip (the CLI's --source overrides)")
     target: Name | None = Field(None, description="the target domain to train on (default: the only target)")
     freeze: FreezeConfig = Field(default_factory=lambda: FreezeConfig())
@@ -498,6 +513,36 @@ class TransferConfig(Strict):
         default_factory=lambda: EarlyWarningConfig(), description="negative-transfer warning; null: off"
     )
 
+    @property
+    def label(self) -> str:
+        """What run folders and scorecards call these settings: the variant's name, else the method's."""
+        return self.variant or self.method
+
+    def apply_recipe(self, algo: str, normalize: NormalizeConfig | None) -> None:
+        """Fills the remedies this section leaves unset with the recipe's (idempotent: a filled field is set).
+
+        The recommended recipe is what the Hopper ablation measured (BENCHMARKS.md): the source's collapsed
+        action std back to the algorithm's initial one, so that PPO's clipped steps can move the policy, and
+        normalization statistics re-estimated on the target, with fresh return statistics, so that they can
+        move at all (carried ones weigh about the source's whole budget). Either alone helped little. SAC's
+        remedies are not measured yet, so the recipe leaves SAC as plain.
+        """
+        if self.recipe != "recommended" or self.method not in RECIPE_METHODS or algo != "ppo":
+            return
+        unset = set(type(self).model_fields) - self.model_fields_set
+        if "action_std" in unset:
+            self.action_std = "initial"
+        if normalize is not None and normalize.observations and "normalization" in unset:
+            self.normalization = "recalibrate"
+        # Fresh return statistics go with re-estimated observation ones, not with statistics the user keeps.
+        if (
+            self.normalization == "recalibrate"
+            and normalize is not None
+            and normalize.rewards
+            and "reset_returns" in unset
+        ):
+            self.reset_returns = True
+
 
 class Config(Strict):
     """One experiment: a source domain to train on and target domains to evaluate on."""
@@ -533,6 +578,9 @@ class Config(Strict):
                 f"transfer.target: unknown target '{self.transfer.target}' (targets: {', '.join(self.targets) or 'none'})"
             )
         algo = self.algo
+        if self.transfer.variant is not None and self.transfer.variant in TRANSFER_METHODS:
+            raise ValueError(f"transfer.variant: '{self.transfer.variant}' is a method's name; choose another")
+        self.transfer.apply_recipe(algo.name, self.train.normalize)
         if self.transfer.action_std is not None and algo.name != "ppo":
             raise ValueError(
                 "transfer.action_std: SAC's action std depends on the state; use transfer.reset_entropy instead"
@@ -579,6 +627,14 @@ class StudySource(Strict):
     seed: Annotated[int, Field(ge=0)] = Field(0, description="the source run's train.seed")
 
 
+class StudyVariant(TransferConfig):
+    """Named transfer settings of a study (an ablation's arm): the fields it sets replace the study's."""
+
+    transfer_from: list[Name] | None = Field(
+        None, description="the sources this variant transfers from (default: the study's transfer_from)"
+    )
+
+
 class StudyBudgets(Strict):
     source: PositiveInt = Field(description="environment steps each source trains")
     transfer: PositiveInt = Field(description="target steps each transfer run (scratch included) trains")
@@ -606,7 +662,14 @@ class StudyConfig(Strict):
         None, description="a source trained on the target itself: transfer is reported as a fraction of it"
     )
     targets: Annotated[list[Name], Field(min_length=1)] = Field(description="target domains of the config")
-    methods: Annotated[list[TransferMethod], Field(min_length=1)] = Field(description="scratch and transfer methods")
+    methods: Annotated[list[Name], Field(min_length=1)] = Field(
+        description="scratch, transfer methods and names of variants"
+    )
+    variants: dict[Name, StudyVariant] = Field(
+        default_factory=dict,
+        description="named settings that methods can list: each is the study's transfer section with these fields "
+        "changed and a method of its own, e.g. plain: {method: finetune, recipe: plain} (an ablation)",
+    )
     seeds: PositiveInt | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = Field(
         description="N (seeds 0..N-1) or a list of train.seed values, for every method and target"
     )
@@ -636,17 +699,46 @@ class StudyConfig(Strict):
                 raise ValueError(f"{field_name}: each may appear once (got {', '.join(values)})")
         if isinstance(self.seeds, list) and len(set(self.seeds)) < len(self.seeds):
             raise ValueError(f"seeds: each may appear once (got {self.seeds})")
-        given = self.transfer.model_fields_set & {"method", "target", "source"}
+        given = self.transfer.model_fields_set & {"method", "target", "source", "variant"}
         if given:
-            raise ValueError(f"transfer.{sorted(given)[0]}: the study sets it (methods, targets, sources)")
-        if self.sources_to_transfer_from() == [] and any(m != "scratch" for m in self.methods):
+            raise ValueError(f"transfer.{sorted(given)[0]}: the study sets it (methods, targets, sources, variants)")
+        for name, variant in self.variants.items():
+            if name in TRANSFER_METHODS:
+                raise ValueError(f"variants.{name}: a method's name; call the variant otherwise")
+            for source in variant.transfer_from or []:
+                if source not in self.sources:
+                    raise ValueError(
+                        f"variants.{name}.transfer_from: no source named '{source}' (sources: {', '.join(self.sources)})"
+                    )
+            given = variant.model_fields_set & {"target", "source", "variant"}
+            if given:
+                raise ValueError(f"variants.{name}.{sorted(given)[0]}: the study sets it")
+            if "method" not in variant.model_fields_set or variant.method == "scratch":
+                raise ValueError(f"variants.{name}.method: name the transfer method it varies (not scratch)")
+        for name in self.methods:
+            if name not in TRANSFER_METHODS and name not in self.variants:
+                allowed = ", ".join([*TRANSFER_METHODS, *self.variants])
+                raise ValueError(f"methods: '{name}' is neither a method nor a variant (allowed: {allowed})")
+        if any(m != "scratch" and not self.sources_to_transfer_from(m) for m in self.methods):
             raise ValueError("transfer_from: no source left to transfer from (the reference is not one)")
         return self
+
+    def transfer_settings(self, name: str) -> TransferConfig:
+        """The transfer section of the study's runs of ``name`` (a method or a variant), target and source unset."""
+        if name not in self.variants:
+            return self.transfer.model_copy(update={"method": name})
+        variant = self.variants[name]
+        changed = {field: getattr(variant, field) for field in variant.model_fields_set - {"transfer_from"}}
+        return self.transfer.model_copy(update={**changed, "variant": name})
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
-    def sources_to_transfer_from(self) -> list[str]:
+    def sources_to_transfer_from(self, method: str | None = None) -> list[str]:
+        """The sources the study's runs of ``method`` (a method or a variant) transfer from."""
+        variant = self.variants.get(method) if method is not None else None
+        if variant is not None and variant.transfer_from is not None:
+            return list(variant.transfer_from)
         if self.transfer_from is not None:
             return list(self.transfer_from)
         return [name for name in self.sources if name != self.reference]

@@ -65,13 +65,13 @@ _CHECKPOINT_PREFIX = "step_"
 
 
 def run_dir(config: Config) -> Path:
-    """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method>/seed_<n>``."""
+    """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method or variant>/seed_<n>``."""
     namespace, _, name = config.env.rpartition("/")
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
     env = re.sub(r"[^A-Za-z0-9]+", "_", f"{namespace}_{snake}" if namespace else snake).strip("_").lower()
     folder = Path(config.run.root) / env / config.run.experiment
     if config.transfer is not None:
-        folder = folder / config.training_domain_name() / config.transfer.method
+        folder = folder / config.training_domain_name() / config.transfer.label
     return folder / f"seed_{config.train.seed}"
 
 

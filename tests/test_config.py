@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from sim2real.config import LinearSchedule, apply_overrides, dump_config, load_config, load_study, parse_config
+from sim2real.config import (
+    LinearSchedule,
+    TransferConfig,
+    apply_overrides,
+    dump_config,
+    load_config,
+    load_study,
+    parse_config,
+)
 from sim2real.domain import check_domains
 from sim2real.errors import Sim2RealError
 from sim2real.runs import run_dir
@@ -78,7 +87,7 @@ def test_shipped_study_plans_every_run(path, tmp_path):
     plan = plan_study(path, study, tmp_path / "study")
     transfer_methods = [m for m in study.methods if m != "scratch"]
     expected = len(study.sources) + len(study.targets) * len(study.seed_list()) * (
-        ("scratch" in study.methods) + len(transfer_methods) * len(study.sources_to_transfer_from())
+        ("scratch" in study.methods) + sum(len(study.sources_to_transfer_from(m)) for m in transfer_methods)
     )
     assert len([j for j in plan.jobs if j.kind == "train"]) == expected
     assert set(plan.status.values()) == {"new"}
@@ -336,3 +345,64 @@ def test_dump_config_round_trips_every_field_kind():
 
     assert parse_config(yaml.safe_load(dumped)) == config
     assert "buffer_size: 1000000" in dumped  # defaults are written out
+
+
+# ------------------------------------------------------------------------------------------- transfer recipe
+
+
+def _transfer_config(transfer: dict[str, Any], algo: str = "ppo", **train: Any) -> TransferConfig:
+    data = minimal(targets={"heavy": {"dynamics": [{"quantity": "body_mass", "select": "all", "scale": 2}]}},
+                   transfer=transfer)  # fmt: skip
+    data["algo"] = {"name": algo}
+    data.setdefault("train", {}).update(train)
+    config = parse_config(data)
+    assert config.transfer is not None
+    assert parse_config(yaml.safe_load(dump_config(config))) == config  # what ran is what config.yaml says
+    return config.transfer
+
+
+def test_the_recommended_recipe_fills_the_remedies_a_config_leaves_unset():
+    normalize = {"normalize": {"observations": True, "rewards": True}}
+    recommended = _transfer_config({"method": "finetune"}, **normalize)
+    assert (recommended.action_std, recommended.normalization, recommended.reset_returns) == (
+        "initial", "recalibrate", True,
+    )  # fmt: skip
+    plain = _transfer_config({"method": "finetune", "recipe": "plain"}, **normalize)
+    assert (plain.action_std, plain.normalization, plain.reset_returns) == (None, "update", False)
+    # What the user sets wins, and statistics the user keeps keep their returns too.
+    mine = _transfer_config({"method": "freeze", "action_std": 0.5, "normalization": "fixed"}, **normalize)
+    assert (mine.action_std, mine.normalization, mine.reset_returns) == (0.5, "fixed", False)
+    # No source weights to remedy (scratch, the fresh column of prognet), nothing measured for SAC yet, nothing
+    # to recalibrate without normalization.
+    for transfer, algo in (
+        ({"method": "scratch"}, "ppo"),
+        ({"method": "prognet"}, "ppo"),
+        ({"method": "finetune"}, "sac"),
+    ):
+        untouched = _transfer_config(transfer, algo, **normalize)
+        assert (untouched.action_std, untouched.normalization, untouched.reset_returns) == (None, "update", False)
+    bare = _transfer_config({"method": "finetune"}, normalize=None)
+    assert (bare.action_std, bare.normalization, bare.reset_returns) == ("initial", "update", False)
+
+
+def test_study_variants_are_the_study_settings_with_their_own_changes(tmp_path):
+    shutil.copytree(ROOT / "configs" / "hopper", tmp_path / "hopper")
+    path = tmp_path / "hopper" / "study.yaml"
+    data = yaml.safe_load(path.read_text())
+    data.update(methods=["scratch", "finetune", "plain", "held"], transfer_from=["nominal", "randomized"], sweeps=[])
+    data["variants"] = {
+        "plain": {"method": "finetune", "recipe": "plain", "transfer_from": ["nominal"]},
+        "held": {"method": "freeze", "freeze": {"layers": 1}, "eval_episodes": 2},
+    }
+    path.write_text(yaml.safe_dump(data))
+    plan = plan_study(path, load_study(path), tmp_path / "study")
+    runs = {job.name: job for job in plan.jobs if job.kind == "train" and job.config.train.seed == 0}
+    plain = runs["plain from nominal on heavy_slippery, seed 0"].config
+    assert plain.transfer is not None and plain.transfer.recipe == "plain" and plain.transfer.action_std is None
+    assert "plain from randomized on heavy_slippery, seed 0" not in runs  # its own transfer_from
+    held = runs["held from randomized on heavy_slippery, seed 0"]
+    assert held.config.transfer is not None
+    assert (held.config.transfer.method, held.config.transfer.freeze.layers) == ("freeze", 1)
+    assert held.config.transfer.eval_episodes == 2 and held.config.transfer.eval_every == data["transfer"]["eval_every"]
+    assert held.config.transfer.action_std == "initial"  # the study's recipe applies to a variant that keeps it
+    assert Path(held.folder).parts[-3:] == ("heavy_slippery", "held", "seed_0")

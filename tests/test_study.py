@@ -213,7 +213,14 @@ def test_the_ray_backend_gives_the_local_pools_numbers(finished: Path, tmp_path:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"methods": ["scratch", "distill"]}, "methods.1: Input should be 'scratch', 'finetune'"),
+        ({"methods": ["scratch", "distill"]}, "methods: 'distill' is neither a method nor a variant"),
+        ({"variants": {"finetune": {"method": "freeze"}}}, "variants.finetune: a method's name"),
+        ({"variants": {"slow": {"recipe": "plain"}}}, "variants.slow.method: name the transfer method it varies"),
+        (
+            {"variants": {"slow": {"method": "finetune", "transfer_from": ["sim"]}}},
+            "variants.slow.transfer_from: no source named 'sim'",
+        ),
+        ({"variants": {"slow": {"method": "finetune", "action_std": -1}}}, "variants.slow.action_std"),
         ({"targets": ["moon"]}, "targets: no target 'moon'"),
         ({"env": "NoSuchEnv-v0"}, "env: unknown env 'NoSuchEnv-v0'"),
         ({"seeds": 0}, "seeds"),

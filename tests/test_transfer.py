@@ -64,11 +64,15 @@ FIRST_LAYERS = {
 
 
 def config_data(root: Path, algo: str = "ppo", transfer: dict | None = None, **train: Any) -> dict[str, Any]:
-    """The tiny config with two hidden layers (levels and depths need two) and, when given, a transfer section."""
+    """The tiny config with two hidden layers (levels and depths need two) and, when given, a transfer section.
+
+    The methods' tests see each mechanism alone: the recipe (whose remedies move the std and the statistics) is
+    plain unless a test names it; the recipe's own tests do.
+    """
     data = tiny_config_data(root, algo=algo, **train)
     data["algo"]["net_arch"] = [16, 16]
     if transfer is not None:
-        data["transfer"] = transfer
+        data["transfer"] = {"recipe": "plain", **transfer}
     return data
 
 

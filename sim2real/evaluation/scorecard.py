@@ -112,7 +112,7 @@ def read_run(run_dir: Path) -> Run:
     return Run(
         path=run_dir,
         target=str(transfer.get("target")),
-        method=str(transfer.get("method")),
+        method=str(transfer.get("variant") or transfer.get("method")),
         source=str(config.get("run", {}).get("experiment", "default")),
         seed=int(config.get("train", {}).get("seed", 0)),
         curve=curve,

@@ -264,12 +264,13 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
 
     for target in study.targets:
         for method in study.methods:
-            origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from())
+            origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from(method))
             for origin in origins:
                 for seed in study.seed_list():
                     source_path = str(plan.sources[origin]) if origin else None
-                    settings = study.transfer.model_copy(update={"method": method, "target": target,
-                                                                 "source": source_path})  # fmt: skip
+                    settings = study.transfer_settings(method).model_copy(update={"target": target,
+                                                                                  "source": source_path})  # fmt: skip
+                    settings.apply_recipe(base.algo.name, base.train.normalize)
                     config = _study_run(base, runs, origin or "scratch", seed, study.budgets.transfer)
                     config = config.model_copy(update={"transfer": settings})
                     add(RunSpec("transfer", origin, method, target, seed), config,
