@@ -65,7 +65,8 @@ def train_transfer(
     chosen = {name: value for name, value in (("method", method), ("target", target)) if value is not None}
     settings = (loaded.transfer or TransferConfig()).model_copy(update=chosen)
     # Validated again as a whole: an unknown method or target is refused, and no target means the only one.
-    data = {**loaded.model_dump(mode="json"), "transfer": settings.model_dump(mode="json")}
+    # Unset fields stay unset, so that the recipe's remedies are the chosen method's, not the config's.
+    data = {**loaded.model_dump(mode="json"), "transfer": settings.model_dump(mode="json", exclude_unset=True)}
     resolved = parse_config(data, "config" if isinstance(config, Config) else str(config))
     return train(resolved, source=source, **train_options)
 

@@ -530,18 +530,20 @@ class TransferConfig(Strict):
         if self.recipe != "recommended" or self.method not in RECIPE_METHODS or algo != "ppo":
             return
         unset = set(type(self).model_fields) - self.model_fields_set
+        filled: dict[str, Any] = {}
         if "action_std" in unset:
-            self.action_std = "initial"
+            filled["action_std"] = "initial"
         if normalize is not None and normalize.observations and "normalization" in unset:
-            self.normalization = "recalibrate"
+            filled["normalization"] = "recalibrate"
         # Fresh return statistics go with re-estimated observation ones, not with statistics the user keeps.
-        if (
-            self.normalization == "recalibrate"
-            and normalize is not None
-            and normalize.rewards
-            and "reset_returns" in unset
-        ):
-            self.reset_returns = True
+        recalibrated = filled.get("normalization", self.normalization) == "recalibrate"
+        if recalibrated and normalize is not None and normalize.rewards and "reset_returns" in unset:
+            filled["reset_returns"] = True
+        for name, value in filled.items():
+            setattr(self, name, value)
+        # The recipe's values stay unset (they are not the user's): a copy for another method or algorithm, or a
+        # dump with exclude_unset, gets that method's recipe anew. The run's config.yaml holds every value.
+        self.__pydantic_fields_set__.difference_update(filled)
 
 
 class Config(Strict):
@@ -625,6 +627,9 @@ class StudySource(Strict):
 
     config: str = Field(description="train config of this source, relative to the study file")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="the source run's train.seed")
+    steps: PositiveInt | None = Field(
+        None, description="this source's budget (default: budgets.source), e.g. a reference that converges sooner"
+    )
 
 
 class StudyVariant(TransferConfig):
@@ -730,6 +735,10 @@ class StudyConfig(Strict):
         variant = self.variants[name]
         changed = {field: getattr(variant, field) for field in variant.model_fields_set - {"transfer_from"}}
         return self.transfer.model_copy(update={**changed, "variant": name})
+
+    def source_steps(self, name: str) -> int:
+        """The budget of the source ``name``."""
+        return self.sources[name].steps or self.budgets.source
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)

@@ -406,3 +406,15 @@ def test_study_variants_are_the_study_settings_with_their_own_changes(tmp_path):
     assert held.config.transfer.eval_episodes == 2 and held.config.transfer.eval_every == data["transfer"]["eval_every"]
     assert held.config.transfer.action_std == "initial"  # the study's recipe applies to a variant that keeps it
     assert Path(held.folder).parts[-3:] == ("heavy_slippery", "held", "seed_0")
+
+
+def test_a_config_switched_to_another_method_gets_that_methods_recipe():
+    """The library's train_transfer(config, method=...) re-validates the transfer section without the fields the
+    recipe filled: prognet from a finetune config keeps the source's std."""
+    finetune = _transfer_config({"method": "finetune"})
+    config = parse_config(minimal(targets={"heavy": {"dynamics": []}}, transfer={"method": "finetune"}))
+    assert config.transfer == finetune
+    switched = finetune.model_copy(update={"method": "prognet"})
+    data = {**config.model_dump(mode="json"), "transfer": switched.model_dump(mode="json", exclude_unset=True)}
+    prognet = parse_config(data).transfer
+    assert prognet is not None and prognet.action_std is None and prognet.normalization == "update"

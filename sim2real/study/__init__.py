@@ -237,7 +237,7 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
         path = here / source.config
         data = _load_data(path, study.set, str(file))
         data.pop("transfer", None)  # a source pretrains; the study's methods do the transferring
-        config = _study_run(parse_config(data, str(path)), runs, name, source.seed, study.budgets.source)
+        config = _study_run(parse_config(data, str(path)), runs, name, source.seed, study.source_steps(name))
         if config.env != study.env:
             raise Sim2RealError(f"{path}: env is {config.env}, the study's env is {study.env}")
         check_domains(config)

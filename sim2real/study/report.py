@@ -84,12 +84,12 @@ def _against_reference(plan: Plan, groups: dict[Group, list[Run]], zero_shot: di
             "target": target,
             "method": label,
             "reference_return": ref,
-            "reference_steps": plan.study.budgets.source,
+            "reference_steps": plan.study.source_steps(reference),
             "return_fraction": estimate([fractions]) if fractions else None,
             "reached": sum(h is not None for h in hits),
             "seeds": len(members),
             "steps_to_level": estimate([steps]),
-            "sample_fraction": float(iqm(steps)) / plan.study.budgets.source,
+            "sample_fraction": float(iqm(steps)) / plan.study.source_steps(reference),
         })  # fmt: skip
     return rows
 
@@ -226,7 +226,7 @@ def _markdown(
     lines = [
         f"# Study: {plan.file}",
         "",
-        f"{study.env}; sources {', '.join(study.sources)} ({study.budgets.source:,} steps each); methods "
+        f"{study.env}; sources {', '.join(f'{name} ({study.source_steps(name):,} steps)' for name in study.sources)}; methods "
         f"{', '.join(study.methods)} on {', '.join(study.targets)} ({study.budgets.transfer:,} target steps each, "
         f"seeds {', '.join(map(str, study.seed_list()))}). Runs in `{plan.folder / 'runs'}`.",
         "",
@@ -255,13 +255,13 @@ def _markdown(
     if card is not None:
         body = markdown(card).split("\n", 2)[2]  # without its own title
         lines += ["", "## Scorecard: learning curves on the target", "", body.strip(), "", "![curves](curves.png)"]
-    if versus:
+    if versus and study.reference is not None:
         ref = study.reference
         lines += [
             "",
             f"## Against the target-trained reference ({ref})",
             "",
-            f"`{ref}` trained on the target itself for {study.budgets.source:,} steps. Share of its return after "
+            f"`{ref}` trained on the target itself for {study.source_steps(ref):,} steps. Share of its return after "
             f"transfer, and the target steps until the learning curve first reached "
             f"{REFERENCE_FRACTION:.0%} of it (unreached seeds count as the budget, {study.budgets.transfer:,}).",
             "",
