@@ -18,6 +18,7 @@ without sim2real does.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -27,11 +28,69 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sim2real.callbacks import EvalCurveCallback
-from sim2real.config import TransferConfig, dump_config, load_config
+from sim2real.config import Config, TransferConfig, dump_config, load_config
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.evaluation import domain_seed, evaluate_config, evaluate_domain, print_results
 from sim2real.io import save_with, write_text
 from sim2real.runs import RunFolder, run_dir
+
+
+def by_hand(
+    base: Config,
+    target: str,
+    source: Path,
+    seeds: Sequence[int],
+    steps: int,
+    eval_every: int = 20_000,
+    eval_episodes: int = 3,
+    out: Path = Path("runs"),
+    console: Console | None = None,
+) -> list[Path]:
+    """Trains the by-hand baseline from ``source`` for each seed (a finished seed is skipped); its run folders."""
+    console = console or Console()
+    # The runs sit beside sim2real's runs from the same source: its experiment name tells sources apart.
+    saved = RunFolder(source).saved_config()
+    experiment = str(saved.get("run", {}).get("experiment", "default")) if isinstance(saved, dict) else "default"
+    folders = []
+    for seed in seeds:
+        settings = TransferConfig(method="finetune", recipe="plain", variant="by_hand", target=target,
+                                  source=str(source.resolve()), eval_every=eval_every,
+                                  eval_episodes=eval_episodes)  # fmt: skip
+        config = base.model_copy(update={
+            "transfer": settings,
+            "run": base.run.model_copy(update={"root": str(out), "experiment": experiment}),
+            "train": base.train.model_copy(update={"seed": seed, "total_timesteps": steps}),
+        })  # fmt: skip
+        folder = run_dir(config)
+        folders.append(folder)
+        if RunFolder(folder).finished():
+            console.print(f"seed {seed}: {folder} is done")
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        run = RunFolder(folder)
+        write_text(run.config_file, dump_config(config))
+
+        # What the user writes: load the source's statistics and model onto the target env, then learn.
+        spec = DomainSpec.from_config(config.targets[target])
+        env = DummyVecEnv([partial(make_domain_env, config.env, spec, seed=(seed, 0), **config.env_kwargs)])
+        env.seed(seed)
+        normalized = VecNormalize.load(str(source / "vecnormalize.pkl"), env)
+        model = PPO.load(source / "model.zip", env=normalized, device="cpu")
+        model.set_random_seed(seed)
+
+        index = list(config.domains()).index(target)
+        evaluate = partial(evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
+                           episodes=eval_episodes, deterministic=True, seed=domain_seed(seed, index),
+                           normalization=normalized, name=target)  # fmt: skip
+        curve = EvalCurveCallback(evaluate, target, eval_every, run.curve_file)
+        model.learn(total_timesteps=steps, callback=curve, reset_num_timesteps=True)
+        save_with(run.model, model.save)
+        results = evaluate_config(model, config, normalized)
+        run.write_eval(model.num_timesteps, {r.domain: r.as_dict() for r in results})
+        normalized.close()
+        console.print(f"seed {seed}: {folder}")
+        print_results([r for r in results if r.domain == target], console)
+    return folders
 
 
 def main() -> None:
@@ -48,49 +107,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default: runs)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: one run per core)")
     args = parser.parse_args()
-
-    base = load_config(args.config)
     torch.set_num_threads(args.threads)
-    # The runs sit beside sim2real's runs from the same source: its experiment name tells sources apart.
-    experiment = str(RunFolder(args.source).saved_config().get("run", {}).get("experiment", "default"))
-    console = Console()
-    for seed in range(args.seeds):
-        settings = TransferConfig(method="finetune", recipe="plain", variant="by_hand", target=args.target,
-                                  source=str(args.source.resolve()), eval_every=args.eval_every,
-                                  eval_episodes=args.eval_episodes)  # fmt: skip
-        config = base.model_copy(update={
-            "transfer": settings,
-            "run": base.run.model_copy(update={"root": str(args.out), "experiment": experiment}),
-            "train": base.train.model_copy(update={"seed": seed, "total_timesteps": args.steps}),
-        })  # fmt: skip
-        folder = run_dir(config)
-        if RunFolder(folder).finished():
-            console.print(f"seed {seed}: {folder} is done")
-            continue
-        folder.mkdir(parents=True, exist_ok=True)
-        run = RunFolder(folder)
-        write_text(run.config_file, dump_config(config))
-
-        # What the user writes: load the source's statistics and model onto the target env, then learn.
-        spec = DomainSpec.from_config(config.targets[args.target])
-        env = DummyVecEnv([partial(make_domain_env, config.env, spec, seed=(seed, 0), **config.env_kwargs)])
-        env.seed(seed)
-        env = VecNormalize.load(str(args.source / "vecnormalize.pkl"), env)
-        model = PPO.load(args.source / "model.zip", env=env, device="cpu")
-        model.set_random_seed(seed)
-
-        index = list(config.domains()).index(args.target)
-        evaluate = partial(evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
-                           episodes=args.eval_episodes, deterministic=True, seed=domain_seed(seed, index),
-                           normalization=env, name=args.target)  # fmt: skip
-        curve = EvalCurveCallback(evaluate, args.target, args.eval_every, run.curve_file)
-        model.learn(total_timesteps=args.steps, callback=curve, reset_num_timesteps=True)
-        save_with(run.model, model.save)
-        results = evaluate_config(model, config, env)
-        run.write_eval(model.num_timesteps, {r.domain: r.as_dict() for r in results})
-        env.close()
-        console.print(f"seed {seed}: {folder}")
-        print_results([r for r in results if r.domain == args.target], console)
+    by_hand(load_config(args.config), args.target, args.source, range(args.seeds), args.steps, args.eval_every,
+            args.eval_episodes, args.out)  # fmt: skip
 
 
 if __name__ == "__main__":

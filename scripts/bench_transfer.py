@@ -1,0 +1,150 @@
+"""The transfer benchmark of BENCHMARKS.md: a study (its methods and ablation variants), the by-hand baseline
+from every source the study transfers from, and one small JSON of what they measured.
+
+    python scripts/bench_transfer.py configs/hopper/study.yaml --output studies/hopper \\
+        --json benchmarks/results/hopper_study.json
+
+1. Runs the study, or resumes it (finished runs are skipped): ``sim2real study FILE --output DIR``.
+2. Trains the by-hand baseline (plain stable-baselines3: ``VecNormalize.load`` + ``PPO.load`` + ``learn``; see
+   ``bench_transfer_by_hand.py``) from each source, with the study's seeds, budget and learning-curve points.
+3. Scores every run against the study's scratch runs and its target-trained reference (``sim2real compare``)
+   and writes, per target, source and method: the transfer ratio and the final return (IQM with a bootstrap
+   95% CI over seeds), the final return as a share of the reference's and the target steps to 95% of it, the
+   jumpstart, the IQM learning curve, and the final 10-episode evaluation, with the command and the seeds.
+
+``--score-only`` skips steps 1 and 2: it scores what is finished (each group says how many seeds it has).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_transfer_by_hand import by_hand
+from rich.console import Console
+
+from sim2real.cli import main as sim2real
+from sim2real.config import load_study
+from sim2real.evaluation.metrics import estimate, iqm
+from sim2real.evaluation.scorecard import Run, find_runs, group_runs, score
+from sim2real.io import write_json
+from sim2real.runs import RunFolder
+from sim2real.study import plan_study
+
+
+def _curve(runs: list[Run], steps: list[float]) -> list[float | None]:
+    """The IQM over seeds of the learning curve at each step every run has a point at."""
+    points = []
+    for step in steps:
+        values = [float(r.curve.returns[r.curve.steps == step][0]) for r in runs if step in r.curve.steps]
+        points.append(float(iqm(values)) if len(values) == len(runs) else None)
+    return points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", type=Path, help="the study file (configs/<env>/study.yaml)")
+    parser.add_argument("--output", type=Path, help="the study folder (default: the study file's)")
+    parser.add_argument("--workers", type=int, default=2, help="study runs at a time (default 2)")
+    parser.add_argument("--json", type=Path, required=True, help="where to write the figures")
+    parser.add_argument("--score-only", action="store_true", help="score the finished runs; train nothing")
+    args = parser.parse_args()
+    console = Console()
+
+    study = load_study(args.study)
+    plan = plan_study(args.study, study, args.output)
+    if not args.score_only:
+        code = sim2real(["study", str(args.study), "--output", str(plan.folder), "--workers", str(args.workers)])
+        if code != 0:
+            sys.exit(code)
+    by_hand_runs: list[Path] = []
+    for target in study.targets:
+        for name in study.sources_to_transfer_from():
+            source = plan.sources[name]
+            if args.score_only:  # beside the source's other runs: <env>/<source>/<target>/by_hand/seed_<n>
+                by_hand_runs += sorted((source.parent / target / "by_hand").glob("seed_*"))
+                continue
+            console.print(f"by hand from {name} on {target}")
+            by_hand_runs += by_hand(plan.base, target, source, study.seed_list(), study.budgets.transfer,
+                                    study.transfer.eval_every, study.transfer.eval_episodes, plan.folder / "runs",
+                                    console)  # fmt: skip
+
+    folders = [p for p in [*plan.transfers, *by_hand_runs] if RunFolder(p).finished()]
+    runs = find_runs([str(p) for p in folders])
+    reference_name = study.reference
+    reference = RunFolder(plan.sources[reference_name]).read_eval() if reference_name else {}
+    references = {t: float(reference[t]["mean_reward"]) for t in study.targets if t in reference}
+    card = score(runs, references=references)
+    zero_shot = {name: RunFolder(folder).read_eval() for name, folder in plan.sources.items()}
+
+    steps = sorted({float(s) for r in runs for s in r.curve.steps if s <= card.budgets[r.target]})
+    grouped = group_runs(runs)
+    groups = []
+    for s in card.scores:
+        members = grouped[s.group] if s.group is not None else []
+        finals = [RunFolder(r.path).read_eval().get(s.target, {}).get("mean_reward") for r in members]
+        evaluated = [float(f) for f in finals if f is not None]
+        groups.append({
+            **s.as_dict(),
+            "label": s.method,
+            "method": s.group.method if s.group else s.method,
+            "seeds": sorted(r.seed for r in members),
+            "final_evaluation": estimate([evaluated]).as_dict() if evaluated else None,
+            "curve": {"steps": steps, "iqm": _curve(members, steps)},
+        })  # fmt: skip
+    command = shlex.join(["python", "scripts/bench_transfer.py", *sys.argv[1:]])
+    result: dict[str, Any] = {
+        "command": command,
+        "study": str(args.study),
+        "env": study.env,
+        "budgets": {
+            "source": study.budgets.source,
+            "transfer": study.budgets.transfer,
+            "reference": study.source_steps(reference_name) if reference_name else None,
+        },
+        "eval": {
+            "curve_every": study.transfer.eval_every,
+            "curve_episodes": study.transfer.eval_episodes,
+            "final_episodes": plan.base.eval.episodes,
+        },
+        "reference": {"name": reference_name, "returns": references},
+        "zero_shot": {
+            name: {t: res[t]["mean_reward"] for t in study.targets if t in res} for name, res in zero_shot.items()
+        },
+        "methods": groups,
+        "notes": card.notes,
+    }
+    write_json(args.json, _rounded(result))
+    console.print(f"wrote {args.json}")
+    for g in groups:
+        ratio, final, fraction = g.get("transfer_ratio"), g.get("final_return"), g.get("fraction_of_reference")
+        console.print(
+            f"{g['target']} {g['label']:<28} seeds {len(g['seeds'])}  ratio {_text(ratio, 2)}  "
+            f"final {_text(final, 0)}  of reference {_text(fraction, 2)}"
+        )
+
+
+def _text(e: dict[str, Any] | None, digits: int) -> str:
+    if not e:
+        return "-"
+    ci = f" [{e['ci_low']:.{digits}f}, {e['ci_high']:.{digits}f}]" if e.get("ci_low") is not None else ""
+    return f"{e['iqm']:.{digits}f}{ci}"
+
+
+def _rounded(value: Any) -> Any:
+    """Floats to 4 significant digits: the file stays a few KB and is read by people."""
+    if isinstance(value, float | np.floating):
+        return float(f"{float(value):.4g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_rounded(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    main()
