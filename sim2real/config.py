@@ -423,8 +423,9 @@ class EarlyWarningConfig(Strict):
 
 
 class CriticWarmupConfig(Strict):
-    """PPO: the actor and its std stay frozen while the value function learns the target from the source
-    policy's target rollouts (a critic that does not know the target is what wrecks early fine-tuning)."""
+    """The actor (PPO: and its std) stays frozen while the critic learns the target from the source policy's
+    target rollouts (a critic that does not know the target is what wrecks early fine-tuning). SAC: the source
+    policy acts from the first step, so its transitions fill the replay buffer instead of random actions."""
 
     steps: PositiveInt = Field(description="target steps of warm-up at most")
     explained_variance: Annotated[float, Field(le=1, allow_inf_nan=False)] | None = Field(
@@ -494,7 +495,7 @@ class TransferConfig(Strict):
         False, description="SAC: restart the entropy temperature (ent_coef: auto) and its optimizer at transfer"
     )
     critic_warmup: CriticWarmupConfig | None = Field(
-        None, description="PPO: train the value function alone first (actor and std frozen)"
+        None, description="train the critic alone first (the actor frozen; SAC: the source policy fills the buffer)"
     )
     anchor: AnchorConfig | None = Field(None, description="PPO: keep the policy near the source's early on")
     shrink_perturb: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = Field(
@@ -594,8 +595,12 @@ class Config(Strict):
         if self.transfer.anchor is not None and self.transfer.method in ("scratch", "prognet"):
             raise ValueError(f"transfer.anchor: method {self.transfer.method} has no source policy to anchor to")
         warmup = self.transfer.critic_warmup
-        if warmup is not None and algo.name != "ppo":
-            raise ValueError("transfer.critic_warmup: PPO only (SAC's critic warm-up is not built yet)")
+        if warmup is not None and algo.name == "sac":
+            for field_name in ("explained_variance", "fresh_value_head"):
+                if getattr(warmup, field_name) not in (None, False):
+                    raise ValueError(
+                        f"transfer.critic_warmup.{field_name}: PPO only (SAC's warm-up ends after its steps)"
+                    )
         if warmup is not None and warmup.steps >= self.train.total_timesteps:
             raise ValueError(
                 f"transfer.critic_warmup.steps: {warmup.steps:,} is not shorter than the budget "

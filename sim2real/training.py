@@ -50,7 +50,19 @@ from sim2real.runs import Checkpoint, RunFolder, read_curve_points
 from sim2real.transfer import Transfer, read_source, resume_transfer, start_transfer
 from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+
+class _SAC(SAC):
+    """stable-baselines3's SAC, except that a transfer run's critic warm-up lets the source policy act from the
+    first step: SB3 takes uniform random actions until ``learning_starts``, which would fill the replay buffer
+    the critic warms up on with transitions no policy of this run takes. Its zips load with plain ``SAC``."""
+
+    policy_acts_at_start: bool = False
+
+    def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> Any:
+        return super()._sample_action(0 if self.policy_acts_at_start else learning_starts, action_noise, n_envs)
+
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": _SAC}
 DEFAULT_POLICY = "MlpPolicy"
 _ACTIVATIONS = {
     "tanh": torch.nn.Tanh,

@@ -982,10 +982,41 @@ def test_critic_warmup_ends_early_once_the_value_function_explains_enough(tmp_pa
     assert run.json("transfer.json")["warmup_ended"] == 256
 
 
+SAC_ACTOR = {"actor.latent_pi.0", "actor.latent_pi.2", "actor.mu", "actor.log_std"}
+
+
+def test_sac_critic_warmup_fills_the_buffer_with_the_source_policy_and_trains_the_critic_alone(
+    tmp_path: Path, sac_source: Path
+) -> None:
+    """SAC: the source policy acts from the first step (not SB3's uniform random actions until learning_starts)
+    and until step 128 only the critics learn; then the actor trains too."""
+    model, transfer = started(tmp_path, sac_source, {"method": "finetune", "critic_warmup": {"steps": 128}},
+                              "sac")  # fmt: skip
+    assert transfer.held == SAC_ACTOR and model.learning_starts > model.num_timesteps
+    model._last_obs = model.env.reset()
+    torch.manual_seed(0)
+    _, buffer_action = model._sample_action(model.learning_starts)
+    torch.manual_seed(0)
+    policy_action, _ = model.predict(model._last_obs, deterministic=False)
+    assert np.allclose(buffer_action, model.policy.scale_action(policy_action))
+
+    settings = {"method": "finetune", "critic_warmup": {"steps": 128}, "eval_every": 128}
+    run = run_transfer(tmp_path / "run", sac_source, settings, "sac", total_timesteps=384)
+    source = source_policy(sac_source)
+    by_step = {s.step: s for s in run.recorder.snapshots}
+    assert by_step[128].frozen == SAC_ACTOR
+    assert all(same(source, by_step[128].weights, group) for group in SAC_ACTOR)
+    assert not same(source, by_step[128].weights, "critic.qf0.0")  # the critic learnt
+    assert by_step[256].frozen == set() and not same(source, by_step[256].weights, "actor.mu")
+    assert "critic warm-up over" in run.output
+    assert events(run.dir).Scalars("transfer/critic_warmup")[0].value == 1.0
+
+
 @pytest.mark.parametrize(
     ("algo", "warmup", "needle"),
     [
-        ("sac", {"steps": 64}, "transfer.critic_warmup: PPO only"),
+        ("sac", {"steps": 64, "explained_variance": 0.5}, "transfer.critic_warmup.explained_variance: PPO only"),
+        ("sac", {"steps": 64, "fresh_value_head": True}, "transfer.critic_warmup.fresh_value_head: PPO only"),
         ("ppo", {"steps": 256}, "transfer.critic_warmup.steps: 256 is not shorter than the budget"),
     ],
 )

@@ -283,8 +283,12 @@ class Transfer:
             permanent = self.frozen if method == "freeze" else set()
             self.held = {g.name for g in trainable if _is_actor(g.name)} - permanent
             self.frozen |= self.held
+            if self.algo == "sac":
+                # The source policy acts from the first step, so its transitions, not uniform random actions,
+                # fill the replay buffer the critic warms up on.
+                cast(Any, self.model).policy_acts_at_start = True
         for network in {g.network for g in trainable}:
-            if all(g.name in self.frozen for g in trainable if g.network == network):
+            if all(g.name in self.frozen - self.held for g in trainable if g.network == network):
                 raise Sim2RealError(f"transfer.freeze: every layer of the {network} would be frozen; nothing to train")
         for group in self.groups:
             if group.name not in self.frozen and group.role in ("hidden", "head"):
@@ -316,10 +320,15 @@ class Transfer:
         policy: Any = self.model.policy
         base = float(self.model.lr_schedule(1.0))
         for network, old in self.optimizers().items():
+            # Groups the critic warm-up holds are in their optimizer from the start, with no gradient until
+            # released (Adam skips them): SAC's actor optimizer holds nothing else, and a resumed run builds the
+            # same groups in the same order whenever the warm-up ended.
             groups = [
                 self._param_group(g)
                 for g in self.groups
-                if g.network == network and g.role in ("hidden", "head") and g.name not in self.frozen
+                if g.network == network
+                and g.role in ("hidden", "head")
+                and (g.name not in self.frozen or g.name in self.held)
             ]
             optimizer = cast(Any, _scaled(type(old)))(groups, lr=base, **policy.optimizer_kwargs)
             owner = policy if network == "policy" else getattr(policy, network)
@@ -416,7 +425,8 @@ class Transfer:
             self.unfrozen_at[group.name] = self._release_step(group.name)
             for param in group.params.values():
                 param.requires_grad_(True)
-            optimizers[group.network].add_param_group(self._param_group(group))
+            if group.name not in self.held:  # a held group is in its optimizer already
+                optimizers[group.network].add_param_group(self._param_group(group))
         self._pin_targets()
         return names
 
@@ -666,8 +676,8 @@ def _trunk(algo: str) -> str:
 
 
 def _is_actor(group: str) -> bool:
-    """PPO's actor: its trunk, the action head and the std (the critic warm-up holds them)."""
-    return group.startswith("mlp_extractor.policy_net") or group in ("action_net", "log_std")
+    """The actor (the critic warm-up holds it): PPO's trunk, action head and std; SAC's ``actor.*``."""
+    return group.startswith(("mlp_extractor.policy_net", "actor.")) or group in ("action_net", "log_std")
 
 
 def _is_head_target(group: LayerGroup, groups: list[LayerGroup]) -> bool:
