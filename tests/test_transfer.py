@@ -1012,6 +1012,27 @@ def test_sac_critic_warmup_fills_the_buffer_with_the_source_policy_and_trains_th
     assert events(run.dir).Scalars("transfer/critic_warmup")[0].value == 1.0
 
 
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_a_run_resumed_during_its_critic_warmup_holds_the_actor_until_the_warmup_ends(
+    tmp_path: Path, sources: dict[str, Path], algo: str
+) -> None:
+    """Resumed from a checkpoint taken during the warm-up, the actor is still held, then released on time."""
+    transfer = {"method": "finetune", "critic_warmup": {"steps": 192}, "eval_every": 128}
+    first = run_transfer(tmp_path, sources[algo], transfer, algo, total_timesteps=256, checkpoint_every=128)
+    checkpoints = RunFolder(first.dir).checkpoints()
+    assert [c.step for c in checkpoints] == [128, 256]
+    shutil.rmtree(checkpoints[-1].path)  # as if it had stopped after step 128
+
+    resumed = resume(first.dir, 384)
+    held = ACTOR if algo == "ppo" else SAC_ACTOR
+    by_step = {s.step: s for s in resumed.recorder.snapshots}
+    assert by_step[128].frozen == held
+    assert all(same(source_policy(sources[algo]), by_step[128].weights, group) for group in held)
+    assert held <= by_step[256].trainable and not by_step[256].frozen
+    # PPO checks after each 128-step rollout; SAC after every step of its 2 envs.
+    assert resumed.json("transfer.json")["warmup_ended"] == (256 if algo == "ppo" else 194)
+
+
 @pytest.mark.parametrize(
     ("algo", "warmup", "needle"),
     [
