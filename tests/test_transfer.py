@@ -27,7 +27,7 @@ import pytest
 import torch
 import yaml
 from rich.console import Console
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.save_util import load_from_zip_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -43,6 +43,7 @@ from sim2real.training import (
     TrainResult,
     build_model,
     build_vec_env,
+    load_policy,
     load_run_config,
     normalize_env,
     train,
@@ -1076,3 +1077,24 @@ def test_anchor_keeps_the_policy_near_the_source_and_decays(tmp_path: Path, ppo_
 def test_anchor_out_of_place_is_refused(tmp_path: Path, algo: str, transfer: dict, needle: str) -> None:
     with pytest.raises(Sim2RealError, match=re.escape(needle)):
         parse_config(config_data(tmp_path, algo, transfer))
+
+
+# ------------------------------------------------------------------------------------------- plain SB3
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("method", ["scratch", "finetune", "freeze", "progressive"])
+def test_a_transfer_runs_zip_loads_in_plain_stable_baselines3_with_the_same_actions(
+    tmp_path: Path, sources: dict[str, Path], algo: str, method: str
+) -> None:
+    """The zip's optimizer state is in SB3's own layout (one group, every parameter), whatever per-layer groups
+    the run trained with: ``PPO.load``/``SAC.load`` read it, with its Adam moments, and act as the run does."""
+    settings = {"method": method, "progressive": {"unfreeze_every": 128}}
+    run = run_transfer(tmp_path, None if method == "scratch" else sources[algo], settings, algo)
+    plain = {"ppo": PPO, "sac": SAC}[algo].load(run.dir / "model.zip", device="cpu")
+    ours, _ = load_policy(load_run_config(run.dir), run.dir)
+    observations = np.random.default_rng(0).normal(size=(32, *plain.observation_space.shape)).astype(np.float32)
+    assert np.array_equal(plain.predict(observations, deterministic=True)[0],
+                          ours.predict(observations, deterministic=True)[0])  # fmt: skip
+    optimizers = [plain.policy.optimizer] if algo == "ppo" else [plain.actor.optimizer, plain.critic.optimizer]
+    assert all(len(o.state) > 0 for o in optimizers)  # the moments came along

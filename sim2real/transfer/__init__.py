@@ -58,8 +58,42 @@ class _ScaledLearningRates:
     """
 
     param_groups: list[dict[str, Any]]
+    defaults: dict[str, Any]
     # A loss added to the algorithm's before each step (the source anchor): its gradient joins theirs.
     extra_loss: Callable[[], torch.Tensor | None] | None = None
+    # Every parameter of the network in the order SB3's own optimizer holds them, frozen ones too. The saved
+    # state uses that layout (one group), so a model zip loads in plain stable-baselines3, and reads back here.
+    layout: list[torch.nn.Parameter] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        own: dict[str, Any] = super().state_dict()  # type: ignore[misc]
+        if self.layout is None:
+            return own
+        position = {id(p): i for i, p in enumerate(self.layout)}
+        packed = [p for group in self.param_groups for p in group["params"]]
+        state = {position[id(p)]: own["state"][j] for j, p in enumerate(packed) if j in own["state"]}
+        rate = self.param_groups[0]["lr"] if self.param_groups else self.defaults["lr"]
+        return {
+            "state": state,
+            "param_groups": [{**self.defaults, "lr": rate, "params": list(range(len(self.layout)))}],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict["param_groups"]
+        if self.layout is None or len(saved) != 1 or len(saved[0]["params"]) != len(self.layout):
+            super().load_state_dict(state_dict)  # type: ignore[misc]
+            return
+        # SB3's layout: each parameter's state goes to the group that holds it here (frozen ones hold none).
+        position = {id(p): i for i, p in enumerate(self.layout)}
+        packed = [p for group in self.param_groups for p in group["params"]]
+        state = {j: state_dict["state"][position[id(p)]] for j, p in enumerate(packed)
+                 if position[id(p)] in state_dict["state"]}  # fmt: skip
+        groups, start = [], 0
+        for group in self.param_groups:
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": list(range(start, start + len(group["params"])))})  # fmt: skip
+            start += len(group["params"])
+        super().load_state_dict({"state": state, "param_groups": groups})  # type: ignore[misc]
 
     def step(self, closure: Any = None) -> Any:
         if self.extra_loss is not None:
@@ -332,6 +366,7 @@ class Transfer:
             ]
             optimizer = cast(Any, _scaled(type(old)))(groups, lr=base, **policy.optimizer_kwargs)
             owner = policy if network == "policy" else getattr(policy, network)
+            optimizer.layout = _sb3_layout(policy, network)
             owner.optimizer = optimizer
 
     def _pin_targets(self) -> None:
@@ -361,16 +396,16 @@ class Transfer:
             prefix = "" if network == "policy" else network + "."
             names = [n for n in policy_names if n.startswith(prefix) and "features_extractor" not in n]
             index_of = {name: i for i, name in enumerate(names)}
-            state = optimizer.state_dict()
             name_of = {id(p): n for g in self.groups for n, p in g.params.items()}
-            new_state: dict[int, Any] = {}
-            for live_group, saved_group in zip(optimizer.param_groups, state["param_groups"], strict=True):
-                for param, index in zip(live_group["params"], saved_group["params"], strict=True):
-                    source_index = index_of.get(name_of[id(param)])
-                    if source_index is not None and source_index in saved["state"]:
-                        new_state[index] = saved["state"][source_index]
-            state["state"] = new_state
-            optimizer.load_state_dict(state)
+            # Handed over in SB3's layout, which the optimizer reads into its own groups (frozen: none).
+            layout = cast(Any, optimizer).layout
+            state = {}
+            for position, param in enumerate(layout):
+                source_index = index_of.get(name_of.get(id(param), ""))
+                if source_index is not None and source_index in saved["state"]:
+                    state[position] = saved["state"][source_index]
+            groups = [{**optimizer.defaults, "params": list(range(len(layout)))}]
+            optimizer.load_state_dict({"state": state, "param_groups": groups})
 
     # ----------------------------------------------------------------------------------- schedule
 
@@ -673,6 +708,17 @@ def _algo_of(model: BaseAlgorithm) -> str:
 
 def _trunk(algo: str) -> str:
     return "mlp_extractor.policy_net" if algo == "ppo" else "actor.latent_pi"
+
+
+def _sb3_layout(policy: Any, network: str) -> list[torch.nn.Parameter]:
+    """The parameters SB3's optimizer of ``network`` holds, in its order (``ActorCriticPolicy._build``,
+    ``SACPolicy._build``: the critic leaves out a features extractor it shares with the actor)."""
+    if network == "policy":
+        return list(policy.parameters())
+    module = getattr(policy, network)
+    if network == "critic" and policy.share_features_extractor:
+        return [p for name, p in module.named_parameters() if "features_extractor" not in name]
+    return list(module.parameters())
 
 
 def _is_actor(group: str) -> bool:
