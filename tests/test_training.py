@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from rich.console import Console
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -225,3 +227,15 @@ def test_torch_threads_caps_the_threads_torch_uses_while_training_only(tmp_path:
     train(parse_config(tiny_config_data(tmp_path / "runs", torch_threads=1)), callbacks=[threads])
     assert threads.seen == {1}
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_a_run_folders_files_follow_the_users_umask(tiny_config: Config, umask: int) -> None:
+    """A teammate's TensorBoard (or the user's group) reads a run as their umask allows, like any file they make."""
+    before = os.umask(umask)
+    try:
+        run_dir = train(tiny_config, console=Console(quiet=True)).run_dir
+    finally:
+        os.umask(before)
+    modes = {p.relative_to(run_dir): stat.S_IMODE(p.stat().st_mode) for p in run_dir.rglob("*") if p.is_file()}
+    assert modes and set(modes.values()) == {0o666 & ~umask}, modes
