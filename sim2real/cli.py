@@ -238,10 +238,10 @@ def parse_sweep_param(text: str) -> SweepParam:
     import yaml
     from pydantic import ValidationError
 
-    from sim2real.config import SweepParam
+    from sim2real.config import SweepParam, parse_yaml
 
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError:
         raise Sim2RealError(f"--param {text!r}: not a YAML mapping") from None
     if not isinstance(data, dict):

@@ -25,7 +25,9 @@ from sim2real.errors import Sim2RealError
 from sim2real.randomization import normal_mass
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")]
+# A name becomes a folder (experiments, targets, methods, variants): at most 100 characters, well inside the
+# 255 bytes a file name may have, checked before any folder exists.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$", max_length=100)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -51,7 +53,8 @@ def _check_select(quantity: str, select: str | list[str] | None) -> None:
 class Strict(BaseModel):
     """Base of every schema model: unknown keys are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # No infinities or NaNs anywhere: YAML reads .inf and .nan as numbers, and no setting means them.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class _Bounded(Strict):
@@ -854,6 +857,28 @@ def parse_config(data: Any, source: str = "config") -> Config:
         raise Sim2RealError(_format_error(source, error)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error: plain YAML keeps the
+    last one and drops the first without a word (two ``train:`` sections, one silently ignored)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"'{key}' is given twice (lines {seen[key]} and {line}); keep one", key_node.start_mark
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str) -> Any:
+    """YAML text as data (safe types only), refusing a key given twice in one mapping."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+
+
 def read_yaml(path: str | Path) -> Any:
     path = Path(path)
     try:
@@ -863,7 +888,7 @@ def read_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as error:
         raise Sim2RealError(f"{path}: cannot read ({error})") from None
     try:
-        return yaml.safe_load(text)
+        return parse_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

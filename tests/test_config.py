@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -418,3 +419,33 @@ def test_a_config_switched_to_another_method_gets_that_methods_recipe():
     data = {**config.model_dump(mode="json"), "transfer": switched.model_dump(mode="json", exclude_unset=True)}
     prognet = parse_config(data).transfer
     assert prognet is not None and prognet.action_std is None and prognet.normalization == "update"
+
+
+# ------------------------------------------------------------------------------------------- bad input by class
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text(yaml.safe_dump({**MINIMAL, "train": {"seed": 1}}, sort_keys=False) + "train:\n  seed: 2\n")
+    with pytest.raises(Sim2RealError, match=r"twice\.yaml: .*'train' is given twice \(lines \d+ and \d+\)"):
+        load_config(path)
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("env: InvertedDoublePendulum-v5\nalgo:\n  name: ppo\n  name: sac\n")
+    with pytest.raises(Sim2RealError, match=r"'name' is given twice \(lines 3 and 4\)"):
+        load_config(nested)
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan"])
+@pytest.mark.parametrize("field", ["algo.learning_rate", "train.normalize.clip_obs", "transfer.early_warning.margin"])
+def test_non_finite_numbers_are_refused_in_any_numeric_field(tmp_path, field, value):
+    data = minimal(targets={"heavy": {"dynamics": []}}, transfer={"method": "finetune"})
+    path = write(tmp_path, data)
+    with pytest.raises(Sim2RealError, match=re.escape(field.split(".")[-1])):
+        load_config(path, [f"{field}={value}"])
+
+
+def test_a_name_too_long_for_a_folder_is_refused_before_any_folder_exists(tmp_path):
+    data = minimal(run={"root": str(tmp_path / "runs"), "experiment": "x" * 300})
+    with pytest.raises(Sim2RealError, match=r"run\.experiment"):
+        parse_config(data)
+    assert not (tmp_path / "runs").exists()
