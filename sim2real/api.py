@@ -185,18 +185,21 @@ def compare(
     threshold_fraction: float = 0.9,
     seed: int = 0,
     reference: str | Path | None = None,
+    skip_unreadable: bool = False,
 ) -> Scorecard:
     """The transfer scorecard of transfer runs (folders or glob patterns) against their targets' scratch runs.
 
     ``reference``: a run folder of a policy trained on the target itself; its final evaluation on each target
-    adds the return as a share of its and the target steps to 95% of it.
+    adds the return as a share of its and the target steps to 95% of it. A transfer run that cannot be read is
+    an error naming its file; ``skip_unreadable`` leaves such runs out and lists them in the card's notes.
 
     Example:
         >>> import sim2real
         >>> card = sim2real.compare(["runs/inverted_double_pendulum_v5"])  # doctest: +SKIP
         >>> [(s.method, s.estimates["transfer_ratio"].iqm) for s in card.scores]  # doctest: +SKIP
     """
-    found = find_runs([str(r) for r in runs])
+    skipped: list[str] | None = [] if skip_unreadable else None
+    found = find_runs([str(r) for r in runs], skipped)
     references: dict[str, float] = {}
     if reference is not None:
         evaluation = RunFolder.open(Path(reference)).read_eval()
@@ -207,5 +210,7 @@ def compare(
                 reference=reference,
             )
         references = {r.target: float(evaluation[r.target]["mean_reward"]) for r in found}
-    return score(found, threshold=threshold, threshold_fraction=threshold_fraction, seed=seed,
+    card = score(found, threshold=threshold, threshold_fraction=threshold_fraction, seed=seed,
                  references=references)  # fmt: skip
+    card.notes += [f"skipped, unreadable: {error}" for error in skipped or []]
+    return card

@@ -37,6 +37,7 @@ FLAGS = {
     "address": "--address",
     "backend": "--backend",
     "reference": "--reference",
+    "skip_unreadable": "--skip-unreadable",
 }
 
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
@@ -181,6 +182,11 @@ def _add_compare(commands: Any) -> None:
         type=Path,
         metavar="RUN_DIR",
         help="a run trained on the target itself: adds the return as a share of its and the steps to 95%% of it",
+    )
+    compare.add_argument(
+        "--skip-unreadable",
+        action="store_true",
+        help="leave out transfer runs that cannot be read (listed on stderr) instead of stopping at the first",
     )
     compare.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: scorecard/ beside the runs)")
     compare.add_argument("--seed", type=_non_negative, default=0, help="bootstrap seed (default: 0)")
@@ -418,7 +424,7 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     from sim2real.evaluation.scorecard import header, rows, write_scorecard
 
     card = compare(args.runs, threshold=args.threshold, threshold_fraction=args.threshold_fraction, seed=args.seed,
-                   reference=args.reference)  # fmt: skip
+                   reference=args.reference, skip_unreadable=args.skip_unreadable)  # fmt: skip
     if not console.is_terminal:
         console.width = max(console.width, 160)
     table = Table(title="Transfer scorecard (IQM over seeds, [95% CI])")

@@ -781,6 +781,27 @@ def test_compare_refuses_folders_without_transfer_runs(
     assert not (tmp_path / "card").exists()
 
 
+def test_compare_refuses_a_corrupt_run_in_a_pattern_unless_told_to_skip_it(
+    capsys: pytest.CaptureFixture[str], transfer_runs: Path, tmp_path: Path
+) -> None:
+    """A run whose curve is corrupt does not drop out of the scorecard unseen: compare stops naming the file,
+    or with --skip-unreadable scores the rest and lists what it left out."""
+    copy = tmp_path / "runs"
+    shutil.copytree(transfer_runs, copy)
+    corrupt = target_folder(copy) / "finetune" / "seed_1" / "curve.json"
+    corrupt.write_text("{not json")
+    code, _, err = cli(capsys, "compare", copy, "--out", tmp_path / "card")
+    assert_one_line_error(CliResult(code, "", err), str(corrupt), "unreadable learning curve")
+    assert not (tmp_path / "card").exists()
+    code, _, err = cli(capsys, "compare", copy, "--skip-unreadable", "--out", tmp_path / "card")
+    assert code == 0, err
+    assert "skipped, unreadable" in err and str(corrupt) in " ".join(err.split()).replace(" ", "")
+    methods = {
+        m["method"]: m["seeds"] for m in json.loads((tmp_path / "card" / "scorecard.json").read_text())["methods"]
+    }
+    assert methods == {"scratch": 2, "finetune": 1}
+
+
 # ------------------------------------------------------------------------------------------- 8. negative transfer
 
 

@@ -89,6 +89,10 @@ def _monitor_curve(run_dir: Path, window: int = 20) -> Curve | None:
     )
 
 
+class NotATransferRun(Sim2RealError):
+    """A run folder that trained a source (no ``transfer`` section): a pattern over a runs tree meets them."""
+
+
 def read_run(run_dir: Path) -> Run:
     """One transfer run's identity (target, method, source experiment, seed) and learning curve."""
     run = RunFolder(run_dir)
@@ -97,7 +101,7 @@ def read_run(run_dir: Path) -> Run:
         raise Sim2RealError(f"{run_dir}: unreadable {run.config_file.name} (no such file)")
     transfer = config.get("transfer") if isinstance(config, dict) else None
     if not isinstance(transfer, dict):
-        raise Sim2RealError(f"{run_dir}: not a transfer run (its config has no transfer section)")
+        raise NotATransferRun(f"{run_dir}: not a transfer run (its config has no transfer section)")
     curve = None
     if run.curve_file.is_file():
         try:
@@ -119,8 +123,13 @@ def read_run(run_dir: Path) -> Run:
     )
 
 
-def find_runs(patterns: list[str]) -> list[Run]:
-    """Transfer runs under the given folders or glob patterns (a folder is searched for ``seed_*`` runs)."""
+def find_runs(patterns: list[str], skipped: list[str] | None = None) -> list[Run]:
+    """Transfer runs under the given folders or glob patterns (a folder is searched for ``seed_*`` runs).
+
+    Source runs among them are passed over. A transfer run that cannot be read (a corrupt curve, no config)
+    is an error naming its file, since scoring without it would change the result unseen; with ``skipped``
+    (a list), it is left out and its error is appended there instead.
+    """
     folders: list[Path] = []
     for pattern in patterns:
         matches = [Path(m) for m in sorted(glob.glob(pattern))] if any(c in pattern for c in "*?[") else [Path(pattern)]
@@ -135,9 +144,13 @@ def find_runs(patterns: list[str]) -> list[Run]:
     for folder in dict.fromkeys(folders):
         try:
             runs.append(read_run(folder))
-        except Sim2RealError:
+        except NotATransferRun:
             if len(patterns) == 1 and folder == Path(patterns[0]):
                 raise
+        except Sim2RealError as error:
+            if skipped is None:
+                raise
+            skipped.append(str(error))
     if not runs:
         raise Sim2RealError(f"{', '.join(patterns)}: no transfer runs with a learning curve found")
     return runs
