@@ -83,7 +83,10 @@ def read_normalization(folder: Path, trusted: bool = False) -> dict[str, Any] | 
             state = json.loads(json_path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise Sim2RealError(f"{json_path}: unreadable normalization statistics ({error})") from None
-        return state if isinstance(state, dict) else None
+        problem = _malformed(state)
+        if problem:
+            raise Sim2RealError(f"{json_path}: malformed normalization statistics ({problem})")
+        return cast(dict[str, Any], state)
     pkl = folder / VECNORMALIZE
     if not pkl.is_file():
         return None
@@ -144,23 +147,63 @@ def read_model(path: Path, trusted: bool = False, with_normalization: bool = Tru
         except (OSError, json.JSONDecodeError):
             transfer_state = None
     steps = data.get("num_timesteps", 0)
+    observation = _space(data.get("observation_space"))
+    normalization = (
+        read_normalization(folder, trusted)
+        if with_normalization and (run is not None or zip_path.name == MODEL)
+        else None
+    )
+    if normalization is not None and observation is not None and observation.shape:
+        size, expected = observation_size(normalization), int(np.prod(observation.shape))
+        if size != expected:
+            raise Sim2RealError(
+                f"{folder / VECNORMALIZE_JSON}: statistics for {size} observation values, but {zip_path.name} "
+                f"takes {expected}"
+            )
     return ModelFile(
         path=zip_path,
         algo=_algo_of(params["policy"], zip_path),
         params=params,
         variables=variables or {},
         num_timesteps=steps if isinstance(steps, int) else 0,
-        observation=_space(data.get("observation_space")),
+        observation=observation,
         action=_space(data.get("action_space")),
-        normalization=read_normalization(folder, trusted)
-        if with_normalization and (run is not None or zip_path.name == MODEL)
-        else None,
+        normalization=normalization,
         config=config if isinstance(config, dict) else None,
         transfer_state=transfer_state if isinstance(transfer_state, dict) else None,
     )
 
 
 # --------------------------------------------------------------------------------------- normalization
+
+
+def _malformed(state: Any) -> str | None:
+    """What is wrong with saved statistics (see :func:`normalization_state`), or None: what reading them needs."""
+    if not isinstance(state, dict):
+        return "expected a JSON object"
+    for key in ("clip_obs", "epsilon"):
+        if key in state and not _finite(state[key]):
+            return f"{key} is {state[key]!r}, expected a number"
+    sizes = {}
+    for name in ("obs_rms", "ret_rms"):
+        rms = state.get(name)
+        if not isinstance(rms, dict):
+            return f"no {name}"
+        for key in ("mean", "var"):
+            values = rms.get(key)
+            values = [values] if name == "ret_rms" and _finite(values) else values
+            if not isinstance(values, list) or not values or not all(_finite(v) for v in values):
+                return f"{name}.{key} is {str(rms.get(key))[:40]}, expected a list of numbers"
+            sizes[f"{name}.{key}"] = len(values)
+        if sizes[f"{name}.mean"] != sizes[f"{name}.var"]:
+            return f"{name}: {sizes[name + '.mean']} means but {sizes[name + '.var']} variances"
+        if not _finite(rms.get("count")) or rms["count"] <= 0:
+            return f"{name}.count is {rms.get('count')!r}, expected a positive number"
+    return None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 def normalization_state(venv: VecNormalize) -> dict[str, Any]:

@@ -581,6 +581,34 @@ def test_pickled_normalization_statistics_need_trust(tmp_path: Path, ppo_source:
     assert run.json("vecnormalize.json")["obs_rms"] == expected["obs_rms"]
 
 
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (lambda state: state.pop("obs_rms"), "no obs_rms"),
+        (lambda state: state["obs_rms"].update(mean="zeros"), "obs_rms.mean is zeros, expected a list of numbers"),
+        (lambda state: state["obs_rms"]["var"].pop(), "obs_rms: 9 means but 8 variances"),
+        (lambda state: state["ret_rms"].update(count=-1), "ret_rms.count is -1, expected a positive number"),
+        (lambda state: state["obs_rms"].update(mean=[0.0] * 4, var=[1.0] * 4), "statistics for 4 observation values"),
+    ],
+    ids=["missing", "wrong type", "lengths", "count", "shape"],
+)
+def test_malformed_normalization_statistics_are_one_line_naming_the_file(
+    tmp_path: Path, ppo_source: Path, cli: Any, change: Callable[[dict], Any], needle: str
+) -> None:
+    """Statistics a run cannot use are an error naming vecnormalize.json and the problem, for transfer and
+    evaluate alike, before anything trains or is written (not a traceback, nor a silent fresh start)."""
+    source = tmp_path / "source"
+    shutil.copytree(ppo_source, source)
+    state = json.loads((source / "vecnormalize.json").read_text())
+    change(state)
+    (source / "vecnormalize.json").write_text(json.dumps(state))
+    config = tmp_path / "transfer.yaml"
+    config.write_text(yaml.safe_dump(config_data(tmp_path / "runs", transfer={"method": "finetune"})))
+    for args in (["transfer", str(config), "--source", str(source)], ["evaluate", str(source)]):
+        assert_one_line_error(cli(*args), str(source / "vecnormalize.json"), needle)
+    assert not (tmp_path / "runs").exists()
+
+
 # ------------------------------------------------------------------------------------------- 8. prognet
 
 
