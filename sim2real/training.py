@@ -191,6 +191,14 @@ def load_policy(config: Config, path: Path, trusted: bool = False) -> tuple[Base
     if mismatch:
         env.close()
         raise Sim2RealError(f"{model_file.path} does not fit {config.env}: " + "; ".join(mismatch))
+    normalize = config.train.normalize
+    if normalize is not None and normalize.observations and model_file.normalization is None:
+        env.close()
+        raise Sim2RealError(
+            f"{model_file.path}: no normalization statistics beside it (vecnormalize.json), but the config "
+            "normalizes observations; on raw observations its returns would be wrong. Pass the run folder, "
+            "or set train.normalize: null in the config if it was trained on raw observations"
+        )
     trunk = "mlp_extractor.policy_net" if config.algo.name == "ppo" else "actor.latent_pi"
     progressive = is_progressive(model_file.policy)
     arch = source_arch_of(model_file.policy, trunk + ".column" if progressive else trunk)

@@ -593,6 +593,21 @@ def test_evaluate_refuses_a_model_for_another_observation_space(
     assert not (tmp_path / "e.json").exists()
 
 
+def test_evaluate_refuses_a_model_without_statistics_for_a_config_that_normalizes(
+    capsys: pytest.CaptureFixture[str], source_run: Path, tmp_path: Path
+) -> None:
+    """A zip taken out of its run folder has no statistics: on raw observations it would report a number that
+    means nothing. One line saying so; a config without normalization evaluates it."""
+    shutil.copy(source_run / "model.zip", tmp_path / "alone.zip")
+    config = write_config(tmp_path / "idp.yaml", tiny_config_data(tmp_path / "runs"))
+    code, _, err = cli(capsys, "evaluate", tmp_path / "alone.zip", "--config", config, "--json", tmp_path / "e.json")
+    assert_one_line_error(CliResult(code, "", err), "alone.zip", "no normalization statistics", "train.normalize")
+    assert not (tmp_path / "e.json").exists()
+    raw = write_config(tmp_path / "raw.yaml", tiny_config_data(tmp_path / "runs", normalize=None))
+    code, _, err = cli(capsys, "evaluate", tmp_path / "alone.zip", "--config", raw, "--episodes", "1")
+    assert code == 0, err
+
+
 def test_evaluate_refuses_an_unknown_domain(capsys: pytest.CaptureFixture[str], source_run: Path) -> None:
     """A misspelt --domain lists the domains there are."""
     code, _, err = cli(capsys, "evaluate", source_run, "--domain", "hevy")
