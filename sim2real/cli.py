@@ -356,9 +356,35 @@ def _transfer(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def check_output(path: Path | None, flag: str, folder: bool = False) -> None:
+    """Refuses an output path that cannot be written before any work starts (not after an evaluation ran).
+
+    It must not be a file where a folder goes or a folder where a file goes, each name must fit the file
+    system, and the nearest folder on it that exists must be one this user can write in.
+    """
+    if path is None:
+        return
+    where = f"{flag} {path}"
+    for part in path.parts:
+        if len(part.encode()) > 255:
+            raise Sim2RealError(f"{where}: the name '{part[:20]}...' is longer than a file name can be (255 bytes)")
+    if path.exists() and path.is_dir() != folder:
+        raise Sim2RealError(f"{where}: is a {'file' if folder else 'folder'}; give a {'folder' if folder else 'file'}")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if existing != path.absolute() and not existing.is_dir():
+        raise Sim2RealError(f"{where}: {existing} is a file, so nothing can be written under it")
+    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK | os.X_OK):
+        raise Sim2RealError(f"{where}: cannot write in {existing if existing.is_dir() else existing.parent}")
+
+
 def _evaluate(args: argparse.Namespace, console: Console) -> int:
     from sim2real.api import evaluate
     from sim2real.evaluation import print_results, write_results
+
+    check_output(args.json, "--json")
+    check_output(args.csv, "--csv")
 
     results = evaluate(args.model, args.config, domains=args.domain, episodes=args.episodes, seed=args.seed,
                        deterministic=not args.stochastic, n_envs=args.n_envs, trust_source=args.trust_source)  # fmt: skip
@@ -382,6 +408,8 @@ def _sweep(args: argparse.Namespace, console: Console) -> int:
     from sim2real.runs import RunFolder
 
     params = [parse_sweep_param(text) for text in args.param]
+    check_output(args.out, "--out", folder=True)
+    check_output(args.logdir, "--logdir", folder=True)
     labels = model_labels(args.models)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("sweeping", total=None)
@@ -423,6 +451,8 @@ def _compare(args: argparse.Namespace, console: Console) -> int:
     from sim2real.api import compare
     from sim2real.evaluation.scorecard import header, rows, write_scorecard
 
+    check_output(args.out, "--out", folder=True)
+
     card = compare(args.runs, threshold=args.threshold, threshold_fraction=args.threshold_fraction, seed=args.seed,
                    reference=args.reference, skip_unreadable=args.skip_unreadable)  # fmt: skip
     if not console.is_terminal:
@@ -452,6 +482,7 @@ def _study(args: argparse.Namespace, console: Console) -> int:
     from sim2real.study.report import write_report
 
     file = Path(args.config or _default_config(DEFAULT_STUDY))
+    check_output(args.output, "--output", folder=True)
     plan = plan_study(file, load_study(file, args.overrides), args.output)
     counts = Counter(plan.status.values())
     console.print(

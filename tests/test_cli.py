@@ -210,3 +210,35 @@ def test_resume_of_a_run_without_its_command_history_still_works(tmp_path: Path)
     resumed = run_cli_process("train", "--resume", str(run), "--set", "train.total_timesteps=512")
     assert resumed.returncode == 0, resumed.stderr
     assert (run / "command.txt").read_text().count("--resume") == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "kind"),
+    [
+        (["evaluate", "MODEL"], "--json", "file"),
+        (["evaluate", "MODEL"], "--csv", "file"),
+        (
+            ["sweep", "MODEL", "--param", "{quantity: body_mass, select: all, scale: [1, 2], points: 2}"],
+            "--out",
+            "folder",
+        ),
+        (["compare", "MODEL"], "--out", "folder"),
+    ],
+)
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path, cli: Cli, command: list[str], flag: str, kind: str
+) -> None:
+    """A file where a folder goes, a path under a file, a name too long: one line naming the user's path (not a
+    temporary file's), before the model is even read."""
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "a_folder").mkdir()
+    model = str(tmp_path / "no_model_needed")  # the path is checked first
+    args = [model if a == "MODEL" else a for a in command]
+    wrong = tmp_path / ("a_folder" if kind == "file" else "a_file")
+    for path, needle in (
+        (wrong, f"is a {'folder' if kind == 'file' else 'file'}"),
+        (tmp_path / "a_file" / "x", "a_file is a file, so nothing can be written under it"),
+        (tmp_path / ("n" * 300), "longer than a file name can be"),
+    ):
+        assert_one_line_error(cli(*args, flag, str(path)), f"{flag} {path}", needle)
+    assert (tmp_path / "a_file").read_text() == "mine" and not any((tmp_path / "a_folder").iterdir())
