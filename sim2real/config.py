@@ -18,7 +18,16 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import numpy as np
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sim2real.dynamics import QUANTITIES, parameter_name
 from sim2real.errors import Sim2RealError
@@ -562,6 +571,12 @@ class Config(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     transfer: TransferConfig | None = Field(None, description="train on a target starting from a source model")
+    # Where the config came from (a file's path), for errors found after validation (a domain's dynamics).
+    _origin: str = PrivateAttr("config")
+
+    @property
+    def origin(self) -> str:
+        return self._origin
 
     @field_validator("targets")
     @classmethod
@@ -852,9 +867,11 @@ def parse_config(data: Any, source: str = "config") -> Config:
     if not isinstance(data, dict):
         raise Sim2RealError(f"{source}: expected a mapping of keys (env, source, targets, algo, ...)")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as error:
         raise Sim2RealError(_format_error(source, error)) from None
+    config._origin = source
+    return config
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

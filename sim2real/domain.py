@@ -324,7 +324,11 @@ def check_domains(config: Config) -> dict[str, dict[str, float]]:
     parameters = {}
     env_kwargs: dict[str, Any] = dict(config.env_kwargs)
     for name, domain in config.domains().items():
-        env = make_domain_env(config.env, DomainSpec.from_config(domain), seed=(config.train.seed, 0), **env_kwargs)
+        section = "source" if name == "source" else f"targets.{name}"
+        try:
+            env = make_domain_env(config.env, DomainSpec.from_config(domain), seed=(config.train.seed, 0), **env_kwargs)
+        except Sim2RealError as error:  # found by the physics, after the schema: say where, as schema errors do
+            raise Sim2RealError(f"{config.origin}: {section}: {error}") from None
         wrapper = find_dynamics_wrapper(env)
         parameters[name] = wrapper.domain_parameters() if wrapper else {}
         env.close()

@@ -55,15 +55,17 @@ def test_unknown_env_id(tmp_path: Path) -> None:
 
 def test_unknown_element_lists_valid_names(tmp_path: Path, cli: Cli) -> None:
     targets = {"t": {"dynamics": [{"quantity": "body_mass", "select": "pole3", "scale": 2.0}]}}
-    result = cli("train", str(write_config(tmp_path, targets=targets)))
-    assert_one_line_error(result, "unknown body 'pole3'", "cart, pole, pole2")
+    config = write_config(tmp_path, targets=targets)
+    result = cli("train", str(config))
+    assert_one_line_error(result, f"{config}: targets.t: ", "unknown body 'pole3'", "cart, pole, pole2")
     assert not (tmp_path / "runs").exists()
 
 
 def test_invalid_physical_value_names_the_parameter(tmp_path: Path, cli: Cli) -> None:
     targets = {"t": {"dynamics": [{"quantity": "geom_friction", "select": "cart", "offset": -5.0}]}}
-    result = cli("train", str(write_config(tmp_path, targets=targets)))
-    assert_one_line_error(result, "geom_friction of geom 'cart'", ">= 0")
+    config = write_config(tmp_path, targets=targets)
+    result = cli("train", str(config))
+    assert_one_line_error(result, f"{config}: targets.t: ", "geom_friction of geom 'cart'", ">= 0")
 
 
 def test_override_of_a_field(tmp_path: Path, cli: Cli) -> None:
