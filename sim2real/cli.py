@@ -40,6 +40,11 @@ FLAGS = {
     "skip_unreadable": "--skip-unreadable",
 }
 
+# One flag, one meaning, in every command that reads files: nothing is unpickled without it.
+TRUST_HELP = (
+    "allow reading pickled files (a vecnormalize.pkl, an old checkpoint's replay buffer); a pickle can run code"
+)
+
 DEFAULT_CONFIG = "configs/inverted_double_pendulum/nominal.yaml"
 DEFAULT_STUDY = "configs/inverted_double_pendulum/study.yaml"
 
@@ -85,6 +90,7 @@ def _add_train(commands: Any) -> None:
         help="override one config field, e.g. --set train.total_timesteps=20000 (repeatable)",
     )
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    train.add_argument("--trust-source", action="store_true", help=TRUST_HELP)
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -109,11 +115,7 @@ def _add_transfer(commands: Any) -> None:
         help="override one config field, e.g. --set transfer.freeze.layers=2 (repeatable)",
     )
     transfer.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a transfer run")
-    transfer.add_argument(
-        "--trust-source",
-        action="store_true",
-        help="allow reading the source's pickled files (vecnormalize.pkl); pickles can run code",
-    )
+    transfer.add_argument("--trust-source", action="store_true", help=TRUST_HELP)
     transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -236,7 +238,7 @@ def _evaluation_options(
     parser.add_argument("--episodes", type=_positive, default=episodes_default, help=episodes_help)
     parser.add_argument("--seed", type=_non_negative, default=0, help="evaluation seed (default: 0)")
     parser.add_argument("--n-envs", type=_positive, default=16, help="env copies stepped together (default: 16)")
-    parser.add_argument("--trust-source", action="store_true", help="allow reading a pickled vecnormalize.pkl")
+    parser.add_argument("--trust-source", action="store_true", help=TRUST_HELP)
 
 
 def parse_sweep_param(text: str) -> SweepParam:
@@ -309,7 +311,7 @@ def _train(args: argparse.Namespace, console: Console) -> int:
         config = load_config(args.config or _default_config(), overrides)
     if config.transfer is not None:
         raise Sim2RealError("this config has a transfer section: run it with `sim2real transfer`")
-    result = train(config, command=_command_line(), resume=args.resume, console=console)
+    result = train(config, command=_command_line(), resume=args.resume, console=console, trust_source=args.trust_source)
     _report(result, "", console)
     return 0
 

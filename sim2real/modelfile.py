@@ -19,10 +19,12 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sim2real.errors import Sim2RealError
+from sim2real.io import atomic_path
 from sim2real.runs import MODEL, TRANSFER_STATE, VECNORMALIZE, VECNORMALIZE_JSON, RunFolder
 
 
@@ -52,6 +54,7 @@ class ModelFile:
     normalization: dict[str, Any] | None = None
     config: dict[str, Any] | None = None  # the run folder's config.yaml, when there is one
     transfer_state: dict[str, Any] | None = field(default=None)
+    counters: dict[str, int] = field(default_factory=dict)  # SB3's plain-int progress (_n_updates, _episode_num)
 
     @property
     def policy(self) -> dict[str, torch.Tensor]:
@@ -171,6 +174,7 @@ def read_model(path: Path, trusted: bool = False, with_normalization: bool = Tru
         normalization=normalization,
         config=config if isinstance(config, dict) else None,
         transfer_state=transfer_state if isinstance(transfer_state, dict) else None,
+        counters={k: v for k in ("_n_updates", "_episode_num") if isinstance(v := data.get(k), int)},
     )
 
 
@@ -241,3 +245,34 @@ def apply_normalization_state(venv: VecNormalize, state: dict[str, Any]) -> None
 
 def observation_size(state: dict[str, Any]) -> int:
     return int(np.asarray(state["obs_rms"]["mean"]).size)
+
+
+# --------------------------------------------------------------------------------------- replay buffer
+
+# A replay buffer's contents: plain arrays (numpy's npz, read with allow_pickle=False), not SB3's pickle of the
+# whole buffer object, so that resuming a run someone else made runs none of its code.
+_BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def save_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
+    arrays = {name: value for name in _BUFFER_ARRAYS if (value := getattr(buffer, name, None)) is not None}
+    with atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.savez(handle, pos=np.int64(buffer.pos), full=np.bool_(buffer.full), **arrays)
+
+
+def load_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
+    """Fills ``buffer`` (built by the run's config, so of the right size and spaces) from ``path``."""
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            for name in _BUFFER_ARRAYS:
+                target = getattr(buffer, name, None)
+                if target is None or name not in saved.files:
+                    continue
+                if saved[name].shape != target.shape:
+                    raise Sim2RealError(
+                        f"{path}: {name} has shape {saved[name].shape}, this run's buffer {target.shape}"
+                    )
+                target[...] = saved[name]
+            buffer.pos, buffer.full = int(saved["pos"]), bool(saved["full"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise Sim2RealError(f"{path}: unreadable replay buffer ({error})") from None

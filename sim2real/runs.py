@@ -48,7 +48,8 @@ EVAL = "eval.json"
 SOURCE_WEIGHTS = "source.pth"
 TRANSFER_STATE = "transfer.json"
 CURVE = "curve.json"
-REPLAY_BUFFER = "replay_buffer.pkl"
+REPLAY_BUFFER = "replay_buffer.npz"
+REPLAY_BUFFER_PICKLE = "replay_buffer.pkl"  # what earlier versions wrote: read only on trust
 ADR_STATE = "adr.json"
 
 # Fields a resumed run may change: everything else must match the run it continues. A study also compares its
@@ -102,6 +103,7 @@ class Checkpoint(_ModelFiles):
     """One complete ``checkpoints/step_<n>/`` folder (incomplete ones never carry that name)."""
 
     replay_buffer = _File(REPLAY_BUFFER)
+    replay_buffer_pickle = _File(REPLAY_BUFFER_PICKLE)
     adr_file = _File(ADR_STATE)
 
     @property

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import torch
@@ -45,7 +45,15 @@ from sim2real.evaluation import DomainResult, domain_seed, evaluate_config, eval
 from sim2real.evaluation.metrics import Curve
 from sim2real.io import save_with, write_json
 from sim2real.logging import flat_hparams, make_logger, record_hparams, record_text
-from sim2real.modelfile import ModelFile, normalization_state, read_model
+from sim2real.modelfile import (
+    ModelFile,
+    apply_normalization_state,
+    load_replay_buffer,
+    normalization_state,
+    read_model,
+    read_normalization,
+    save_replay_buffer,
+)
 from sim2real.runs import Checkpoint, RunFolder, read_curve_points
 from sim2real.transfer import Transfer, read_source, resume_transfer, start_transfer
 from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of
@@ -240,35 +248,65 @@ def save_checkpoint(
                 write_json(checkpoint.vecnormalize_json, normalization_state(venv))
             if transfer is not None:
                 write_json(checkpoint.transfer_state, transfer.state())
-            if isinstance(model, OffPolicyAlgorithm):
-                model.save_replay_buffer(checkpoint.replay_buffer)
+            if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+                save_replay_buffer(model.replay_buffer, checkpoint.replay_buffer)
             if adr is not None:
                 write_json(checkpoint.adr_file, adr.state())
     return run.checkpoints()[-1].path
 
 
 def _load_checkpoint(
-    config: Config, policy: Policy, run: RunFolder, checkpoint: Checkpoint, env: VecEnv
+    config: Config, policy: Policy, run: RunFolder, checkpoint: Checkpoint, env: VecEnv, trusted: bool = False
 ) -> tuple[BaseAlgorithm, Transfer | None]:
-    """A run's model at ``checkpoint`` (our own files: trusted), on a freshly built env."""
+    """A run's model at ``checkpoint``, on a freshly built env, from plain data only: weights read weights-only,
+    normalization statistics from JSON, the replay buffer from arrays. A run folder may come from someone else
+    (a downloaded study): nothing in it is unpickled unless ``trusted`` (earlier versions' pickled buffers)."""
     try:
         if config.train.normalize is not None:
-            env = VecNormalize.load(str(checkpoint.vecnormalize), env)
+            env = normalize_env(config, env)
+            state = read_normalization(checkpoint.path, trusted)
+            if state is None:
+                raise Sim2RealError(f"checkpoint {checkpoint.path} has no normalization statistics (vecnormalize.json)")
+            venv = cast(VecNormalize, env)
+            apply_normalization_state(venv, state)
+            venv.training = config.transfer is None or config.transfer.normalization != "fixed"
+        model = build_model(config, env, policy)
         transfer = None
         if config.transfer is None:
-            model = ALGORITHMS[config.algo.name].load(checkpoint.model, env=env, device=config.train.device)
+            _restore_model(model, read_model(checkpoint.model, with_normalization=False), checkpoint)
         else:
-            model = build_model(config, env, policy)
             transfer = resume_transfer(model, config.transfer, run, checkpoint)
-        if isinstance(model, OffPolicyAlgorithm) and checkpoint.replay_buffer.exists():
-            model.load_replay_buffer(checkpoint.replay_buffer)
+        if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+            if checkpoint.replay_buffer.exists():
+                load_replay_buffer(model.replay_buffer, checkpoint.replay_buffer)
+            elif checkpoint.replay_buffer_pickle.exists():
+                if not trusted:
+                    raise Sim2RealError(
+                        f"{checkpoint.replay_buffer_pickle}: a replay buffer only as a pickle (an earlier version's), "
+                        "which can run code when read; pass {trust_source} if you trust this run",
+                        trust_source=True,
+                    )
+                model.load_replay_buffer(checkpoint.replay_buffer_pickle)
     except Sim2RealError:
         env.close()
         raise
-    except Exception as error:  # a damaged zip or pickle can raise nearly anything
+    except Exception as error:  # a damaged file can raise nearly anything
         env.close()
         raise Sim2RealError(f"checkpoint {checkpoint.path} is corrupt or incomplete: {error}") from None
     return model, transfer
+
+
+def _restore_model(model: BaseAlgorithm, saved: ModelFile, checkpoint: Checkpoint) -> None:
+    """Weights, optimizer state, SAC's temperature and SB3's progress counters from a checkpoint's model."""
+    try:
+        model.set_parameters(cast(dict[str, Any], saved.params), exact_match=True, device=model.device)
+    except (RuntimeError, ValueError) as error:
+        raise Sim2RealError(f"checkpoint {checkpoint.path} does not fit this run's model: {error}") from None
+    if "log_ent_coef" in saved.variables and getattr(model, "log_ent_coef", None) is not None:
+        cast(Any, model).log_ent_coef.data.copy_(saved.variables["log_ent_coef"].data)
+    model.num_timesteps = saved.num_timesteps
+    for name, value in saved.counters.items():
+        setattr(model, name, value)
 
 
 # ------------------------------------------------------------------------------------------- runs
@@ -356,12 +394,14 @@ def _open_new(config: Config, policy: Policy, command: str, source: ModelFile | 
     return _Session(staged.final(), model, transfer)
 
 
-def _open_resumed(config: Config, policy: Policy, command: str, folder: Path, console: Console) -> _Session:
+def _open_resumed(
+    config: Config, policy: Policy, command: str, folder: Path, console: Console, trusted: bool = False
+) -> _Session:
     """A run continued from its last checkpoint."""
     run = RunFolder.open(folder)
     checkpoint = run.latest_checkpoint()
     env = build_vec_env(config, run, append_monitor=True, resume_step=checkpoint.step)
-    model, transfer = _load_checkpoint(config, policy, run, checkpoint, env)
+    model, transfer = _load_checkpoint(config, policy, run, checkpoint, env, trusted)
     try:
         run.append_command(command)
     except Sim2RealError:
@@ -403,7 +443,8 @@ def train(
         resume: an existing run folder to continue from its last checkpoint.
         console: where the progress and the evaluation table go.
         source: a transfer run's source (run folder, zip, or a model already read); default ``transfer.source``.
-        trust_source: allow the source's pickled files (``vecnormalize.pkl``) to be read.
+        trust_source: allow pickled files to be read (a source's ``vecnormalize.pkl``, an earlier version's
+            pickled replay buffer in a checkpoint); without it nothing sim2real reads is unpickled.
         progress_file: a JSON file kept up to date with the step count (for a study's coordinator).
         study_hparams: HPARAMS columns a study adds (source, method, ...); the study declares the
             dashboard's columns itself, so the run writes only its session.
@@ -428,7 +469,7 @@ def train(
             session = _open_new(config, policy, command, source_file)
         else:
             check_domains(config)
-            session = _open_resumed(config, policy, command, resume, console)
+            session = _open_resumed(config, policy, command, resume, console, trust_source)
         run, model, transfer = session.run, session.model, session.transfer
         model.set_logger(make_logger(run.tensorboard, purge_step=None if resume is None else model.num_timesteps + 1))
         if resume is None:

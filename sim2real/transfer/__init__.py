@@ -237,6 +237,8 @@ class Transfer:
         if "log_ent_coef" in checkpoint.variables and getattr(model, "log_ent_coef", None) is not None:
             cast(Any, model).log_ent_coef.data.copy_(checkpoint.variables["log_ent_coef"].data)
         model.num_timesteps = checkpoint.num_timesteps
+        for name, value in checkpoint.counters.items():
+            setattr(model, name, value)
         transfer._pin_targets()
         return transfer
 
@@ -639,7 +641,7 @@ def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFold
     """A transfer run's state at ``checkpoint``, on ``model`` freshly built from the run's config (weights-only)."""
     state = json.loads(checkpoint.transfer_state.read_text())
     reference = torch.load(run.source_weights, weights_only=True) if run.source_weights.is_file() else {}
-    saved = read_model(checkpoint.model, trusted=True)
+    saved = read_model(checkpoint.model, with_normalization=False)  # weights-only; statistics: the caller
     transfer = Transfer.restore(model, settings, _algo_of(model), saved, state, reference)
     _attach_anchor(transfer)
     return transfer
