@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from sim2real.config import TRANSFER_METHODS
-from sim2real.errors import FrictionDominatedWarning, Sim2RealError, python_spelling
+from sim2real.errors import NoEffectWarning, Sim2RealError, python_spelling
 
 if TYPE_CHECKING:
     from sim2real.config import SweepParam
@@ -547,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_show = warnings.showwarning
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, FrictionDominatedWarning):
+        if issubclass(category, NoEffectWarning):
             err.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
         else:
             default_show(message, category, filename, lineno, file, line)
@@ -555,7 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # catch_warnings restores the caller's filters and showwarning afterwards (main() may run in-process).
     with warnings.catch_warnings():
         warnings.showwarning = show_warning
-        warnings.simplefilter("once", FrictionDominatedWarning)
+        warnings.simplefilter("once", NoEffectWarning)
         return _run(args, console, err)
 
 

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import mujoco
 import numpy as np
 
-from sim2real.errors import FrictionDominatedWarning, Sim2RealError
+from sim2real.errors import FrictionDominatedWarning, NoEffectWarning, Sim2RealError
 
 ElementKind = Literal["body", "geom", "joint", "actuator"]
 Operation = Literal["scale", "set", "offset"]
@@ -345,8 +345,10 @@ class Dynamics:
         self._changed = {name for name, values in current.items() if not np.array_equal(values, self._nominal[name])}
         if any(QUANTITIES[name].derived for name in current):
             self.recompute_derived()
-        if check_friction and any(name.startswith("geom_") for name in current):
-            self._warn_dominated_friction()
+        if check_friction:
+            self._warn_without_effect(changes)
+            if any(name.startswith("geom_") for name in current):
+                self._warn_dominated_friction()
 
     def check(self, changes: Sequence[ResolvedChange]) -> None:
         """Raises :class:`Sim2RealError` if ``changes`` would give invalid physics; changes nothing."""
@@ -490,6 +492,28 @@ class Dynamics:
         if self._contact_partners is None:
             self._contact_partners = _contact_partners(self.model)
         return self._contact_partners
+
+    def _warn_without_effect(self, changes: Sequence[ResolvedChange]) -> None:
+        """Warns about changes that cannot change the simulation: scaling a value that is 0 in the model
+        (Swimmer's joint damping), friction of a geom that can touch nothing (its contype/conaffinity bits
+        match no other geom's), the mass of a body fixed to the world (no joint between them)."""
+        partners = None
+        welded = np.asarray(self.model.body_weldid)
+        for change in changes:
+            name, kind = change.quantity.name, change.quantity.kind
+            for row, label in zip(change.rows, change.labels, strict=True):
+                reason = None
+                if change.op == "scale" and not np.any(self._nominal[name][row]):
+                    reason = "is 0 in the model, so scaling it changes nothing (use set or offset)"
+                elif kind == "geom" and name.startswith("geom_") and "friction" in name:
+                    partners = self.contact_partners() if partners is None else partners
+                    if not partners.get(int(row)):
+                        reason = "changes nothing: the geom can touch no other geom (contype/conaffinity)"
+                elif name == "body_mass" and welded[row] == 0:
+                    reason = "changes nothing: the body is fixed to the world (no joint between them)"
+                if reason is not None:
+                    what = f"{name} of {kind} '{label}'" if kind else name
+                    warnings.warn(f"{what} {reason}", NoEffectWarning, stacklevel=4)
 
     def _warn_dominated_friction(self) -> None:
         """Warns when a friction change cannot take effect because MuJoCo combines the two geoms' frictions.

@@ -36,5 +36,9 @@ class Sim2RealError(Exception):
         return text
 
 
-class FrictionDominatedWarning(UserWarning):
+class NoEffectWarning(UserWarning):
+    """A dynamics change that cannot change the simulation (the user meant something by it: say so)."""
+
+
+class FrictionDominatedWarning(NoEffectWarning):
     """A geom friction change that MuJoCo's contact friction combination (partly) overrides."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import gymnasium as gym
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from sim2real.dynamics import QUANTITIES, Change, Dynamics
-from sim2real.errors import FrictionDominatedWarning, Sim2RealError
+from sim2real.errors import FrictionDominatedWarning, NoEffectWarning, Sim2RealError
 
 # A slider carrying a hinged arm; the arm's inertia is explicit so a heavier twin can be compiled exactly.
 # The joints' ``ref`` makes qpos0 non-zero, so actuator_length0 (gear * qpos0) is a real check.
@@ -501,3 +502,42 @@ def test_parent_and_child_bodies_are_not_named_unless_filterparent_is_off(filter
 
     messages = [str(w.message) for w in record if issubclass(w.category, FrictionDominatedWarning)]
     assert any("'lower'" in m for m in messages) == collide
+
+
+# ------------------------------------------------------------------------------------------ no effect
+
+NO_EFFECT_XML = """
+<mujoco>
+  <worldbody>
+    <geom name="floor" type="plane" size="1 1 .1"/>
+    <body name="shelf" pos="0 0 1"><geom name="ghost" type="box" size=".1 .1 .1" contype="0" conaffinity="0"/></body>
+    <body name="ball" pos="0 0 2"><joint name="slide" type="slide" axis="0 0 1"/><geom name="ball" size=".1"/></body>
+  </worldbody>
+</mujoco>
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        (Change("joint_damping", "scale", 2.0, "slide"), "joint_damping of joint 'slide' is 0 in the model"),
+        (
+            Change("geom_friction", "set", 0.3, "ghost"),
+            "geom_friction of geom 'ghost' changes nothing: the geom can touch",
+        ),
+        (Change("body_mass", "scale", 2.0, "shelf"), "body_mass of body 'shelf' changes nothing: the body is fixed"),
+    ],
+    ids=["scale of zero", "friction of a geom touching nothing", "mass of a body fixed to the world"],
+)
+def test_a_change_that_cannot_take_effect_is_warned(change: Change, needle: str) -> None:
+    dynamics = Dynamics(mujoco.MjModel.from_xml_string(NO_EFFECT_XML))
+    with pytest.warns(NoEffectWarning, match=re.escape(needle)):
+        dynamics.apply([change])
+
+
+def test_changes_that_take_effect_are_not_warned_about() -> None:
+    dynamics = Dynamics(mujoco.MjModel.from_xml_string(NO_EFFECT_XML))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoEffectWarning)
+        dynamics.apply([Change("joint_damping", "set", 0.5, "slide"), Change("body_mass", "scale", 2.0, "ball"),
+                        Change("geom_friction", "set", 2.0, "ball")])  # fmt: skip
