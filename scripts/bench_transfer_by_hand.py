@@ -30,7 +30,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from sim2real.callbacks import EvalCurveCallback
 from sim2real.config import Config, TransferConfig, dump_config, load_config
 from sim2real.domain import DomainSpec, make_domain_env
-from sim2real.evaluation import domain_seed, evaluate_config, evaluate_domain, print_results
+from sim2real.evaluation import evaluate_config, evaluate_domain, evaluation_seed, print_results
 from sim2real.io import save_with, write_text
 from sim2real.runs import RunFolder, run_dir
 
@@ -78,9 +78,8 @@ def by_hand(
         model = PPO.load(source / "model.zip", env=normalized, device="cpu")
         model.set_random_seed(seed)
 
-        index = list(config.domains()).index(target)
         evaluate = partial(evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
-                           episodes=eval_episodes, deterministic=True, seed=domain_seed(seed, index),
+                           episodes=eval_episodes, deterministic=True, seed=evaluation_seed(seed),
                            normalization=normalized, name=target)  # fmt: skip
         curve = EvalCurveCallback(evaluate, target, eval_every, run.curve_file)
         model.learn(total_timesteps=steps, callback=curve, reset_num_timesteps=True)

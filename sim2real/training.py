@@ -41,7 +41,7 @@ from sim2real.callbacks import (
 from sim2real.config import Config, LinearSchedule, dump_config
 from sim2real.domain import DomainSpec, check_domains, make_domain_env
 from sim2real.errors import Sim2RealError
-from sim2real.evaluation import DomainResult, domain_seed, evaluate_config, evaluate_domain, print_results
+from sim2real.evaluation import DomainResult, evaluate_config, evaluate_domain, evaluation_seed, print_results
 from sim2real.evaluation.metrics import Curve
 from sim2real.io import save_with, write_json
 from sim2real.logging import flat_hparams, make_logger, record_hparams, record_text
@@ -367,7 +367,7 @@ def _callbacks(
         evaluate = partial(
             evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
             episodes=config.transfer.eval_episodes, deterministic=config.eval.deterministic,
-            seed=domain_seed(config.train.seed, list(config.domains()).index(name)),
+            seed=evaluation_seed(config.train.seed),
             normalization=model.get_vec_normalize_env(), name=name,
         )  # fmt: skip
         points = run.curve_points(until=model.num_timesteps)

@@ -35,7 +35,7 @@ from sim2real.config import parse_config
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.dynamics import Change
 from sim2real.errors import Sim2RealError
-from sim2real.evaluation import domain_seed, evaluate_domain, normalizer_of, write_results
+from sim2real.evaluation import evaluate_domain, evaluation_seed, normalizer_of, write_results
 from sim2real.evaluation.batched import ObservationNormalizer, episode_seeds, run_episodes
 from sim2real.evaluation.metrics import (
     Curve,
@@ -574,11 +574,22 @@ def test_evaluate_applies_the_saved_normalization_statistics(
     heavy = DomainSpec.from_config(
         parse_config(yaml.safe_load((source_run / "config.yaml").read_text())).targets[TARGET]
     )
-    seed = domain_seed(0, 1)  # --seed 0, heavy is the config's second domain
+    seed = evaluation_seed(0)  # --seed 0
     with_stats = evaluate_domain(model, ENV, heavy, episodes=4, seed=seed, normalization=venv)
     raw = evaluate_domain(model, ENV, heavy, episodes=4, seed=seed)
     assert result["domains"][TARGET]["returns"] == with_stats.returns
     assert with_stats.returns != raw.returns, "the statistics should matter for this check to mean anything"
+
+
+def test_a_target_identical_to_the_source_scores_the_source_return_exactly(
+    capsys: pytest.CaptureFixture[str], source_run: Path, tmp_path: Path
+) -> None:
+    """Every domain starts from the same episode seeds: an unchanged target reports no gain or loss."""
+    data = yaml.safe_load((source_run / "config.yaml").read_text())
+    data["targets"]["same"] = {"dynamics": []}
+    config = write_config(tmp_path / "same.yaml", data)
+    result = evaluate_json(capsys, source_run, tmp_path / "e.json", "--config", config, "--episodes", "3")
+    assert result["domains"]["same"]["returns"] == result["domains"]["source"]["returns"]
 
 
 def test_evaluate_refuses_a_model_for_another_observation_space(

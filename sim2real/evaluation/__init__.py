@@ -87,9 +87,11 @@ def summarize(
     )
 
 
-def domain_seed(run_seed: int, domain_index: int) -> int:
-    """Evaluation seed of a domain, derived from the run's seed (different per domain, same per run)."""
-    return int(np.random.SeedSequence([run_seed, 1 + domain_index]).generate_state(1)[0])
+def evaluation_seed(run_seed: int) -> int:
+    """The evaluation episodes' seed, derived from the run's seed and the same on every domain: each domain
+    starts from the same states, so a target identical to the source scores the source's return exactly and a
+    difference between domains is their dynamics, not seed noise (common random numbers)."""
+    return int(np.random.SeedSequence([run_seed, 1]).generate_state(1)[0])
 
 
 def normalizer_of(normalization: VecNormalize | ObservationNormalizer | None) -> ObservationNormalizer | None:
@@ -147,10 +149,10 @@ def evaluate_config(
     deterministic: bool | None = None,
     n_envs: int = 16,
 ) -> list[DomainResult]:
-    """Evaluates ``model`` on the config's source and every target (or the ``domains`` named), each with its
-    own seed derived from ``seed`` (default: the run's seed)."""
+    """Evaluates ``model`` on the config's source and every target (or the ``domains`` named), all with the
+    episode seeds derived from ``seed`` (default: the run's seed; see :func:`evaluation_seed`)."""
     results = []
-    for index, (name, domain) in enumerate(config.domains().items()):
+    for name, domain in config.domains().items():
         if domains is not None and name not in domains:
             continue
         results.append(
@@ -161,7 +163,7 @@ def evaluate_config(
                 env_kwargs=config.env_kwargs,
                 episodes=episodes or config.eval.episodes,
                 deterministic=config.eval.deterministic if deterministic is None else deterministic,
-                seed=domain_seed(config.train.seed if seed is None else seed, index),
+                seed=evaluation_seed(config.train.seed if seed is None else seed),
                 normalization=normalization,
                 name=name,
                 success_threshold=config.eval.success_threshold,
