@@ -66,6 +66,7 @@ _EXPORTS = {
     "evaluate": "sim2real.api",
     "sweep": "sim2real.api",
     "compare": "sim2real.api",
+    "export": "sim2real.api",
     "RunFolder": "sim2real.runs",
     "Sim2RealError": "sim2real.errors",
 }
@@ -97,6 +98,7 @@ __all__ = [
     "Uniform",
     "compare",
     "evaluate",
+    "export",
     "load_config",
     "load_study",
     "make_domain_env",

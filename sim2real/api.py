@@ -17,6 +17,7 @@ from sim2real.evaluation import DomainResult, evaluate_config
 from sim2real.evaluation.batched import ObservationNormalizer
 from sim2real.evaluation.scorecard import Scorecard, find_runs, score
 from sim2real.evaluation.sweep import Sweep, run_sweep
+from sim2real.export import ExportResult
 from sim2real.runs import RunFolder
 from sim2real.training import TrainResult, load_policy, train
 
@@ -214,3 +215,35 @@ def compare(
                  references=references)  # fmt: skip
     card.notes += [f"skipped, unreadable: {error}" for error in skipped or []]
     return card
+
+
+def export(
+    model: str | Path,
+    format: str = "onnx",
+    out: str | Path | None = None,
+    config: str | Path | Config | None = None,
+    *,
+    check_steps: int = 1000,
+    trust_source: bool = False,
+) -> ExportResult:
+    """Writes a run's deterministic policy, with its observation normalization and action bounds built in, as
+    ONNX or TorchScript for a robot's control loop, checked against ``predict`` on ``check_steps`` observations
+    recorded on the source domain (see :mod:`sim2real.export`).
+
+    Example:
+        >>> import sim2real
+        >>> result = sim2real.export("runs/inverted_double_pendulum_v5/nominal/seed_0", "onnx")  # doctest: +SKIP
+        >>> result.path, result.max_abs_difference  # doctest: +SKIP
+        (PosixPath('runs/inverted_double_pendulum_v5/nominal/seed_0/policy.onnx'), 2.9e-07)
+    """
+    from sim2real.export import SUFFIX, export_policy
+
+    if format not in SUFFIX:
+        raise Sim2RealError(f"{{format}}: unknown export format (allowed: {', '.join(SUFFIX)})", format=format)
+    path = Path(model)
+    resolved = run_config(path, config)
+    policy, model_file = load_policy(resolved, path, trusted=trust_source)
+    folder = path if path.is_dir() else path.parent
+    target = Path(out) if out is not None else folder / f"policy{SUFFIX[format]}"
+    normalizer = ObservationNormalizer.from_state(model_file.normalization)
+    return export_policy(policy, normalizer, resolved, target, format, check_steps)  # type: ignore[arg-type]
