@@ -100,3 +100,18 @@ def test_the_payload_is_real(planted: dict[str, Path], tmp_path: Path) -> None:
     pickle.loads(copy.read_bytes())
     assert planted["marker"].exists()
     planted["marker"].unlink()
+
+
+def test_a_study_resumes_planted_runs_without_running_them(tmp_path: Path) -> None:
+    """A downloaded study folder, every pickle planted, extended to a larger budget: its runs resume from
+    their checkpoints, and nothing in them runs."""
+    from sim2real.cli import main
+    from tests.test_study import write_study
+
+    path = write_study(tmp_path, methods=["scratch", "finetune"], seeds=1, sweeps=[],
+                       sources={"nominal": {"config": "nominal.yaml"}})  # fmt: skip
+    assert main(["study", str(path), "--workers", "1"]) == 0
+    marker = tmp_path / "the_payload_ran"
+    assert plant(tmp_path / "study" / "runs", marker)
+    assert main(["study", str(path), "--workers", "1", "--set", "budgets.transfer=256"]) == 0
+    assert not marker.exists()
