@@ -495,6 +495,11 @@ class TransferConfig(Strict):
     recalibration_steps: PositiveInt = Field(
         2048, description="target steps of the source policy that recalibrate the observation statistics"
     )
+    compensate: bool = Field(
+        False,
+        description="recalibrate: rewrite the input layers so the networks compute on the new statistics what "
+        "they computed on the old (the source's behaviour at step 0 is kept)",
+    )
     reset_returns: bool = Field(
         False, description="fresh return statistics (reward normalization) instead of the source's"
     )
@@ -537,8 +542,9 @@ class TransferConfig(Strict):
         The recommended recipe is what the Hopper ablation measured (BENCHMARKS.md): the source's collapsed
         action std back to the algorithm's initial one, so that PPO's clipped steps can move the policy, and
         normalization statistics re-estimated on the target, with fresh return statistics, so that they can
-        move at all (carried ones weigh about the source's whole budget). Either alone helped little. SAC's
-        remedies are not measured yet, so the recipe leaves SAC as plain.
+        move at all (carried ones weigh about the source's whole budget), the input layers compensated so the
+        source's behaviour survives the new statistics. SAC's remedies are not measured yet, so the recipe
+        leaves SAC as plain.
         """
         if self.recipe != "recommended" or self.method not in RECIPE_METHODS or algo != "ppo":
             return
@@ -552,6 +558,8 @@ class TransferConfig(Strict):
         recalibrated = filled.get("normalization", self.normalization) == "recalibrate"
         if recalibrated and normalize is not None and normalize.rewards and "reset_returns" in unset:
             filled["reset_returns"] = True
+        if recalibrated and "compensate" in unset:
+            filled["compensate"] = True
         for name, value in filled.items():
             setattr(self, name, value)
         # The recipe's values stay unset (they are not the user's): a copy for another method or algorithm, or a

@@ -951,6 +951,33 @@ def test_recalibrate_reestimates_observation_statistics_on_the_target(tmp_path: 
     assert venv.ret_rms.count == pytest.approx(1e-4)
 
 
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+@pytest.mark.parametrize("method", ["finetune", "prognet"])
+def test_compensated_recalibration_keeps_the_source_policy_on_the_new_statistics(
+    tmp_path: Path, sources: dict[str, Path], algo: str, method: str
+) -> None:
+    """New statistics under the old weights would make the source act differently from step 0; compensate
+    rewrites the input layers so that on any raw observation the target acts (and values) as the source did."""
+    settings = {"method": method, "normalization": "recalibrate", "recalibration_steps": 64}
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    compensated, _ = started(tmp_path / "on", sources[algo], {**settings, "compensate": True}, algo)
+    uncompensated, _ = started(tmp_path / "off", sources[algo], settings, algo)
+    source = ALGORITHMS[algo].load(sources[algo] / "model.zip", device="cpu")
+    saved = json.loads((sources[algo] / "vecnormalize.json").read_text())["obs_rms"]
+    raw = np.random.default_rng(0).normal(saved["mean"], np.sqrt(saved["var"]), size=(64, 9))
+
+    def acts(model: Any, mean: Any, var: Any) -> np.ndarray:
+        obs = np.clip((raw - np.asarray(mean)) / np.sqrt(np.asarray(var) + 1e-8), -10, 10).astype(np.float32)
+        return model.predict(obs, deterministic=True)[0]
+
+    expected = acts(source, saved["mean"], saved["var"])
+    for model, close in ((compensated, True), (uncompensated, False)):
+        rms = model.get_vec_normalize_env().obs_rms
+        assert not np.allclose(rms.mean, saved["mean"])  # the statistics did move
+        assert np.allclose(acts(model, rms.mean, rms.var), expected, atol=1e-4) == close
+
+
 @pytest.mark.parametrize(
     ("algo", "transfer", "needle"),
     [

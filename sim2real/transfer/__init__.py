@@ -588,7 +588,13 @@ def start_transfer(
             apply_normalization_state(normalization, source.normalization)
     if normalization is not None:
         if settings.normalization == "recalibrate" and source is not None:
+            rms: Any = normalization.obs_rms
+            before = (np.array(rms.mean), np.array(rms.var))
             transfer.recalibration_steps = _recalibrate(model, normalization, settings.recalibration_steps)
+            if settings.compensate:
+                rms = normalization.obs_rms
+                after = (np.array(rms.mean), np.array(rms.var))
+                _compensate(model.policy, transfer.reference, before, after, normalization.epsilon)
         if settings.reset_returns:
             normalization.ret_rms = RunningMeanStd(shape=())
             normalization.returns = np.zeros(normalization.num_envs)
@@ -635,6 +641,43 @@ def _recalibrate(model: BaseAlgorithm, normalization: VecNormalize, steps: int) 
     fresh.update(np.concatenate(observations))
     cast(Any, normalization).obs_rms = fresh
     return (len(observations) - 1) * venv.num_envs
+
+
+@torch.no_grad()
+def _compensate(
+    policy: torch.nn.Module,
+    reference: dict[str, torch.Tensor],
+    before: tuple[np.ndarray, np.ndarray],
+    after: tuple[np.ndarray, np.ndarray],
+    epsilon: float,
+) -> None:
+    """Rewrites the input layers so the networks compute on the new statistics what they computed on the old.
+
+    With x = (o - m) / s before and x' = (o - m') / s' after, x = x' s'/s + (m' - m)/s, so a first layer
+    W x + b equals W' x' + b' for W' = W diag(s'/s) and b' = b + W (m' - m)/s (exactly, unless a value is
+    clipped on one side only). The policy keeps the source's behaviour at step 0, where new inputs under old
+    weights would make it do anything (a good source fell from 668 to 28 on Hopper), and its inputs and their
+    statistics now follow the target. The reference weights (``source.pth``: drift, anchor, resume) get the same
+    rewrite, so they stay the source's function on the new inputs. An input layer is a trunk's first Linear
+    (its name ends in ``.0``); a critic's takes the observation first, then the action.
+    """
+    (mean, var), (new_mean, new_var) = before, after
+    std, new_std = np.sqrt(var + epsilon), np.sqrt(new_var + epsilon)
+    n = len(mean)
+    scale = torch.as_tensor(new_std / std, dtype=torch.float32)
+    shift = torch.as_tensor((new_mean - mean) / std, dtype=torch.float32)
+    for name, module in policy.named_modules():
+        if not (isinstance(module, torch.nn.Linear) and name.endswith(".0") and module.in_features >= n):
+            continue
+        for weight, bias in (
+            (module.weight, module.bias),
+            (reference.get(f"{name}.weight"), reference.get(f"{name}.bias")),
+        ):
+            if weight is None or bias is None:
+                continue
+            obs_weight = weight[:, :n]
+            bias += obs_weight @ shift.to(weight.device)
+            obs_weight *= scale.to(weight.device)
 
 
 def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFolder, checkpoint: Checkpoint) -> Transfer:
