@@ -586,6 +586,12 @@ class Config(Strict):
     def origin(self) -> str:
         return self._origin
 
+    def __eq__(self, other: object) -> bool:
+        # The same settings are the same config, wherever they were read from (``origin`` is for messages).
+        return isinstance(other, Config) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
+
     @field_validator("targets")
     @classmethod
     def _not_source(cls, targets: dict[str, Domain]) -> dict[str, Domain]:
