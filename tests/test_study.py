@@ -260,7 +260,10 @@ def test_a_second_study_process_on_the_same_folder_is_refused(
     assert not (tmp_path / "study" / "runs").exists()
 
 
-def test_ctrl_c_keeps_checkpoints_and_the_rerun_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_ctrl_c_or_a_kill_keeps_checkpoints_and_the_rerun_resumes(tmp_path: Path, how: str) -> None:
+    """Ctrl-C (SIGINT to the process group) or a kill of the coordinator alone (SIGTERM, as for a study in the
+    background): every running job checkpoints and stops, no worker trains on, and a rerun resumes."""
     path = write_study(tmp_path, methods=["scratch"], seeds=1, sweeps=[], budgets={"source": 50000, "transfer": 128})
     source = tmp_path / "study/runs/inverted_double_pendulum_v5/nominal/seed_0"
     # A terminal's Ctrl-C: SIGINT to the whole process group (the coordinator and its workers).
@@ -275,8 +278,18 @@ def test_ctrl_c_keeps_checkpoints_and_the_rerun_resumes(tmp_path: Path) -> None:
     deadline = time.monotonic() + 120
     while not list(source.glob("checkpoints/step_*")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGINT)
+    if how == "ctrl-c":
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        os.kill(process.pid, signal.SIGTERM)
     _, err = process.communicate(timeout=120)
+    left = b"?"
+    for _ in range(30):  # no worker trains on, orphaned (the pool's helpers take a moment to exit)
+        left = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True).stdout
+        if not left:
+            break
+        time.sleep(0.5)
+    assert left == b"", left
     assert process.returncode == 2
     assert "interrupted;" in err and "run the same command again to continue" in err, err
     assert not (source / "eval.json").exists()

@@ -7,6 +7,7 @@ one worker, on two, or on a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -16,7 +17,9 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,7 +131,7 @@ class Backend(Protocol):
 
     def submit(self, job: Job) -> Future[Outcome]: ...
 
-    def interrupt(self) -> None: ...
+    def interrupt(self, forward: bool = False) -> None: ...
 
     def close(self) -> None: ...
 
@@ -153,8 +156,13 @@ class LocalPool:
     def submit(self, job: Job) -> Future[Outcome]:
         return self._executor.submit(run_job, job)
 
-    def interrupt(self) -> None:
-        pass  # the terminal's Ctrl-C reached every worker: running jobs checkpoint and return
+    def interrupt(self, forward: bool = False) -> None:
+        """A terminal's Ctrl-C reaches every worker itself; a ``kill`` (SIGTERM) reaches only this process, so
+        with ``forward`` each worker gets a SIGINT: a running job checkpoints and returns (idle ones ignore it)."""
+        if forward:
+            for pid in list(getattr(self._executor, "_processes", None) or {}):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -235,7 +243,7 @@ class RayBackend:
         future: Future[Outcome] = ref.future()
         return future
 
-    def interrupt(self) -> None:
+    def interrupt(self, forward: bool = False) -> None:
         # Ray's workers are not in this terminal's process group: a cancel raises KeyboardInterrupt in each
         # running task, so it checkpoints like a local job.
         for ref in self._running:
@@ -262,6 +270,15 @@ def _read_step(path: str) -> int | None:
         return int(json.loads(Path(path).read_text())["step"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+@contextlib.contextmanager
+def _restoring(signum: int, handler: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signum, handler)
 
 
 def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
@@ -291,7 +308,15 @@ def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
     def count() -> str:
         return f"[{len(finished) + len(failed)}/{total}]"
 
-    with progress:
+    # A kill (SIGTERM) stops the study the way Ctrl-C does, its workers included (they would train on, orphaned).
+    terminated = [False]
+
+    def on_terminate(signum: int, frame: Any) -> None:
+        terminated[0] = True
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_terminate) if _main_thread() else None
+    with progress, _restoring(signal.SIGTERM, previous):
         try:
             while pending or running:
                 for job in list(pending):
@@ -308,7 +333,13 @@ def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
                         moved = set_aside(Path(job.folder), plan.folder)
                         console.print(f"{job.folder} stopped before its first checkpoint: moved to {moved}")
                     Path(job.progress).unlink(missing_ok=True)
-                    running[backend.submit(job)] = job
+                    try:
+                        running[backend.submit(job)] = job
+                    except BrokenProcessPool:
+                        raise Sim2RealError(
+                            f"a worker process died (killed, or out of memory); {len(finished)}/{total} runs are "
+                            f"done and the others keep their checkpoints: run the same command again to continue"
+                        ) from None
                     step = plan.resume_step.get(job.name, 0) if job.resume else 0
                     resumed = f" (resuming at step {step:,})" if job.resume else ""
                     console.print(f"{count()} started {job.name}{resumed}", highlight=False)
@@ -339,7 +370,7 @@ def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
                     console.print(f"{count()} running: {'; '.join(states)}", highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             # Each running job saves a checkpoint before it stops; waiting for them keeps those whole.
-            backend.interrupt()
+            backend.interrupt(forward=terminated[0])
             wait(running, timeout=120)
             raise Sim2RealError(
                 f"interrupted; {len(finished)}/{total} runs are done and the others keep their checkpoints: "
