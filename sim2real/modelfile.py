@@ -276,3 +276,17 @@ def load_replay_buffer(buffer: ReplayBuffer, path: Path) -> None:
             buffer.pos, buffer.full = int(saved["pos"]), bool(saved["full"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
         raise Sim2RealError(f"{path}: unreadable replay buffer ({error})") from None
+
+
+def restore_model(model: Any, saved: ModelFile) -> None:
+    """Puts a checkpoint's model into ``model`` (built by the run's config): weights and optimizer state, SAC's
+    temperature, and SB3's progress counters, all from plain tensors and JSON."""
+    try:
+        model.set_parameters(cast(dict[str, Any], saved.params), exact_match=True, device=model.device)
+    except (RuntimeError, ValueError) as error:
+        raise Sim2RealError(f"checkpoint {saved.path.parent} does not fit this run's model: {error}") from None
+    if "log_ent_coef" in saved.variables and getattr(model, "log_ent_coef", None) is not None:
+        model.log_ent_coef.data.copy_(saved.variables["log_ent_coef"].data)
+    model.num_timesteps = saved.num_timesteps
+    for name, value in saved.counters.items():
+        setattr(model, name, value)

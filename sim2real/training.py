@@ -52,6 +52,7 @@ from sim2real.modelfile import (
     normalization_state,
     read_model,
     read_normalization,
+    restore_model,
     save_replay_buffer,
 )
 from sim2real.runs import Checkpoint, RunFolder, read_curve_points
@@ -273,7 +274,7 @@ def _load_checkpoint(
         model = build_model(config, env, policy)
         transfer = None
         if config.transfer is None:
-            _restore_model(model, read_model(checkpoint.model, with_normalization=False), checkpoint)
+            restore_model(model, read_model(checkpoint.model, with_normalization=False))
         else:
             transfer = resume_transfer(model, config.transfer, run, checkpoint)
         if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
@@ -294,19 +295,6 @@ def _load_checkpoint(
         env.close()
         raise Sim2RealError(f"checkpoint {checkpoint.path} is corrupt or incomplete: {error}") from None
     return model, transfer
-
-
-def _restore_model(model: BaseAlgorithm, saved: ModelFile, checkpoint: Checkpoint) -> None:
-    """Weights, optimizer state, SAC's temperature and SB3's progress counters from a checkpoint's model."""
-    try:
-        model.set_parameters(cast(dict[str, Any], saved.params), exact_match=True, device=model.device)
-    except (RuntimeError, ValueError) as error:
-        raise Sim2RealError(f"checkpoint {checkpoint.path} does not fit this run's model: {error}") from None
-    if "log_ent_coef" in saved.variables and getattr(model, "log_ent_coef", None) is not None:
-        cast(Any, model).log_ent_coef.data.copy_(saved.variables["log_ent_coef"].data)
-    model.num_timesteps = saved.num_timesteps
-    for name, value in saved.counters.items():
-        setattr(model, name, value)
 
 
 # ------------------------------------------------------------------------------------------- runs

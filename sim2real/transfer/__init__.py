@@ -40,7 +40,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sim2real.config import Config, TransferConfig
 from sim2real.errors import Sim2RealError
 from sim2real.io import atomic_path, write_json
-from sim2real.modelfile import ModelFile, apply_normalization_state, observation_size, read_model
+from sim2real.modelfile import ModelFile, apply_normalization_state, observation_size, read_model, restore_model
 from sim2real.runs import Checkpoint, RunFolder
 from sim2real.transfer.groups import LayerGroup, drift, hidden_layers, layer_groups, select, target_of
 from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of, source_column_weights
@@ -230,15 +230,7 @@ class Transfer:
         transfer._finish(step=0, loaded=set(state.get("loaded", [])), new=set(state.get("new", [])))
         transfer.warmup_ended = state.get("warmup_ended")
         transfer.advance_to(checkpoint.num_timesteps)
-        try:
-            model.set_parameters(cast(dict[str, Any], checkpoint.params), exact_match=True, device=model.device)
-        except (RuntimeError, ValueError) as error:
-            raise Sim2RealError(f"checkpoint {checkpoint.path} does not fit this run's model: {error}") from None
-        if "log_ent_coef" in checkpoint.variables and getattr(model, "log_ent_coef", None) is not None:
-            cast(Any, model).log_ent_coef.data.copy_(checkpoint.variables["log_ent_coef"].data)
-        model.num_timesteps = checkpoint.num_timesteps
-        for name, value in checkpoint.counters.items():
-            setattr(model, name, value)
+        restore_model(model, checkpoint)
         transfer._pin_targets()
         return transfer
 
