@@ -542,9 +542,10 @@ class TransferConfig(Strict):
         The recommended recipe is what the Hopper ablation measured (BENCHMARKS.md): the source's collapsed
         action std back to the algorithm's initial one, so that PPO's clipped steps can move the policy, and
         normalization statistics re-estimated on the target, with fresh return statistics, so that they can
-        move at all (carried ones weigh about the source's whole budget), the input layers compensated so the
-        source's behaviour survives the new statistics. SAC's remedies are not measured yet, so the recipe
-        leaves SAC as plain.
+        move at all (carried ones weigh about the source's whole budget). Compensating the input layers for the
+        new statistics (``compensate``) keeps a good source's jumpstart but learnt far less from the nominal
+        source, so the recipe leaves it off. SAC's remedies are not measured yet, so the recipe leaves SAC
+        as plain.
         """
         if self.recipe != "recommended" or self.method not in RECIPE_METHODS or algo != "ppo":
             return
@@ -558,8 +559,6 @@ class TransferConfig(Strict):
         recalibrated = filled.get("normalization", self.normalization) == "recalibrate"
         if recalibrated and normalize is not None and normalize.rewards and "reset_returns" in unset:
             filled["reset_returns"] = True
-        if recalibrated and "compensate" in unset:
-            filled["compensate"] = True
         for name, value in filled.items():
             setattr(self, name, value)
         # The recipe's values stay unset (they are not the user's): a copy for another method or algorithm, or a

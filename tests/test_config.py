@@ -366,7 +366,7 @@ def test_the_recommended_recipe_fills_the_remedies_a_config_leaves_unset():
     normalize = {"normalize": {"observations": True, "rewards": True}}
     recommended = _transfer_config({"method": "finetune"}, **normalize)
     assert (recommended.action_std, recommended.normalization, recommended.reset_returns, recommended.compensate) == (
-        "initial", "recalibrate", True, True,
+        "initial", "recalibrate", True, False,
     )  # fmt: skip
     plain = _transfer_config({"method": "finetune", "recipe": "plain"}, **normalize)
     assert (plain.action_std, plain.normalization, plain.reset_returns) == (None, "update", False)
