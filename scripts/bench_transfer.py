@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +37,10 @@ from sim2real.runs import RunFolder
 from sim2real.study import plan_study
 
 
-def _curve(runs: list[Run], steps: list[float]) -> list[float | None]:
-    """The IQM over seeds of the learning curve at each step every run has a point at."""
-    points = []
-    for step in steps:
-        values = [float(r.curve.returns[r.curve.steps == step][0]) for r in runs if step in r.curve.steps]
-        points.append(float(iqm(values)) if len(values) == len(runs) else None)
-    return points
+def _curve(runs: list[Run], steps: list[float]) -> list[float]:
+    """The IQM over seeds of the learning curve at ``steps``, each run's curve interpolated linearly there (a
+    resumed run's points can fall between the others')."""
+    return [float(iqm([float(np.interp(step, r.curve.steps, r.curve.returns)) for r in runs])) for step in steps]
 
 
 def main() -> None:
@@ -81,7 +79,9 @@ def main() -> None:
     card = score(runs, references=references)
     zero_shot = {name: RunFolder(folder).read_eval() for name, folder in plan.sources.items()}
 
-    steps = sorted({float(s) for r in runs for s in r.curve.steps if s <= card.budgets[r.target]})
+    # The points most runs share (every eval_every steps, at a rollout's end).
+    grid = Counter(tuple(float(s) for s in r.curve.steps) for r in runs).most_common(1)[0][0]
+    steps = [s for s in grid if s <= max(card.budgets.values())]
     grouped = group_runs(runs)
     groups = []
     for s in card.scores:
