@@ -468,10 +468,11 @@ class TransferConfig(Strict):
 
     method: TransferMethod = Field("finetune", description="scratch, finetune, freeze, progressive or prognet")
     recipe: TransferRecipe = Field(
-        "recommended",
-        description="remedies applied where this section leaves them unset: recommended (PPO: action_std initial, "
-        "normalization recalibrate, reset_returns; measured in BENCHMARKS.md) or plain (stable-baselines3's "
-        "load-and-learn: the source's std and statistics as they are)",
+        "plain",
+        description="remedies applied where this section leaves them unset: plain (stable-baselines3's "
+        "load-and-learn: the source's std and statistics as they are) or recommended (PPO: action_std initial, "
+        "normalization recalibrate, reset_returns: 3x scratch from a nominal source that fails a locomotion "
+        "target, harmful from a source that works there and on the quick study; BENCHMARKS.md)",
     )
     variant: Name | None = Field(
         None, description="a name for these settings: run folders and scorecards use it in place of the method's"
@@ -539,13 +540,13 @@ class TransferConfig(Strict):
     def apply_recipe(self, algo: str, normalize: NormalizeConfig | None) -> None:
         """Fills the remedies this section leaves unset with the recipe's (idempotent: a filled field is set).
 
-        The recommended recipe is what the Hopper ablation measured (BENCHMARKS.md): the source's collapsed
-        action std back to the algorithm's initial one, so that PPO's clipped steps can move the policy, and
-        normalization statistics re-estimated on the target, with fresh return statistics, so that they can
-        move at all (carried ones weigh about the source's whole budget). Compensating the input layers for the
-        new statistics (``compensate``) keeps a good source's jumpstart but learnt far less from the nominal
-        source, so the recipe leaves it off. SAC's remedies are not measured yet, so the recipe leaves SAC
-        as plain.
+        The recommended recipe is what the Hopper ablation measured best from a nominal source that fails the
+        target (BENCHMARKS.md): the source's collapsed action std back to the algorithm's initial one, so that
+        PPO's clipped steps can move the policy, and normalization statistics re-estimated on the target, with
+        fresh return statistics. Neither alone did much; together they changed what the source computes
+        (compensating the input layers for the new statistics, ``compensate``, lost most of the gain). It is
+        not the default: from a source that already works on the target, and on the quick study, it did worse
+        than plain fine-tuning. SAC's remedies are not measured yet, so the recipe leaves SAC as plain.
         """
         if self.recipe != "recommended" or self.method not in RECIPE_METHODS or algo != "ppo":
             return

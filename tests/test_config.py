@@ -364,25 +364,31 @@ def _transfer_config(transfer: dict[str, Any], algo: str = "ppo", **train: Any) 
 
 def test_the_recommended_recipe_fills_the_remedies_a_config_leaves_unset():
     normalize = {"normalize": {"observations": True, "rewards": True}}
-    recommended = _transfer_config({"method": "finetune"}, **normalize)
+    recommended = _transfer_config({"method": "finetune", "recipe": "recommended"}, **normalize)
     assert (recommended.action_std, recommended.normalization, recommended.reset_returns, recommended.compensate) == (
         "initial", "recalibrate", True, False,
     )  # fmt: skip
-    plain = _transfer_config({"method": "finetune", "recipe": "plain"}, **normalize)
-    assert (plain.action_std, plain.normalization, plain.reset_returns) == (None, "update", False)
+    plain = _transfer_config({"method": "finetune"}, **normalize)  # the default
+    assert plain.recipe == "plain" and (plain.action_std, plain.normalization, plain.reset_returns) == (
+        None,
+        "update",
+        False,
+    )
     # What the user sets wins, and statistics the user keeps keep their returns too.
-    mine = _transfer_config({"method": "freeze", "action_std": 0.5, "normalization": "fixed"}, **normalize)
+    mine = _transfer_config(
+        {"method": "freeze", "recipe": "recommended", "action_std": 0.5, "normalization": "fixed"}, **normalize
+    )
     assert (mine.action_std, mine.normalization, mine.reset_returns) == (0.5, "fixed", False)
     # No source weights to remedy (scratch, the fresh column of prognet), nothing measured for SAC yet, nothing
     # to recalibrate without normalization.
     for transfer, algo in (
-        ({"method": "scratch"}, "ppo"),
-        ({"method": "prognet"}, "ppo"),
-        ({"method": "finetune"}, "sac"),
+        ({"method": "scratch", "recipe": "recommended"}, "ppo"),
+        ({"method": "prognet", "recipe": "recommended"}, "ppo"),
+        ({"method": "finetune", "recipe": "recommended"}, "sac"),
     ):
         untouched = _transfer_config(transfer, algo, **normalize)
         assert (untouched.action_std, untouched.normalization, untouched.reset_returns) == (None, "update", False)
-    bare = _transfer_config({"method": "finetune"}, normalize=None)
+    bare = _transfer_config({"method": "finetune", "recipe": "recommended"}, normalize=None)
     assert (bare.action_std, bare.normalization, bare.reset_returns) == ("initial", "update", False)
 
 
@@ -412,8 +418,11 @@ def test_study_variants_are_the_study_settings_with_their_own_changes(tmp_path):
 def test_a_config_switched_to_another_method_gets_that_methods_recipe():
     """The library's train_transfer(config, method=...) re-validates the transfer section without the fields the
     recipe filled: prognet from a finetune config keeps the source's std."""
-    finetune = _transfer_config({"method": "finetune"})
-    config = parse_config(minimal(targets={"heavy": {"dynamics": []}}, transfer={"method": "finetune"}))
+    finetune = _transfer_config({"method": "finetune", "recipe": "recommended"})
+    assert finetune.action_std == "initial"
+    config = parse_config(
+        minimal(targets={"heavy": {"dynamics": []}}, transfer={"method": "finetune", "recipe": "recommended"})
+    )
     assert config.transfer == finetune
     switched = finetune.model_copy(update={"method": "prognet"})
     data = {**config.model_dump(mode="json"), "transfer": switched.model_dump(mode="json", exclude_unset=True)}
