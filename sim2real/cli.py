@@ -6,6 +6,7 @@ Every failure a user can cause ends in one line on stderr and exit code 2, never
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 import sys
@@ -172,11 +173,11 @@ def _add_compare(commands: Any) -> None:
     )
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR_OR_GLOB", help="transfer run folders or patterns")
     compare.add_argument(
-        "--threshold", type=float, help="return that counts as reached (default: a fraction of scratch)"
+        "--threshold", type=_finite, help="return that counts as reached (default: a fraction of scratch)"
     )
     compare.add_argument(
         "--threshold-fraction",
-        type=float,
+        type=_finite,
         default=0.9,
         help="threshold as a fraction of scratch's final return (default: 0.9)",
     )
@@ -311,6 +312,17 @@ def _non_negative(text: str) -> int:
     value = _integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
+def _finite(text: str) -> float:
+    """A number option: no nan or inf (float() takes both, and neither means anything as a setting)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
     return value
 
 

@@ -244,3 +244,10 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
     ):
         assert_one_line_error(cli(*args, flag, str(path)), f"{flag} {path}", needle)
     assert (tmp_path / "a_file").read_text() == "mine" and not any((tmp_path / "a_folder").iterdir())
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_on_the_command_line_are_usage_errors(cli: Cli, value: str) -> None:
+    """argparse's float() takes nan and inf; a number option refuses them (usage, then the error, exit 2)."""
+    result = cli("compare", "runs", f"--threshold={value}")
+    assert result.returncode == 2 and "expected a finite number" in result.stderr
