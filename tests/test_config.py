@@ -26,7 +26,10 @@ from sim2real.runs import run_dir
 from sim2real.study import plan_study
 
 ROOT = Path(__file__).parents[1]
-STUDY_FILES = sorted((ROOT / "configs").glob("**/study.yaml"))
+# A study file names sources to pretrain (study.yaml, and others such as recipe_ablation.yaml).
+STUDY_FILES = sorted(
+    p for p in (ROOT / "configs").glob("**/*.yaml") if "sources" in (yaml.safe_load(p.read_text()) or {})
+)
 CONFIG_FILES = sorted(set((ROOT / "configs").glob("**/*.yaml")) - set(STUDY_FILES))
 
 MINIMAL: dict[str, Any] = {
