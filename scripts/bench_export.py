@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from sim2real.api import export
+from sim2real.deploy import latency, load_exported, record_observations
 from sim2real.evaluation.batched import ObservationNormalizer
-from sim2real.export import latency, load_exported, record_observations
 from sim2real.io import write_json
 from sim2real.modelfile import read_model
 from sim2real.training import load_policy, load_run_config

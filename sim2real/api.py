@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from sim2real.config import Config, SweepParam, TransferConfig, load_config, parse_config
+from sim2real.deploy import ExportResult
 from sim2real.domain import DomainSpec
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_config
 from sim2real.evaluation.batched import ObservationNormalizer
 from sim2real.evaluation.scorecard import Scorecard, find_runs, score
 from sim2real.evaluation.sweep import Sweep, run_sweep
-from sim2real.export import ExportResult
 from sim2real.runs import RunFolder
 from sim2real.training import TrainResult, load_policy, train
 
@@ -228,7 +228,7 @@ def export(
 ) -> ExportResult:
     """Writes a run's deterministic policy, with its observation normalization and action bounds built in, as
     ONNX or TorchScript for a robot's control loop, checked against ``predict`` on ``check_steps`` observations
-    recorded on the source domain (see :mod:`sim2real.export`).
+    recorded on the source domain (see :mod:`sim2real.deploy`).
 
     Example:
         >>> import sim2real
@@ -236,7 +236,7 @@ def export(
         >>> result.path, result.max_abs_difference  # doctest: +SKIP
         (PosixPath('runs/inverted_double_pendulum_v5/nominal/seed_0/policy.onnx'), 2.9e-07)
     """
-    from sim2real.export import SUFFIX, export_policy
+    from sim2real.deploy import SUFFIX, export_policy
 
     if format not in SUFFIX:
         raise Sim2RealError(f"{{format}}: unknown export format (allowed: {', '.join(SUFFIX)})", format=format)

@@ -104,3 +104,10 @@ def test_errors_name_arguments_in_the_library_and_flags_on_the_command_line(sour
     assert f"resume='{source}'" in str(caught.value)
     assert f"--resume {source}" in caught.value.render(flag_spelling)
     assert "--" not in str(caught.value)
+
+
+def test_export_writes_a_checked_policy_from_the_library(source: Path, tmp_path: Path) -> None:
+    result = sim2real.export(source, "torchscript", tmp_path / "policy.pt", check_steps=200)
+    assert result.path.is_file() and result.observations == 200 and result.max_abs_difference <= 1e-5
+    with pytest.raises(sim2real.Sim2RealError, match="format='tflite': unknown export format"):
+        sim2real.export(source, "tflite")
