@@ -241,6 +241,9 @@ class EvalCurveCallback(BaseCallback):
 
     Each point goes to TensorBoard as ``transfer/target_return`` (and ``transfer/target_return_std``) at its
     step and to ``curve.json`` (rewritten atomically), where jumpstart and time-to-threshold come from.
+
+    A resumed run gets no point where it resumed: its points stay where an uninterrupted run has them, so
+    resumed and uninterrupted curves compare point by point.
     """
 
     def __init__(
@@ -276,7 +279,7 @@ class EvalCurveCallback(BaseCallback):
         self.logger.dump(step)
 
     def _on_training_start(self) -> None:
-        if not self.points or self.points[-1]["step"] < self.num_timesteps:
+        if not self.points:
             self._measure()
 
     def _on_rollout_end(self) -> None:

@@ -1153,3 +1153,17 @@ def test_a_transfer_runs_zip_loads_in_plain_stable_baselines3_with_the_same_acti
                           ours.predict(observations, deterministic=True)[0])  # fmt: skip
     optimizers = [plain.policy.optimizer] if algo == "ppo" else [plain.actor.optimizer, plain.critic.optimizer]
     assert all(len(o.state) > 0 for o in optimizers)  # the moments came along
+
+
+def test_a_resumed_run_keeps_its_learning_curve_on_the_uninterrupted_grid(tmp_path: Path, ppo_source: Path) -> None:
+    """A run stopped between two curve points (its last checkpoint past its last point) resumes without a point
+    where it resumed: the next point comes where an uninterrupted run has it, so the curves compare."""
+    transfer = {"method": "finetune", "eval_every": 256}
+    first = run_transfer(tmp_path, ppo_source, transfer, total_timesteps=384, checkpoint_every=128)
+    curve = first.dir / "curve.json"
+    data = json.loads(curve.read_text())
+    assert [p["step"] for p in data["points"]] == [0, 256, 384]
+    data["points"] = data["points"][:2]  # as if it had been stopped at step 384, before the end's point
+    curve.write_text(json.dumps(data))
+    resumed = resume(first.dir, 768)
+    assert [p["step"] for p in resumed.json("curve.json")["points"]] == [0, 256, 512, 768]
