@@ -15,7 +15,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
@@ -23,6 +23,8 @@ from sim2real.config import TRANSFER_METHODS
 from sim2real.errors import NoEffectWarning, Sim2RealError, python_spelling
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from sim2real.config import SweepParam
     from sim2real.training import TrainResult
 
@@ -39,6 +41,9 @@ FLAGS = {
     "backend": "--backend",
     "reference": "--reference",
     "skip_unreadable": "--skip-unreadable",
+    "horizon": "--horizon",
+    "max_generations": "--max-generations",
+    "out": "--out",
 }
 
 # One flag, one meaning, in every command that reads files: nothing is unpickled without it.
@@ -73,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_study(commands)
     _add_inspect(commands)
     _add_export(commands)
+    _add_record(commands)
+    _add_identify(commands)
     return parser
 
 
@@ -248,6 +255,121 @@ def _add_export(commands: Any) -> None:
     export.add_argument("--trust-source", action="store_true", help=TRUST_HELP)
 
 
+def _add_record(commands: Any) -> None:
+    record = commands.add_parser(
+        "record",
+        help="roll a policy (or random actions) out on a domain and write its trajectories",
+        description="Roll a policy, or uniform random actions for excitation, out on a domain and write every step "
+        "(qpos, qvel, the action sent, observation, reward, episode) as .npz or .csv: the format that "
+        "`sim2real identify` reads, and that a robot's logs are written in (README).",
+    )
+    record.add_argument("model", metavar="MODEL", help="run folder or model zip, or 'random' for random actions")
+    record.add_argument("--config", type=Path, help="config YAML (default: the model's run config; for random: "
+                        "the built-in InvertedDoublePendulum config)")  # fmt: skip
+    record.add_argument("--domain", default="source", metavar="NAME", help="domain to record on (default: source)")
+    record.add_argument("--episodes", type=_positive, default=10, help="episodes (default: 10)")
+    record.add_argument("--out", type=Path, required=True, metavar="FILE", help="the recording (.npz or .csv)")
+    record.add_argument("--seed", type=_non_negative, default=0, help="seeds resets, actions and noise (default: 0)")
+    record.add_argument("--stochastic", action="store_true", help="sample the policy's actions (more excitation)")
+    record.add_argument("--noise", type=_non_negative_float, default=0.0, metavar="STD",
+                        help="Gaussian sensor noise on the recorded qpos, qvel and observation (default: 0)")  # fmt: skip
+    record.add_argument("--latency", type=_non_negative, default=0, metavar="STEPS",
+                        help="control steps between a command being sent and applied (default: 0)")  # fmt: skip
+    record.add_argument("--trust-source", action="store_true", help=TRUST_HELP)
+
+
+def _add_identify(commands: Any) -> None:
+    identify = commands.add_parser(
+        "identify",
+        help="fit dynamics quantities so that the simulator reproduces recorded trajectories",
+        description="Fit named dynamics quantities (CMA-ES over mujoco.rollout replays of the recorded commands "
+        "from recorded states) and write identified.yaml (the estimate as a source domain), "
+        "identified_randomized.yaml (randomized over the estimate's uncertainty), report.md/json, fit.png and a "
+        "TensorBoard run.",
+    )
+    identify.add_argument("recording", type=Path, metavar="FILE", help="a recording (.npz or .csv)")
+    identify.add_argument("--config", type=Path, help="config YAML whose env and source domain the fit starts "
+                          "from (default: the built-in InvertedDoublePendulum config)")  # fmt: skip
+    identify.add_argument(
+        "--param",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="a quantity to fit as a YAML mapping, e.g. '{quantity: body_mass, select: torso, scale: [0.5, 3]}' "
+        "(repeat for each)",
+    )
+    identify.add_argument("--horizon", type=_positive, default=3, help="control steps per replay (default: 3)")
+    identify.add_argument("--windows", type=_positive, default=128, help="replay windows at most (default: 128)")
+    identify.add_argument("--max-generations", type=_positive, default=200, help="CMA-ES generations (default: 200)")
+    identify.add_argument("--popsize", type=_positive, help="candidates per generation (default: CMA-ES's)")
+    identify.add_argument("--seed", type=_non_negative, default=0, help="seeds the search (default: 0)")
+    identify.add_argument("--threads", type=_positive, help="rollout threads (default: the cores available)")
+    identify.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: identified/<FILE's name>)")
+
+
+def _record(args: argparse.Namespace, console: Console) -> int:
+    from sim2real.api import run_config
+    from sim2real.config import load_config
+    from sim2real.identification import record
+
+    check_output(args.out, "--out")
+    if args.out.suffix not in (".npz", ".csv"):
+        raise Sim2RealError(f"--out {args.out}: a recording is a .npz or .csv file")
+    random = args.model == "random"
+    model = None if random else Path(args.model)
+    if model is not None and not model.exists():
+        raise Sim2RealError(f"{model}: no such run folder or model zip (or 'random' for random actions)")
+    config = load_config(args.config or _default_config()) if model is None else run_config(model, args.config)
+    trajectories = record(config, model_path=model, domain=args.domain, episodes=args.episodes, seed=args.seed,
+                          deterministic=not args.stochastic, noise=args.noise, latency=args.latency,
+                          trust_source=args.trust_source)  # fmt: skip
+    trajectories.write(args.out)
+    console.print(
+        f"wrote {args.out}: {trajectories.episodes} episodes, {trajectories.steps:,} steps on {config.env} "
+        f"({args.domain})",
+        soft_wrap=True,
+    )
+    return 0
+
+
+def _identify(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from sim2real.config import IdentifyParam, load_config
+    from sim2real.identification import identify, write_identification
+
+    params = [parse_param(text, IdentifyParam, "{quantity: body_mass, select: all, scale: [0.5, 2.0]}")
+              for text in args.param]  # fmt: skip
+    out = args.out or Path("identified") / args.recording.stem
+    check_output(out, "--out", folder=True)
+    config = load_config(args.config or _default_config())
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("identifying", total=args.max_generations)
+        result = identify(args.recording, config, params, horizon=args.horizon, windows=args.windows, seed=args.seed,
+                          max_generations=args.max_generations, popsize=args.popsize, threads=args.threads,
+                          on_generation=lambda generation, _: progress.update(task, completed=generation))  # fmt: skip
+    paths = write_identification(result, out, command=_command_line())
+    _print_identification(result, console)
+    console.print(f"wrote {out}: {', '.join(p.name for p in paths.values())}", soft_wrap=True)
+    return 0
+
+
+def _print_identification(result: Any, console: Console) -> None:
+    from rich.table import Table
+
+    from sim2real.identification.fitting import significant
+
+    fit = result.fit
+    table = Table(title=f"identified from {result.recording} in {fit.seconds:.1f} s "
+                  f"(error {fit.loss_start:.3g} -> {fit.loss:.3g})")  # fmt: skip
+    for column in ("parameter", "op", "estimate", "95% interval", "identified"):
+        table.add_column(column)
+    for e in fit.estimates:
+        table.add_row(e.param.name, e.param.op, f"{significant(e.value):g}",
+                      f"[{significant(e.low):g}, {significant(e.high):g}]", "yes" if e.identified else e.note)  # fmt: skip
+    console.print(table)
+
+
 def _export(args: argparse.Namespace, console: Console) -> int:
     from sim2real.api import export
 
@@ -275,28 +397,36 @@ def _evaluation_options(
 
 def parse_sweep_param(text: str) -> SweepParam:
     """A ``--param`` value: a YAML mapping such as ``{quantity: body_mass, select: torso, scale: [0.5, 2], points: 7}``."""
+    from sim2real.config import SweepParam
+
+    return parse_param(text, SweepParam, "{quantity: body_mass, select: all, scale: [0.5, 2.0], points: 5}")
+
+
+ParamT = TypeVar("ParamT", bound="BaseModel")
+
+
+def parse_param(text: str, kind: type[ParamT], example: str) -> ParamT:
+    """A ``--param`` value: a YAML mapping validated as ``kind`` (errors name the key and what is allowed)."""
     import yaml
     from pydantic import ValidationError
 
-    from sim2real.config import SweepParam, parse_yaml
+    from sim2real.config import parse_yaml
 
     try:
         data = parse_yaml(text)
     except yaml.YAMLError:
         raise Sim2RealError(f"--param {text!r}: not a YAML mapping") from None
     if not isinstance(data, dict):
-        raise Sim2RealError(
-            f"--param {text!r}: expected a mapping like {{quantity: body_mass, select: all, scale: [0.5, 2.0], points: 5}}"
-        )
+        raise Sim2RealError(f"--param {text!r}: expected a mapping like {example}")
     try:
-        return SweepParam.model_validate(data)
+        return kind.model_validate(data)
     except ValidationError as error:
         problems = []
         for item in error.errors():
             where = ".".join(str(part) for part in item["loc"])
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
-                message = f"unknown key (allowed: {', '.join(SweepParam.model_fields)})"
+                message = f"unknown key (allowed: {', '.join(kind.model_fields)})"
             problems.append(f"{where}: {message}" if where else message)
         raise Sim2RealError(f"--param {text!r}: " + "; ".join(problems)) from None
 
@@ -323,6 +453,13 @@ def _finite(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
     return value
 
 
@@ -612,6 +749,10 @@ def _run(args: argparse.Namespace, console: Console, err: Console) -> int:
             return _inspect(args, console)
         if args.command == "export":
             return _export(args, console)
+        if args.command == "record":
+            return _record(args, console)
+        if args.command == "identify":
+            return _identify(args, console)
         if args.command == "evaluate":
             return _evaluate(args, console)
         if args.command == "sweep":

@@ -348,9 +348,9 @@ class RunConfig(Strict):
     experiment: Name = Field("default", description="runs land in <root>/<env>/<experiment>/seed_<seed>")
 
 
-class SweepParam(Strict):
-    """One axis of a robustness sweep: a quantity of some elements, over a range, at ``points`` evenly spaced
-    values (both ends included). ``scale`` and ``offset`` are relative to the nominal value, ``set`` absolute."""
+class _ParamRange(Strict):
+    """A quantity of some elements over a range: ``scale`` and ``offset`` relative to the nominal value, ``set``
+    absolute."""
 
     quantity: Quantity = Field(description="which model quantity, e.g. body_mass")
     select: str | list[str] | None = Field(None, description="element name, list of names, or 'all'")
@@ -361,10 +361,9 @@ class SweepParam(Strict):
     offset: Annotated[list[FiniteFloat], Field(min_length=2, max_length=2)] | None = Field(
         None, description="[low, high]"
     )
-    points: Annotated[int, Field(ge=2, le=101)] = Field(5, description="grid points, both ends included")
 
     @model_validator(mode="after")
-    def _one_range(self) -> SweepParam:
+    def _one_range(self) -> _ParamRange:
         given = [op for op in _OPERATIONS if getattr(self, op) is not None]
         if len(given) != 1:
             raise ValueError(
@@ -380,17 +379,40 @@ class SweepParam(Strict):
     def op(self) -> Literal["scale", "set", "offset"]:
         return next(o for o in _OPERATIONS if getattr(self, o) is not None)
 
-    def values(self) -> list[float]:
+    @property
+    def bounds(self) -> tuple[float, float]:
         low, high = getattr(self, self.op)
-        return [float(v) for v in np.linspace(low, high, self.points)]
+        return float(low), float(high)
+
+    @property
+    def name(self) -> str:
+        """``body_mass/torso``: the parameter's name (see :func:`~sim2real.dynamics.parameter_name`)."""
+        return parameter_name(self.quantity, self.select)
 
     def label(self) -> str:
         """``body_mass/torso scale``: the axis label of plots and tables."""
-        return f"{parameter_name(self.quantity, self.select)} {self.op}"
+        return f"{self.name} {self.op}"
 
     def tag(self) -> str:
         """The label as a file and TensorBoard tag name."""
         return re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.label()).strip("_")
+
+
+class SweepParam(_ParamRange):
+    """One axis of a robustness sweep: a quantity of some elements, over a range, at ``points`` evenly spaced
+    values (both ends included). ``scale`` and ``offset`` are relative to the nominal value, ``set`` absolute."""
+
+    points: Annotated[int, Field(ge=2, le=101)] = Field(5, description="grid points, both ends included")
+
+    def values(self) -> list[float]:
+        low, high = self.bounds
+        return [float(v) for v in np.linspace(low, high, self.points)]
+
+
+class IdentifyParam(_ParamRange):
+    """A quantity that system identification fits (``sim2real identify --param``): one value for every selected
+    element, searched within [low, high]; ``scale`` and ``offset`` relative to the env's model file, ``set``
+    absolute."""
 
 
 TransferMethod = Literal["scratch", "finetune", "freeze", "progressive", "prognet"]

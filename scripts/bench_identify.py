@@ -1,0 +1,178 @@
+"""How well ``sim2real identify`` finds dynamics it is not told, how fast, and how much imperfect data costs.
+
+    python scripts/bench_identify.py [--policy inverted_double_pendulum=RUN --policy hopper=RUN] \
+        [--json benchmarks/results/identification.json] [--keep DIR]
+
+For InvertedDoublePendulum-v5 and Hopper-v5 (``configs/<env>/identify.yaml``, target ``hidden``), and for each
+of three recordings (clean; Gaussian sensor noise of std 0.01 on qpos, qvel and observations; one control step
+of latency between a command and the motor), over 5 seeds: records 10 episodes on the hidden target (the
+policy's sampled actions, or uniform random actions without ``--policy``), identifies the parameters below
+from the nominal model, and compares each estimate with the target's true value. The goals (issue 15): masses
+and gears within 5%, damping and friction within 10%, the whole identification under 60 s on 2 cores.
+
+``--keep DIR`` keeps each env's clean seed-0 identification folder (``DIR/<env>``) for training on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sim2real.config import Config, IdentifyParam, load_config
+from sim2real.identification import identify, record, write_identification
+from sim2real.io import write_json
+
+# What is fitted on each env, with the range it is searched in.
+CASES: dict[str, dict[str, Any]] = {
+    "inverted_double_pendulum": {
+        "config": "configs/inverted_double_pendulum/identify.yaml",
+        "params": [
+            "{quantity: body_mass, select: [pole, pole2], scale: [0.5, 3.0]}",
+            "{quantity: actuator_gear, select: all, scale: [0.3, 1.5]}",
+            "{quantity: joint_damping, select: [hinge, hinge2], set: [0.0, 1.0]}",
+            "{quantity: joint_frictionloss, select: [hinge, hinge2], set: [0.0, 0.5]}",
+        ],
+    },
+    "hopper": {
+        "config": "configs/hopper/identify.yaml",
+        "params": [
+            "{quantity: body_mass, select: torso, scale: [0.5, 2.5]}",
+            "{quantity: body_mass, select: foot, scale: [0.5, 2.0]}",
+            "{quantity: actuator_gear, select: all, scale: [0.5, 1.5]}",
+            "{quantity: geom_friction, select: all, set: [0.2, 2.0]}",
+            "{quantity: joint_damping, select: [thigh_joint, leg_joint, foot_joint], set: [0.0, 2.0]}",
+        ],
+    },
+}
+CONDITIONS: dict[str, dict[str, Any]] = {"clean": {}, "noise": {"noise": 0.01}, "latency": {"latency": 1}}
+# Goals per quantity: masses and gears within 5%, the rest within 10%.
+TOLERANCE = {"body_mass": 0.05, "actuator_gear": 0.05}
+OTHER_TOLERANCE = 0.10
+SECONDS_GOAL = 60.0
+
+
+def true_value(config: Config, param: IdentifyParam) -> float:
+    """The hidden target's value of ``param``, from the config (the fit never sees it)."""
+    for change in config.targets["hidden"].dynamics:
+        if change.quantity == param.quantity and change.select == param.select and change.op == param.op:
+            return float(getattr(change, change.op))
+    return {"scale": 1.0, "offset": 0.0}[param.op]  # not changed by the target
+
+
+def error_of(value: float, truth: float, param: IdentifyParam) -> float:
+    """Relative error; for a true value of zero, the error as a share of the search range."""
+    if truth != 0:
+        return abs(value - truth) / abs(truth)
+    low, high = param.bounds
+    return abs(value - truth) / (high - low)
+
+
+def run_case(env: str, policy: Path | None, seeds: int, episodes: int, folder: Path, keep: Path | None) -> dict:
+    case = CASES[env]
+    config = load_config(case["config"])
+    params = [IdentifyParam.model_validate(yaml.safe_load(spec)) for spec in case["params"]]
+    truths = {p.name: true_value(config, p) for p in params}
+    conditions: dict[str, Any] = {}
+    for condition, realism in CONDITIONS.items():
+        runs = []
+        for seed in range(seeds):
+            recording = folder / f"{env}_{condition}_{seed}.npz"
+            trajectories = record(config, model_path=policy, domain="hidden", episodes=episodes, seed=seed,
+                                  deterministic=False, **realism)  # fmt: skip
+            trajectories.write(recording)
+            began = time.perf_counter()
+            try:
+                result = identify(recording, config, params, seed=seed)
+            except Exception as error:  # a fit that does not converge is a result of this benchmark
+                runs.append({"seed": seed, "converged": False, "error": str(error), "steps": trajectories.steps})
+                print(f"{env} {condition} seed {seed}: {error}", flush=True)
+                continue
+            seconds = time.perf_counter() - began
+            estimates = {e.param.name: e for e in result.fit.estimates}
+            run = {
+                "seed": seed,
+                "converged": True,
+                "steps": trajectories.steps,
+                "seconds": round(seconds, 2),
+                "values": {n: e.value for n, e in estimates.items()},
+                "errors": {n: error_of(e.value, truths[n], e.param) for n, e in estimates.items()},
+                "identified": {n: e.identified for n, e in estimates.items()},
+                "covered": {n: e.low <= truths[n] <= e.high for n, e in estimates.items()},
+                "combinations": result.fit.combinations,
+            }
+            runs.append(run)
+            print(f"{env} {condition} seed {seed}: {seconds:.1f} s, {trajectories.steps} steps, errors "
+                  + ", ".join(f"{n} {100 * v:.2f}%" for n, v in run["errors"].items()), flush=True)  # fmt: skip
+            if keep is not None and condition == "clean" and seed == 0:
+                write_identification(result, keep / env, command=f"scripts/bench_identify.py ({env}, clean, seed 0)")
+        conditions[condition] = summarize(runs, params)
+        conditions[condition]["runs"] = runs
+    return {"config": case["config"], "params": case["params"], "truth": truths,
+            "policy": str(policy) if policy else "random actions", "conditions": conditions}  # fmt: skip
+
+
+def summarize(runs: list[dict], params: list[IdentifyParam]) -> dict[str, Any]:
+    done = [r for r in runs if r["converged"]]
+    summary: dict[str, Any] = {"converged": f"{len(done)}/{len(runs)}"}
+    if not done:
+        return summary
+    seconds = [r["seconds"] for r in done]
+    summary["seconds"] = {"median": float(np.median(seconds)), "max": float(np.max(seconds))}
+    summary["seconds_goal_met"] = bool(np.max(seconds) < SECONDS_GOAL)
+    per: dict[str, Any] = {}
+    for p in params:
+        errors = [r["errors"][p.name] for r in done]
+        tolerance = TOLERANCE.get(p.quantity, OTHER_TOLERANCE)
+        per[p.name] = {
+            "median_error": float(np.median(errors)),
+            "max_error": float(np.max(errors)),
+            "tolerance": tolerance,
+            "within_tolerance": f"{sum(e <= tolerance for e in errors)}/{len(errors)}",
+            "identified": f"{sum(r['identified'][p.name] for r in done)}/{len(done)}",
+            "interval_covers_truth": f"{sum(r['covered'][p.name] for r in done)}/{len(done)}",
+        }
+    summary["parameters"] = per
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--policy", action="append", default=[], metavar="ENV=RUN",
+                        help="record with this run's policy on ENV (default: random actions)")  # fmt: skip
+    parser.add_argument("--envs", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--keep", type=Path, help="keep each env's clean seed-0 identification folder here")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/identification.json"))
+    args = parser.parse_args()
+    policies = dict(item.split("=", 1) for item in args.policy)
+    results: dict[str, Any] = {"command": shlex.join(["python", *sys.argv]), "episodes": args.episodes,
+                               "seeds": args.seeds, "conditions": {k: v or "none" for k, v in CONDITIONS.items()},
+                               "envs": {}}  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        for env in args.envs:
+            policy = Path(policies[env]) if env in policies else None
+            results["envs"][env] = run_case(env, policy, args.seeds, args.episodes, Path(folder), args.keep)
+    write_json(args.json, results)
+    for env, result in results["envs"].items():
+        for condition, summary in result["conditions"].items():
+            seconds = summary.get("seconds", {})
+            print(f"\n{env}, {condition}: converged {summary['converged']}, median {seconds.get('median', 0):.1f} s, "
+                  f"max {seconds.get('max', 0):.1f} s")  # fmt: skip
+            for name, row in summary.get("parameters", {}).items():
+                print(f"  {name:45s} median error {100 * row['median_error']:6.2f}%  max {100 * row['max_error']:6.2f}%"
+                      f"  within {100 * row['tolerance']:.0f}%: {row['within_tolerance']}  identified {row['identified']}"
+                      f"  interval covers truth {row['interval_covers_truth']}")  # fmt: skip
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

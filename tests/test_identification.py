@@ -1,0 +1,295 @@
+"""System identification: recordings (format, realism, bad files) and fits (recovery, degeneracy, flatness)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from sim2real.config import IdentifyParam, load_config, parse_config
+from sim2real.identification import Trajectories, identify, read_trajectories, record, write_identification
+from tests.conftest import assert_one_line_error
+
+# A target whose values identification is not told: heavier poles, a weaker motor, more hinge damping.
+TRUTH = {"poles": 1.3, "gear": 0.8, "damping": 0.2}
+
+
+def _config_file(folder: Path) -> Path:
+    data = {
+        "env": "InvertedDoublePendulum-v5",
+        "targets": {
+            "hidden": {
+                "dynamics": [
+                    {"quantity": "body_mass", "select": ["pole", "pole2"], "scale": TRUTH["poles"]},
+                    {"quantity": "actuator_gear", "select": "all", "scale": TRUTH["gear"]},
+                    {"quantity": "joint_damping", "select": ["hinge", "hinge2"], "set": TRUTH["damping"]},
+                ]
+            },
+            "heavy_strong": {
+                "dynamics": [
+                    {"quantity": "body_mass", "select": "all", "scale": 1.5},
+                    {"quantity": "actuator_gear", "select": "all", "scale": 1.5},
+                ]
+            },
+        },
+        "algo": {"name": "ppo", "net_arch": [16]},
+        "run": {"root": str(folder / "runs")},
+    }
+    path = folder / "idp.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A config and a random-action recording on its hidden target (random actions excite every joint)."""
+    folder = tmp_path_factory.mktemp("identification")
+    config_path = _config_file(folder)
+    config = load_config(config_path)
+    recording = folder / "hidden.npz"
+    record(config, model_path=None, domain="hidden", episodes=40, seed=3).write(recording)
+    return {"folder": folder, "config_path": config_path, "config": config, "recording": recording}
+
+
+PARAMS = [
+    "{quantity: body_mass, select: [pole, pole2], scale: [0.5, 2.0]}",
+    "{quantity: actuator_gear, select: all, scale: [0.5, 1.5]}",
+    "{quantity: joint_damping, select: [hinge, hinge2], set: [0.0, 1.0]}",
+]
+
+
+def _params(*specs: str) -> list[IdentifyParam]:
+    return [IdentifyParam.model_validate(yaml.safe_load(spec)) for spec in specs]
+
+
+# ------------------------------------------------------------------------------------------- recordings
+
+
+def test_a_recording_holds_every_step_with_its_header(setup: dict[str, Any]) -> None:
+    t = read_trajectories(setup["recording"])
+    assert t.episodes == 40
+    assert t.qpos.shape == (t.steps, 3) and t.qvel.shape == (t.steps, 3) and t.action.shape == (t.steps, 1)
+    assert t.observation is not None and t.observation.shape == (t.steps, 9)
+    assert t.header["env"] == "InvertedDoublePendulum-v5"
+    assert t.header["domain"] == "hidden" and t.header["produced_by"] == "random actions"
+    assert t.header["control_period"] == pytest.approx(0.05)
+    assert t.header["format"] == "sim2real.trajectories"
+
+
+def test_the_same_seed_records_the_same_file(setup: dict[str, Any], tmp_path: Path) -> None:
+    again = record(setup["config"], model_path=None, domain="hidden", episodes=40, seed=3)
+    first = read_trajectories(setup["recording"])
+    for name, value in first.arrays().items():
+        np.testing.assert_array_equal(value, again.arrays()[name])
+
+
+def test_csv_and_npz_hold_the_same_table(setup: dict[str, Any], tmp_path: Path) -> None:
+    t = read_trajectories(setup["recording"])
+    t.write(tmp_path / "same.csv")
+    back = read_trajectories(tmp_path / "same.csv")
+    assert back.header["env"] == t.header["env"]
+    for name, value in t.arrays().items():
+        np.testing.assert_array_equal(value, back.arrays()[name])
+
+
+def test_a_recording_from_plain_arrays_without_header_or_observations(setup: dict[str, Any], tmp_path: Path) -> None:
+    """What a robot user writes: episode, qpos, qvel and action only."""
+    t = read_trajectories(setup["recording"])
+    Trajectories(episode=t.episode, qpos=t.qpos, qvel=t.qvel, action=t.action).write(tmp_path / "robot.csv")
+    back = read_trajectories(tmp_path / "robot.csv")
+    assert back.observation is None and back.reward is None
+    np.testing.assert_array_equal(back.qvel, t.qvel)
+
+
+def test_noise_and_latency_change_the_recording(setup: dict[str, Any]) -> None:
+    clean = record(setup["config"], model_path=None, domain="hidden", episodes=2, seed=1)
+    noisy = record(setup["config"], model_path=None, domain="hidden", episodes=2, seed=1, noise=0.01)
+    assert noisy.header["noise"] == 0.01
+    first = min(clean.steps, noisy.steps)
+    difference = noisy.qpos[:first] - clean.qpos[:first]
+    assert 0.003 < difference[:5].std() < 0.03  # sensor noise of std 0.01, not a different trajectory
+    late = record(setup["config"], model_path=None, domain="hidden", episodes=2, seed=1, latency=1)
+    assert late.header["latency"] == 1
+    assert not np.array_equal(late.qpos[1:3], clean.qpos[1:3])  # the motor acts one step later
+
+
+# ------------------------------------------------------------------------------------------- fits
+
+
+def test_identification_recovers_the_hidden_values(setup: dict[str, Any]) -> None:
+    result = identify(setup["recording"], setup["config"], _params(*PARAMS), seed=0)
+    found = {e.param.quantity: e for e in result.fit.estimates}
+    assert result.fit.converged
+    assert found["body_mass"].value == pytest.approx(TRUTH["poles"], rel=0.02)
+    assert found["actuator_gear"].value == pytest.approx(TRUTH["gear"], rel=0.02)
+    assert found["joint_damping"].value == pytest.approx(TRUTH["damping"], rel=0.05)
+    for estimate in result.fit.estimates:
+        assert estimate.identified, estimate.note
+        assert estimate.low <= estimate.value <= estimate.high
+    assert result.fit.loss < 1e-4 * result.fit.loss_start
+
+
+def test_every_mass_with_the_motor_is_named_a_combination(setup: dict[str, Any], tmp_path: Path) -> None:
+    """Scaling every mass and the gear together gives the same accelerations: the report says so."""
+    recording = tmp_path / "heavy_strong.npz"
+    record(setup["config"], model_path=None, domain="heavy_strong", episodes=40, seed=5).write(recording)
+    params = _params("{quantity: body_mass, select: all, scale: [0.5, 2.5]}",
+                     "{quantity: actuator_gear, select: all, scale: [0.5, 2.5]}",
+                     "{quantity: joint_damping, select: all, scale: [0.2, 5.0]}")  # fmt: skip
+    result = identify(recording, setup["config"], params, seed=0)
+    assert result.fit.combinations, "the degenerate direction is reported"
+    assert not any(e.identified for e in result.fit.estimates)
+    values = {e.param.quantity: e.value for e in result.fit.estimates}
+    # What is identified is the ratio, 1.5 / 1.5.
+    assert values["actuator_gear"] / values["body_mass"] == pytest.approx(1.0, rel=0.02)
+    out = tmp_path / "identified"
+    write_identification(result, out)
+    assert "Identified only in combination" in (out / "report.md").read_text()
+
+
+def test_a_parameter_the_motion_does_not_touch_is_named_flat(setup: dict[str, Any]) -> None:
+    """The pendulum has no contacts: friction cannot be identified from its motion."""
+    params = _params(*PARAMS, "{quantity: geom_friction, select: all, set: [0.2, 2.0]}")
+    with pytest.warns(UserWarning):  # friction between geoms that never touch: NoEffectWarning
+        result = identify(setup["recording"], setup["config"], params, seed=0)
+    *physics, friction = result.fit.estimates
+    assert all(e.identified for e in physics)
+    assert physics[1].value == pytest.approx(TRUTH["gear"], rel=0.02)
+    assert not friction.identified and "not identifiable" in friction.note
+    assert (friction.low, friction.high) == (0.2, 2.0)
+
+
+def test_identified_yaml_is_a_config_with_the_estimate_as_source(setup: dict[str, Any], tmp_path: Path) -> None:
+    result = identify(setup["recording"], setup["config"], _params(*PARAMS), seed=0)
+    out = tmp_path / "found"
+    paths = write_identification(result, out, command="sim2real identify ...")
+    config = load_config(paths["identified.yaml"])
+    assert config.env == "InvertedDoublePendulum-v5"
+    assert config.run.experiment == "identified"
+    assert "hidden" in config.targets  # everything else comes from the config it extends
+    values = {c.quantity: c.scale if c.scale is not None else c.set for c in config.source.dynamics}
+    assert values["actuator_gear"] == pytest.approx(TRUTH["gear"], rel=0.02)
+    randomized = load_config(paths["identified_randomized.yaml"])
+    drawn = {c.quantity: (c.scale or c.set) for c in randomized.source.dynamics}
+    gear = drawn["actuator_gear"]
+    assert gear.dist == "uniform" and gear.low <= TRUTH["gear"] * 1.02 and gear.high >= TRUTH["gear"] * 0.98
+    report = json.loads(paths["report.json"].read_text())
+    assert report["converged"] and report["command"] == "sim2real identify ..."
+    assert {p["name"] for p in report["parameters"]} == {e.param.name for e in result.fit.estimates}
+    assert paths["fit.png"].stat().st_size > 10_000
+    assert any((out / "tb").iterdir())
+
+
+# ------------------------------------------------------------------------------------------- command line
+
+
+def test_record_and_identify_from_the_command_line(setup: dict[str, Any], tmp_path: Path, cli: Any) -> None:
+    recording = tmp_path / "r.csv"
+    done = cli("record", "random", "--config", str(setup["config_path"]), "--domain", "hidden", "--episodes", "40",
+               "--seed", "3", "--out", str(recording))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "id"
+    args = [a for spec in PARAMS for a in ("--param", spec)]
+    done = cli("identify", str(recording), "--config", str(setup["config_path"]), *args, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "actuator_gear/all" in done.stdout
+    assert (out / "identified.yaml").is_file() and (out / "report.md").is_file()
+
+
+def _bad_recording(setup: dict[str, Any], tmp_path: Path, change: str) -> Path:
+    t = read_trajectories(setup["recording"])
+    path = tmp_path / "bad.npz"
+    if change == "nan":
+        t.qvel[5, 1] = np.nan
+    if change == "dims":
+        t.qpos = t.qpos[:, :2]
+    if change == "single_rows":
+        t.episode = np.arange(t.steps)
+    if change == "empty":
+        path.write_bytes(b"")
+        return path
+    if change == "garbage":
+        path.write_bytes(b"PK\x03\x04 not a zip")
+        return path
+    t.write(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ("nan", "qvel holds NaN or inf (first at row 5)"),
+        ("dims", "qpos has 2 columns, InvertedDoublePendulum-v5 has 3"),
+        ("single_rows", "no complete step"),
+        ("empty", "not a readable recording"),
+        ("garbage", "not a readable recording"),
+    ],
+)
+def test_a_bad_recording_is_one_line_and_writes_nothing(
+    setup: dict[str, Any], tmp_path: Path, cli: Any, change: str, needle: str
+) -> None:
+    path = _bad_recording(setup, tmp_path, change)
+    out = tmp_path / "out"
+    done = cli("identify", str(path), "--config", str(setup["config_path"]), "--param", PARAMS[1], "--out", str(out))
+    assert_one_line_error(done, str(path), needle)
+    assert not out.exists()
+
+
+def test_a_recording_of_another_env_is_refused(setup: dict[str, Any], tmp_path: Path, cli: Any) -> None:
+    other = tmp_path / "hopper.yaml"
+    other.write_text(yaml.safe_dump({"env": "Hopper-v5", "algo": {"name": "ppo"}}))
+    done = cli("identify", str(setup["recording"]), "--config", str(other), "--param",
+               "{quantity: body_mass, select: torso, scale: [0.5, 2]}", "--out", str(tmp_path / "out"))  # fmt: skip
+    assert_one_line_error(done, "recorded on InvertedDoublePendulum-v5, but the config's env is Hopper-v5")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("param", "needle"),
+    [
+        ("{quantity: body_mass, select: tail, scale: [0.5, 2]}", "unknown body 'tail'"),
+        ("{quantity: body_mass, select: all, scale: [-1, 2]}", "body_mass/all scale [-1.0, 2.0]"),
+        ("{quantity: body_weight, select: all, scale: [0.5, 2]}", "unknown quantity 'body_weight'"),
+        ("{quantity: body_mass, select: all, scale: [2, 0.5]}", "low 2.0 must be below high 0.5"),
+        ("{quantity: body_mass, select: all, scale: [0.5, 2], points: 3}", "points: unknown key"),
+    ],
+)
+def test_a_bad_parameter_is_one_line_and_writes_nothing(
+    setup: dict[str, Any], tmp_path: Path, cli: Any, param: str, needle: str
+) -> None:
+    out = tmp_path / "out"
+    done = cli("identify", str(setup["recording"]), "--config", str(setup["config_path"]), "--param", param,
+               "--out", str(out))  # fmt: skip
+    assert_one_line_error(done, needle)
+    assert not out.exists()
+
+
+def test_a_fit_that_does_not_converge_writes_nothing(setup: dict[str, Any], tmp_path: Path, cli: Any) -> None:
+    out = tmp_path / "out"
+    args = [a for spec in PARAMS for a in ("--param", spec)]
+    done = cli("identify", str(setup["recording"]), "--config", str(setup["config_path"]), *args,
+               "--max-generations", "2", "--out", str(out))  # fmt: skip
+    assert_one_line_error(done, "did not converge in 2 generations", "--max-generations")
+    assert not out.exists()
+
+
+def test_record_refuses_an_unknown_domain_and_a_bad_suffix(setup: dict[str, Any], tmp_path: Path, cli: Any) -> None:
+    base = ["record", "random", "--config", str(setup["config_path"]), "--episodes", "1"]
+    assert_one_line_error(cli(*base, "--domain", "moon", "--out", str(tmp_path / "r.npz")), "no domain 'moon'")
+    assert_one_line_error(cli(*base, "--out", str(tmp_path / "r.txt")), "a .npz or .csv file")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_randomized_source_is_refused(setup: dict[str, Any]) -> None:
+    data = yaml.safe_load(setup["config_path"].read_text())
+    data["source"] = {"dynamics": [{"quantity": "body_mass", "select": "all", "scale": {"dist": "uniform", "low": 1,
+                                                                                          "high": 2}}]}  # fmt: skip
+    config = parse_config(data, "randomized.yaml")
+    from sim2real.errors import Sim2RealError
+
+    with pytest.raises(Sim2RealError, match=r"randomized\.yaml: source: draws its dynamics"):
+        identify(setup["recording"], config, _params(PARAMS[1]))
