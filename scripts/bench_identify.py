@@ -4,8 +4,9 @@
         [--json benchmarks/results/identification.json] [--keep DIR]
 
 For InvertedDoublePendulum-v5 and Hopper-v5 (``configs/<env>/identify.yaml``, target ``hidden``), and for each
-of three recordings (clean; Gaussian sensor noise of std 0.01 on qpos, qvel and observations; one control step
-of latency between a command and the motor), over 5 seeds: records 10 episodes on the hidden target (the
+of three recordings (clean; Gaussian sensor noise of std 0.01 on qpos, qvel and observations, fitted with the
+default 3-step and with 6-step windows; one control step of latency between a command and the motor, with
+candidate latencies 0, 1 and 2 steps), over 5 seeds: records 10 episodes on the hidden target (the
 policy's sampled actions, or uniform random actions without ``--policy``), identifies the parameters below
 from the nominal model, and compares each estimate with the target's true value. The goals (issue 15): masses
 and gears within 5%, damping and friction within 10%, the whole identification under 60 s on 2 cores.
@@ -52,7 +53,13 @@ CASES: dict[str, dict[str, Any]] = {
         ],
     },
 }
-CONDITIONS: dict[str, dict[str, Any]] = {"clean": {}, "noise": {"noise": 0.01}, "latency": {"latency": 1}}
+# Each condition: how the recording is made, and how identify is told to fit it.
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "clean": {"record": {}, "identify": {}},
+    "noise": {"record": {"noise": 0.01}, "identify": {}},
+    "noise_horizon_6": {"record": {"noise": 0.01}, "identify": {"horizon": 6}},
+    "latency": {"record": {"latency": 1}, "identify": {"latency": (0, 1, 2)}},
+}
 # Goals per quantity: masses and gears within 5%, the rest within 10%.
 TOLERANCE = {"body_mass": 0.05, "actuator_gear": 0.05}
 OTHER_TOLERANCE = 0.10
@@ -86,11 +93,11 @@ def run_case(env: str, policy: Path | None, seeds: int, episodes: int, folder: P
         for seed in range(seeds):
             recording = folder / f"{env}_{condition}_{seed}.npz"
             trajectories = record(config, model_path=policy, domain="hidden", episodes=episodes, seed=seed,
-                                  deterministic=False, **realism)  # fmt: skip
+                                  deterministic=False, **realism["record"])  # fmt: skip
             trajectories.write(recording)
             began = time.perf_counter()
             try:
-                result = identify(recording, config, params, seed=seed)
+                result = identify(recording, config, params, seed=seed, **realism["identify"])
             except Exception as error:  # a fit that does not converge is a result of this benchmark
                 runs.append({"seed": seed, "converged": False, "error": str(error), "steps": trajectories.steps})
                 print(f"{env} {condition} seed {seed}: {error}", flush=True)
@@ -107,6 +114,7 @@ def run_case(env: str, policy: Path | None, seeds: int, episodes: int, folder: P
                 "identified": {n: e.identified for n, e in estimates.items()},
                 "covered": {n: e.low <= truths[n] <= e.high for n, e in estimates.items()},
                 "combinations": result.fit.combinations,
+                "latency": result.latency,
             }
             runs.append(run)
             print(f"{env} {condition} seed {seed}: {seconds:.1f} s, {trajectories.steps} steps, errors "

@@ -304,6 +304,9 @@ def _add_identify(commands: Any) -> None:
     identify.add_argument("--popsize", type=_positive, help="candidates per generation (default: CMA-ES's)")
     identify.add_argument("--seed", type=_non_negative, default=0, help="seeds the search (default: 0)")
     identify.add_argument("--threads", type=_positive, help="rollout threads (default: the cores available)")
+    identify.add_argument("--latency", type=_non_negative, nargs="+", default=[0], metavar="STEPS",
+                          help="candidate delays between a command and the motor, in control steps; each is fitted "
+                          "and the best kept (default: 0)")  # fmt: skip
     identify.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: identified/<FILE's name>)")
 
 
@@ -344,10 +347,11 @@ def _identify(args: argparse.Namespace, console: Console) -> int:
     check_output(out, "--out", folder=True)
     config = load_config(args.config or _default_config())
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("identifying", total=args.max_generations)
+        task = progress.add_task("identifying", total=args.max_generations * len(set(args.latency)))
         result = identify(args.recording, config, params, horizon=args.horizon, windows=args.windows, seed=args.seed,
                           max_generations=args.max_generations, popsize=args.popsize, threads=args.threads,
-                          on_generation=lambda generation, _: progress.update(task, completed=generation))  # fmt: skip
+                          latency=args.latency,
+                          on_generation=lambda *_: progress.advance(task))  # fmt: skip
     paths = write_identification(result, out, command=_command_line())
     _print_identification(result, console)
     console.print(f"wrote {out}: {', '.join(p.name for p in paths.values())}", soft_wrap=True)
@@ -360,8 +364,9 @@ def _print_identification(result: Any, console: Console) -> None:
     from sim2real.identification.fitting import significant
 
     fit = result.fit
+    latency = f", latency {result.latency} steps" if len(result.latency_losses) > 1 or result.latency else ""
     table = Table(title=f"identified from {result.recording} in {fit.seconds:.1f} s "
-                  f"(error {fit.loss_start:.3g} -> {fit.loss:.3g})")  # fmt: skip
+                  f"(error {fit.loss_start:.3g} -> {fit.loss:.3g}{latency})")  # fmt: skip
     for column in ("parameter", "op", "estimate", "95% interval", "identified"):
         table.add_column(column)
     for e in fit.estimates:

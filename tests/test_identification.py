@@ -293,3 +293,18 @@ def test_a_randomized_source_is_refused(setup: dict[str, Any]) -> None:
 
     with pytest.raises(Sim2RealError, match=r"randomized\.yaml: source: draws its dynamics"):
         identify(setup["recording"], config, _params(PARAMS[1]))
+
+
+def test_the_latency_that_reproduces_the_motion_is_found_and_kept(setup: dict[str, Any], tmp_path: Path) -> None:
+    """A recording whose motor acts one step late: among candidates 0, 1 and 2, identify keeps 1, and the
+    identified domain delays its actions by one step."""
+    recording = tmp_path / "late.npz"
+    record(setup["config"], model_path=None, domain="hidden", episodes=40, seed=3, latency=1).write(recording)
+    result = identify(recording, setup["config"], _params(*PARAMS), latency=(0, 1, 2), seed=0)
+    assert result.latency == 1
+    assert result.latency_losses[1] < 1e-3 * min(result.latency_losses[0], result.latency_losses[2])
+    assert result.fit.estimates[1].value == pytest.approx(TRUTH["gear"], rel=0.02)
+    paths = write_identification(result, tmp_path / "found")
+    config = load_config(paths["identified.yaml"])
+    assert config.source.reality_gap.action_latency is not None
+    assert config.source.reality_gap.action_latency.steps == 1

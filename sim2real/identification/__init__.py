@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,17 @@ import yaml
 
 from sim2real.config import Config, IdentifyParam
 from sim2real.errors import Sim2RealError
-from sim2real.identification.fitting import Fit, Replay, Windows, cut_windows, default_threads, fit, significant
+from sim2real.identification.fitting import (
+    Fit,
+    Replay,
+    Windows,
+    close_pool,
+    cut_windows,
+    default_threads,
+    fit,
+    significant,
+    start_point,
+)
 from sim2real.identification.trajectories import (
     Trajectories,
     check_fits,
@@ -71,6 +81,8 @@ class Identification:
     before: np.ndarray  # (display windows, display horizon, nq + nv) simulated at the start point
     after: np.ndarray  # the same at the estimate
     horizon: int
+    latency: int = 0  # control steps between a command and the motor, chosen among the candidates
+    latency_losses: dict[int, float] = field(default_factory=dict)  # each candidate's best objective
 
 
 def identify(
@@ -84,6 +96,7 @@ def identify(
     max_generations: int = 200,
     popsize: int | None = None,
     threads: int | None = None,
+    latency: Sequence[int] = (0,),
     on_generation: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Identification:
     """Fits ``params`` so that the simulator replays ``recording`` as it was recorded.
@@ -98,6 +111,8 @@ def identify(
         max_generations: CMA-ES generations at most.
         popsize: candidates per generation (default: CMA-ES's).
         threads: rollout threads (default: the cores available).
+        latency: candidate delays (control steps between a command being sent and the motor applying it): each
+            is fitted, and the one whose fit reproduces the motion best is kept.
         on_generation: called after each generation with (generation, {loss, sigma, <param>: value}).
 
     Raises:
@@ -132,12 +147,19 @@ def identify(
         assert wrapper is not None, "make_domain_env wraps every env"
         base = [c for c in wrapper.changes if isinstance(c, Change)]
         wrapper.dynamics.reset()
-        cut = cut_windows(trajectories, model, frame_skip, horizon, windows)
-        replay = Replay(model, base, params, cut, frame_skip, threads or default_threads())
-        replay.check()
+        fits: dict[int, tuple[Fit, Replay]] = {}
         try:
-            result = fit(replay, seed=seed, max_generations=max_generations, popsize=popsize,
-                         on_generation=on_generation)  # fmt: skip
+            for delay in sorted(set(latency)):
+                cut = cut_windows(trajectories, model, frame_skip, horizon, windows, delay, skip=max(latency))
+                replay = Replay(model, base, params, cut, frame_skip, threads or default_threads())
+                replay.check()
+                fits[delay] = (fit(replay, seed=seed, max_generations=max_generations, popsize=popsize,
+                                   on_generation=on_generation), replay)  # fmt: skip
+            # The latency whose best fit reproduces the motion best (each replays the same windows).
+            chosen = min(fits, key=lambda delay: fits[delay][0].loss)
+            losses = {delay: fits[delay][0].loss for delay in fits}
+            result, replay = fits[chosen]
+            cut = replay.windows
             if not result.converged:
                 raise Sim2RealError(
                     f"{recording}: the fit did not converge in {result.generations} generations (stopped: "
@@ -145,21 +167,20 @@ def identify(
                     "parameters or a recording that moves more",
                     max_generations=max_generations,
                 )
-            from sim2real.identification.fitting import start_point
-
             # The figure replays longer windows than the fit, so that drift shows: a few control steps from a
             # recorded state look alike under any parameters.
             longest = int(np.max(np.unique(trajectories.episode, return_counts=True)[1]))
-            display = cut_windows(trajectories, model, frame_skip, max(horizon, min(DISPLAY_HORIZON, longest - 1)), 64)
+            display_horizon = max(horizon, min(DISPLAY_HORIZON, longest - 1 - chosen))
+            display = cut_windows(trajectories, model, frame_skip, display_horizon, 64, latency=chosen)
             shown = Replay(model, base, params, display, frame_skip, threads or default_threads())
             before = shown.simulate(replay.values(start_point(params))[None])[0]
             after = shown.simulate(np.array([e.value for e in result.estimates])[None])[0]
         finally:
-            replay.close()
+            close_pool()
     finally:
         env.close()
     return Identification(config, Path(recording), trajectories, list(params), result, cut, display, before, after,
-                          horizon)  # fmt: skip
+                          horizon, chosen, losses)  # fmt: skip
 
 
 def _dynamics_entries(config: Config, values: dict[str, Any], identification: Identification) -> list[dict[str, Any]]:
@@ -183,6 +204,9 @@ def _config_text(identification: Identification, folder: Path, values: dict[str,
     else:  # a config built in Python: the whole of it
         data = config.model_dump(mode="json", exclude={"source", "transfer"})
     data["source"] = {"dynamics": _dynamics_entries(config, values, identification)}
+    if identification.latency:
+        gap = config.source.reality_gap.model_dump(mode="json", exclude_none=True)
+        data["source"]["reality_gap"] = {**gap, "action_latency": {"steps": identification.latency}}
     data["run"] = (
         {"experiment": "identified"}
         if "extends" in data
@@ -201,6 +225,14 @@ def _report_md(identification: Identification, command: str) -> str:
         f"- recording: {identification.trajectories.episodes} episodes, {identification.trajectories.steps} steps; "
         f"{len(identification.windows.starts)} windows of {identification.horizon} steps",
         f"- objective (mean squared normalized error): {f.loss_start:.4g} at the start, {f.loss:.4g} at the estimate",
+        f"- latency: {identification.latency} control steps"
+        + (
+            " (best objective per candidate: "
+            + ", ".join(f"{k}: {v:.4g}" for k, v in identification.latency_losses.items())
+            + ")"
+            if len(identification.latency_losses) > 1
+            else ""
+        ),
         f"- CMA-ES: {f.generations} generations, {f.evaluations} candidates, {f.rollouts} rollouts, "
         f"{f.seconds:.1f} s; stopped: {f.stop}",
         "",
@@ -306,7 +338,9 @@ def write_identification(identification: Identification, out: Path, command: str
         (staging / IDENTIFIED_RANDOMIZED).write_text(_config_text(identification, out, ranges, comment_random))
         report = {"recording": str(identification.recording), "command": command, **f.to_json(),
                   "episodes": identification.trajectories.episodes, "steps": identification.trajectories.steps,
-                  "windows": len(identification.windows.starts), "horizon": identification.horizon}  # fmt: skip
+                  "windows": len(identification.windows.starts), "horizon": identification.horizon,
+                  "latency": identification.latency,
+                  "latency_losses": {str(k): v for k, v in identification.latency_losses.items()}}  # fmt: skip
         write_json(staging / REPORT_JSON, report)
         (staging / REPORT_MD).write_text(_report_md(identification, command))
         figure = _figure(identification)

@@ -60,9 +60,21 @@ class Windows:
 
 
 def cut_windows(
-    trajectories: Trajectories, model: mujoco.MjModel, frame_skip: int, horizon: int, max_windows: int
+    trajectories: Trajectories,
+    model: mujoco.MjModel,
+    frame_skip: int,
+    horizon: int,
+    max_windows: int,
+    latency: int = 0,
+    skip: int | None = None,
 ) -> Windows:
-    """Non-overlapping windows of ``horizon`` steps inside episodes, at most ``max_windows`` evenly spread."""
+    """Non-overlapping windows of ``horizon`` steps inside episodes, at most ``max_windows`` evenly spread.
+
+    ``latency``: control steps between a command being sent and the motor applying it; the replay of step ``t``
+    applies the command of row ``t - latency``, so windows start ``skip`` (default: ``latency``) rows into an
+    episode; the same ``skip`` for several latencies compares them on the same windows.
+    """
+    skip = latency if skip is None else skip
     episode = trajectories.episode
     rows = len(episode)
     starts: list[int] = []
@@ -71,7 +83,8 @@ def cut_windows(
         end = begin
         while end + 1 < rows and episode[end + 1] == episode[begin]:
             end += 1
-        starts.extend(range(begin, end - horizon + 1, horizon))  # rows begin..end; a window needs start + horizon
+        # Rows begin..end; a window needs start + horizon, and the command sent latency rows before its start.
+        starts.extend(range(begin + skip, end - horizon + 1, horizon))
         begin = end + 1
     if not starts:
         longest = int(np.max(np.unique(episode, return_counts=True)[1]))
@@ -92,7 +105,7 @@ def cut_windows(
         data.qvel[:] = trajectories.qvel[row]
         mujoco.mj_getState(model, data, initial[i], spec)
     offsets = np.arange(horizon)
-    commands = trajectories.action[start[:, None] + offsets]  # (W, horizon, nu)
+    commands = trajectories.action[start[:, None] + offsets - latency]  # (W, horizon, nu)
     control = np.repeat(commands, frame_skip, axis=1)
     states = np.concatenate([trajectories.qpos, trajectories.qvel], axis=1)
     target = states[start[:, None] + offsets + 1]
@@ -202,10 +215,6 @@ class Replay:
     def losses(self, values: np.ndarray) -> np.ndarray:
         """Mean squared normalized residual of each parameter set."""
         return np.mean(self.residuals(values) ** 2, axis=(1, 2))
-
-    def close(self) -> None:
-        """Ends the persistent rollout thread pool."""
-        rollout.shutdown_persistent_pool()
 
 
 @dataclass
@@ -415,6 +424,11 @@ def _uncertainty(
         low, high = max(value - half, param.bounds[0]), min(value + half, param.bounds[1])
         estimates.append(Estimate(param, value, low, high, sensitivity=sensitivity, identified=True))
     return estimates, combinations
+
+
+def close_pool() -> None:
+    """Ends the persistent rollout thread pool that :meth:`Replay.simulate` starts."""
+    rollout.shutdown_persistent_pool()
 
 
 def default_threads() -> int:
