@@ -46,6 +46,8 @@ MONITOR = "monitor"
 TENSORBOARD = "tb"
 EVAL = "eval.json"
 SOURCE_WEIGHTS = "source.pth"
+# The anchor's frozen source weights, rewritten for recalibrated statistics (transfer.anchor with recalibrate).
+ANCHOR_WEIGHTS = "anchor.pth"
 TRANSFER_STATE = "transfer.json"
 CURVE = "curve.json"
 REPLAY_BUFFER = "replay_buffer.npz"
@@ -130,6 +132,7 @@ class RunFolder(_ModelFiles):
     eval_file = _File(EVAL)
     curve_file = _File(CURVE)
     source_weights = _File(SOURCE_WEIGHTS)
+    anchor_weights = _File(ANCHOR_WEIGHTS)
 
     # ----------------------------------------------------------------------------------- creating
     @classmethod

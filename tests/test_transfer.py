@@ -1121,6 +1121,35 @@ def test_anchor_keeps_the_policy_near_the_source_and_decays(tmp_path: Path, ppo_
     assert "transfer/anchor_kl" in scalars.Tags()["scalars"]
 
 
+def test_the_anchor_holds_to_what_the_source_did_on_recalibrated_statistics(tmp_path: Path, ppo_source: Path) -> None:
+    """With recalibrated statistics and no compensation, the trained policy is the perturbed source, but the
+    anchor's frozen copy acts on any raw observation as the source did on its own statistics (kept in anchor.pth
+    for a resumed run)."""
+    settings = {"method": "finetune", "normalization": "recalibrate", "recalibration_steps": 64,
+                "anchor": {"weight": 1.0}}  # fmt: skip
+    model, transfer = started(tmp_path, ppo_source, settings)
+    source = ALGORITHMS["ppo"].load(ppo_source / "model.zip", device="cpu")
+    saved = json.loads((ppo_source / "vecnormalize.json").read_text())["obs_rms"]
+    raw = np.random.default_rng(0).normal(saved["mean"], np.sqrt(saved["var"]), size=(64, 9))
+
+    def normalized(mean: Any, var: Any) -> torch.Tensor:
+        return torch.as_tensor(np.clip((raw - np.asarray(mean)) / np.sqrt(np.asarray(var) + 1e-8), -10, 10),
+                               dtype=torch.float32)  # fmt: skip
+
+    def mean_action(policy: Any, obs: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return policy.get_distribution(obs).distribution.mean.numpy()
+
+    rms = model.get_vec_normalize_env().obs_rms
+    expected = mean_action(source.policy, normalized(saved["mean"], saved["var"]))
+    assert transfer.anchor is not None
+    assert np.allclose(mean_action(transfer.anchor.source, normalized(rms.mean, rms.var)), expected, atol=1e-4)
+    assert not np.allclose(mean_action(model.policy, normalized(rms.mean, rms.var)), expected, atol=1e-4)
+    stored = torch.load(tmp_path / "run" / "anchor.pth", weights_only=True)
+    held = transfer.anchor.source.state_dict()
+    assert all(torch.equal(held[name], value) for name, value in stored.items())
+
+
 @pytest.mark.parametrize(
     ("algo", "transfer", "needle"),
     [

@@ -573,6 +573,7 @@ def start_transfer(
     """Sets up a new transfer run's model once: the source's weights, frozen groups and optimizers, the source's
     normalization statistics, and the run's ``source.pth`` and ``transfer.json``."""
     transfer = Transfer.start(model, settings, _algo_of(model), source)
+    anchor_reference: dict[str, torch.Tensor] | None = None
     normalization = model.get_vec_normalize_env()
     if source is not None and source.normalization is not None and normalization is not None:
         size = int(np.prod(model.observation_space.shape or (1,)))
@@ -583,16 +584,24 @@ def start_transfer(
             rms: Any = normalization.obs_rms
             before = (np.array(rms.mean), np.array(rms.var))
             transfer.recalibration_steps = _recalibrate(model, normalization, settings.recalibration_steps)
+            rms = normalization.obs_rms
+            after = (np.array(rms.mean), np.array(rms.var))
             if settings.compensate:
-                rms = normalization.obs_rms
-                after = (np.array(rms.mean), np.array(rms.var))
-                _compensate(model.policy, transfer.reference, before, after, normalization.epsilon)
+                _compensate(model.policy, [transfer.reference], before, after, normalization.epsilon)
+            elif settings.anchor is not None:
+                # The anchor holds the policy near what the source did, which on the new statistics is the
+                # source's weights rewritten for them (without it, the anchor pulled towards the perturbed source:
+                # 0.07 of scratch from the randomized Hopper source). The trained policy stays uncompensated.
+                anchor_reference = {name: value.clone() for name, value in transfer.reference.items()}
+                _compensate(model.policy, [anchor_reference], before, after, normalization.epsilon, policy_too=False)
+                with atomic_path(run.anchor_weights) as tmp:
+                    torch.save(anchor_reference, tmp)
         if settings.reset_returns:
             normalization.ret_rms = RunningMeanStd(shape=())
             normalization.returns = np.zeros(normalization.num_envs)
         normalization.training = settings.normalization != "fixed"
     _reset_exploration(model, settings)
-    _attach_anchor(transfer)
+    _attach_anchor(transfer, anchor_reference)
     with atomic_path(run.source_weights) as tmp:
         torch.save(transfer.reference, tmp)
     write_json(run.transfer_state, transfer.state())
@@ -638,10 +647,11 @@ def _recalibrate(model: BaseAlgorithm, normalization: VecNormalize, steps: int) 
 @torch.no_grad()
 def _compensate(
     policy: torch.nn.Module,
-    reference: dict[str, torch.Tensor],
+    references: list[dict[str, torch.Tensor]],
     before: tuple[np.ndarray, np.ndarray],
     after: tuple[np.ndarray, np.ndarray],
     epsilon: float,
+    policy_too: bool = True,
 ) -> None:
     """Rewrites the input layers so the networks compute on the new statistics what they computed on the old.
 
@@ -650,8 +660,9 @@ def _compensate(
     clipped on one side only). The policy keeps the source's behaviour at step 0, where new inputs under old
     weights would make it do anything (a good source fell from 668 to 28 on Hopper), and its inputs and their
     statistics now follow the target. The reference weights (``source.pth``: drift, anchor, resume) get the same
-    rewrite, so they stay the source's function on the new inputs. An input layer is a trunk's first Linear
-    (its name ends in ``.0``); a critic's takes the observation first, then the action.
+    rewrite, so they stay the source's function on the new inputs; ``policy_too=False`` rewrites only
+    ``references`` (the anchor's copy of an uncompensated run). An input layer is a trunk's first Linear (its
+    name ends in ``.0``); a critic's takes the observation first, then the action.
     """
     (mean, var), (new_mean, new_var) = before, after
     std, new_std = np.sqrt(var + epsilon), np.sqrt(new_var + epsilon)
@@ -661,10 +672,8 @@ def _compensate(
     for name, module in policy.named_modules():
         if not (isinstance(module, torch.nn.Linear) and name.endswith(".0") and module.in_features >= n):
             continue
-        for weight, bias in (
-            (module.weight, module.bias),
-            (reference.get(f"{name}.weight"), reference.get(f"{name}.bias")),
-        ):
+        pairs = [(ref.get(f"{name}.weight"), ref.get(f"{name}.bias")) for ref in references]
+        for weight, bias in ([(module.weight, module.bias)] if policy_too else []) + pairs:
             if weight is None or bias is None:
                 continue
             obs_weight = weight[:, :n]
@@ -678,16 +687,18 @@ def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFold
     reference = torch.load(run.source_weights, weights_only=True) if run.source_weights.is_file() else {}
     saved = read_model(checkpoint.model, with_normalization=False)  # weights-only; statistics: the caller
     transfer = Transfer.restore(model, settings, _algo_of(model), saved, state, reference)
-    _attach_anchor(transfer)
+    anchored = torch.load(run.anchor_weights, weights_only=True) if run.anchor_weights.is_file() else None
+    _attach_anchor(transfer, anchored)
     return transfer
 
 
-def _attach_anchor(transfer: Transfer) -> None:
-    """The source anchor, on the policy's optimizer (rebuilt the same way on resume, from ``source.pth``)."""
+def _attach_anchor(transfer: Transfer, reference: dict[str, torch.Tensor] | None = None) -> None:
+    """The source anchor, on the policy's optimizer (rebuilt the same way on resume, from ``anchor.pth`` or else
+    ``source.pth``); ``reference``: the anchor's weights when they are not the run's reference."""
     settings = transfer.settings.anchor
     if settings is None or not transfer.reference:
         return
-    transfer.anchor = Anchor(transfer.model, transfer.reference, settings.weight, settings.decay)
+    transfer.anchor = Anchor(transfer.model, reference or transfer.reference, settings.weight, settings.decay)
     for optimizer in transfer.optimizers().values():
         cast(Any, optimizer).extra_loss = transfer.anchor.loss
 
