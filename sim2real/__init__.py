@@ -69,6 +69,13 @@ _EXPORTS = {
     "export": "sim2real.api",
     "RunFolder": "sim2real.runs",
     "Sim2RealError": "sim2real.errors",
+    # system identification: recordings in, a domain out
+    "IdentifyParam": "sim2real.config",
+    "Trajectories": "sim2real.identification",
+    "read_trajectories": "sim2real.identification",
+    "record": "sim2real.identification",
+    "identify": "sim2real.identification",
+    "write_identification": "sim2real.identification",
 }
 
 __all__ = [
@@ -85,6 +92,7 @@ __all__ = [
     "Dynamics",
     "DynamicsRandomizer",
     "DynamicsWrapper",
+    "IdentifyParam",
     "LogUniform",
     "Normal",
     "ObservationBias",
@@ -94,18 +102,23 @@ __all__ = [
     "Sim2RealError",
     "SweepParam",
     "TrainResult",
+    "Trajectories",
     "Transfer",
     "Uniform",
     "compare",
     "evaluate",
     "export",
+    "identify",
     "load_config",
     "load_study",
     "make_domain_env",
     "parse_config",
+    "read_trajectories",
+    "record",
     "sweep",
     "train",
     "train_transfer",
+    "write_identification",
 ]
 
 
@@ -124,10 +137,11 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from sim2real.api import compare, evaluate, sweep, train_transfer
-    from sim2real.config import Config, SweepParam, load_config, load_study, parse_config
+    from sim2real.config import Config, IdentifyParam, SweepParam, load_config, load_study, parse_config
     from sim2real.domain import DomainSpec, DynamicsWrapper, make_domain_env
     from sim2real.dynamics import QUANTITIES, Change, Dynamics
     from sim2real.errors import Sim2RealError
+    from sim2real.identification import Trajectories, identify, read_trajectories, record, write_identification
     from sim2real.randomization import AdrRange, Choice, DynamicsRandomizer, LogUniform, Normal, RandomChange, Uniform
     from sim2real.runs import RunFolder
     from sim2real.training import TrainResult, train
