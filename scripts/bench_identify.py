@@ -11,6 +11,9 @@ policy's sampled actions, or uniform random actions without ``--policy``), ident
 from the nominal model, and compares each estimate with the target's true value. The goals (issue 15): masses
 and gears within 5%, damping and friction within 10%, the whole identification under 60 s on 2 cores.
 
+It also times one CMA-ES generation's replays through ``mujoco.rollout`` against stepping the gymnasium env in
+Python on the same windows (the hot loop's speed-up).
+
 ``--keep DIR`` keeps each env's clean seed-0 identification folder (``DIR/<env>``) for training on it.
 """
 
@@ -151,6 +154,47 @@ def summarize(runs: list[dict], params: list[IdentifyParam]) -> dict[str, Any]:
     return summary
 
 
+def replay_speed(env: str, recording: Path, candidates: int = 10, repeats: int = 3) -> dict[str, float]:
+    """One CMA-ES generation's replays (``candidates`` parameter sets x every window), through ``mujoco.rollout``
+    against stepping the gymnasium env in Python (``set_state`` + ``step``), on the same windows and models."""
+    from sim2real.domain import find_dynamics_wrapper, make_domain_env
+    from sim2real.identification import read_trajectories
+    from sim2real.identification.fitting import Replay, close_pool, cut_windows, default_threads, start_point
+
+    case = CASES[env]
+    config = load_config(case["config"])
+    params = [IdentifyParam.model_validate(yaml.safe_load(spec)) for spec in case["params"]]
+    trajectories = read_trajectories(recording)
+    gym_env = make_domain_env(config.env, (), seed=0, check_friction=False)
+    unwrapped: Any = gym_env.unwrapped
+    windows = cut_windows(trajectories, unwrapped.model, unwrapped.frame_skip, 3, 128)
+    replay = Replay(unwrapped.model, [], params, windows, unwrapped.frame_skip, default_threads())
+    rng = np.random.default_rng(0)
+    points = replay.values(np.clip(start_point(params) + rng.normal(0, 0.1, (candidates, len(params))), 0, 1))
+    wrapper = find_dynamics_wrapper(gym_env)
+    assert wrapper is not None
+    rollout_times, python_times = [], []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        replay.simulate(points)
+        rollout_times.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        gym_env.reset(seed=0)
+        for point in points:
+            wrapper.dynamics.apply(replay.changes(point), check_friction=False)
+            for row in windows.starts:
+                for step in range(3):
+                    if step == 0:
+                        unwrapped.set_state(trajectories.qpos[row], trajectories.qvel[row])
+                    gym_env.step(trajectories.action[row + step])
+        python_times.append(time.perf_counter() - began)
+    close_pool()
+    gym_env.close()
+    rollout, python = float(np.median(rollout_times)), float(np.median(python_times))
+    steps = candidates * len(windows.starts) * 3 * unwrapped.frame_skip
+    return {"physics_steps": steps, "rollout_s": rollout, "python_step_s": python, "speedup": python / rollout}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", action="append", default=[], metavar="ENV=RUN",
@@ -169,6 +213,11 @@ def main() -> None:
         for env in args.envs:
             policy = Path(policies[env]) if env in policies else None
             results["envs"][env] = run_case(env, policy, args.seeds, args.episodes, Path(folder), args.keep)
+            speed = replay_speed(env, Path(folder) / f"{env}_clean_0.npz")
+            results["envs"][env]["replay_speed"] = speed
+            print(f"{env}: one generation's replays ({speed['physics_steps']:,} physics steps) in "
+                  f"{speed['rollout_s'] * 1e3:.1f} ms through mujoco.rollout, {speed['python_step_s'] * 1e3:.1f} ms "
+                  f"stepping the gymnasium env: {speed['speedup']:.1f}x", flush=True)  # fmt: skip
     write_json(args.json, results)
     for env, result in results["envs"].items():
         for condition, summary in result["conditions"].items():
