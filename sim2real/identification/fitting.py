@@ -13,8 +13,10 @@ Uncertainty, at the estimate: the residuals' Jacobian (central differences, one 
 Gauss-Newton curvature ``H`` of the objective (in relative units: a 1% change of each value). Along each of
 its eigenvectors the objective is probed 25% away; a direction in which it barely rises is not identified by
 the recording: one parameter alone is named as flat, several together as identified only in combination
-(every mass, the motor gear and the damping scaled together give the same accelerations). Elsewhere the 95% interval is the cluster-robust sandwich ``H^-1 B H^-1`` over windows, which
-holds when the residuals within a window are correlated (they share one start state).
+(every mass, the motor gear and the damping scaled together give the same accelerations). Elsewhere the 95%
+interval is the cluster-robust sandwich ``H^-1 B H^-1`` over windows, which holds when the residuals within a
+window are correlated (they share one start state). It assumes the quantities not fitted are right, and it
+does not include how far the search stopped from the optimum (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -340,7 +342,7 @@ def fit(
     unit = np.array(strategy.result.xbest)[:dims]
     estimate = replay.values(unit)
     loss = float(replay.losses(estimate[None])[0])
-    estimates, combinations = _uncertainty(replay, unit, loss, loss_start)
+    estimates, combinations = _uncertainty(replay, unit, loss)
     return Fit(
         estimates=estimates,
         loss_start=loss_start,
@@ -356,9 +358,7 @@ def fit(
     )
 
 
-def _uncertainty(
-    replay: Replay, unit: np.ndarray, loss: float, loss_start: float
-) -> tuple[list[Estimate], list[list[str]]]:
+def _uncertainty(replay: Replay, unit: np.ndarray, loss: float) -> tuple[list[Estimate], list[list[str]]]:
     """Intervals, sensitivities and weak directions at the estimate ``unit`` (see the module docstring)."""
     params = replay.params
     dims = len(params)
