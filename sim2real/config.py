@@ -479,10 +479,11 @@ class AnchorConfig(Strict):
     )
 
 
-TransferRecipe = Literal["recommended", "plain"]
+TransferRecipe = Literal["auto", "recommended", "plain"]
 # The methods that start from the source's own weights and statistics: the recipe is for them. Scratch has no
 # source, and a progressive net's new column starts fresh beside the frozen source column.
 RECIPE_METHODS = ("finetune", "freeze", "progressive")
+RECIPE_REMEDIES = ("action_std", "normalization", "reset_returns")  # the fields a recipe fills
 
 
 class TransferConfig(Strict):
@@ -490,11 +491,12 @@ class TransferConfig(Strict):
 
     method: TransferMethod = Field("finetune", description="scratch, finetune, freeze, progressive or prognet")
     recipe: TransferRecipe = Field(
-        "plain",
+        "auto",
         description="remedies applied where this section leaves them unset: plain (stable-baselines3's "
-        "load-and-learn: the source's std and statistics as they are) or recommended (PPO: action_std initial, "
-        "normalization recalibrate, reset_returns: 3x scratch from a nominal source that fails a locomotion "
-        "target, harmful from a source that works there and on the quick study; BENCHMARKS.md)",
+        "load-and-learn: the source's std and statistics as they are), recommended (PPO with normalized "
+        "observations: action_std initial, normalization recalibrate, reset_returns) or auto (recommended, kept "
+        "only if the source on the recalibrated statistics does at least as well on the target as on its own, "
+        "else plain; BENCHMARKS.md)",
     )
     variant: Name | None = Field(
         None, description="a name for these settings: run folders and scorecards use it in place of the method's"
@@ -559,6 +561,13 @@ class TransferConfig(Strict):
         """What run folders and scorecards call these settings: the variant's name, else the method's."""
         return self.variant or self.method
 
+    def without_recipe(self) -> TransferConfig:
+        """These settings as ``recipe: plain`` has them: the remedies the recipe filled back at their defaults."""
+        unset = set(type(self).model_fields) - self.model_fields_set
+        fields = type(self).model_fields
+        plain = {name: fields[name].default for name in RECIPE_REMEDIES if name in unset}
+        return self.model_copy(update={**plain, "recipe": "plain"})
+
     def apply_recipe(self, algo: str, normalize: NormalizeConfig | None) -> None:
         """Fills the remedies this section leaves unset with the recipe's (idempotent: a filled field is set).
 
@@ -566,11 +575,17 @@ class TransferConfig(Strict):
         target (BENCHMARKS.md): the source's collapsed action std back to the algorithm's initial one, so that
         PPO's clipped steps can move the policy, and normalization statistics re-estimated on the target, with
         fresh return statistics. Neither alone did much; together they changed what the source computes
-        (compensating the input layers for the new statistics, ``compensate``, lost most of the gain). It is
-        not the default: from a source that already works on the target, and on the quick study, it did worse
-        than plain fine-tuning. SAC's remedies are not measured yet, so the recipe leaves SAC as plain.
+        (compensating the input layers for the new statistics, ``compensate``, lost most of the gain). From a
+        source that already works on the target, and on the quick study, the same perturbation did worse than
+        plain fine-tuning; in every measured case it lowered the source's return on the target at step 0 there,
+        and raised it where it helped. ``auto`` (the default) fills the same remedies and checks that at
+        transfer (:func:`sim2real.transfer.start_transfer`), falling back to plain. Without normalized
+        observations there is nothing to check, and auto stays plain. SAC's remedies are not measured yet, so
+        the recipes leave SAC as plain.
         """
-        if self.recipe != "recommended" or self.method not in RECIPE_METHODS or algo != "ppo":
+        if self.recipe == "plain" or self.method not in RECIPE_METHODS or algo != "ppo":
+            return
+        if self.recipe == "auto" and (normalize is None or not normalize.observations):
             return
         unset = set(type(self).model_fields) - self.model_fields_set
         filled: dict[str, Any] = {}

@@ -371,12 +371,21 @@ def test_the_recommended_recipe_fills_the_remedies_a_config_leaves_unset():
     assert (recommended.action_std, recommended.normalization, recommended.reset_returns, recommended.compensate) == (
         "initial", "recalibrate", True, False,
     )  # fmt: skip
-    plain = _transfer_config({"method": "finetune"}, **normalize)  # the default
-    assert plain.recipe == "plain" and (plain.action_std, plain.normalization, plain.reset_returns) == (
-        None,
-        "update",
-        False,
-    )
+    # auto (the default) fills the same, checked at transfer; without normalized observations it has nothing to
+    # check and stays plain.
+    auto = _transfer_config({"method": "finetune"}, **normalize)
+    assert auto.recipe == "auto" and (auto.action_std, auto.normalization, auto.reset_returns) == (
+        "initial", "recalibrate", True,
+    )  # fmt: skip
+    unchecked = _transfer_config({"method": "finetune"}, normalize=None)
+    assert (unchecked.action_std, unchecked.normalization, unchecked.reset_returns) == (None, "update", False)
+    plain = _transfer_config({"method": "finetune", "recipe": "plain"}, **normalize)
+    assert (plain.action_std, plain.normalization, plain.reset_returns) == (None, "update", False)
+    # auto's fallback is plain's settings: what the recipe filled goes back, what the user set stays.
+    fallback = _transfer_config({"method": "finetune", "reset_returns": True}, **normalize).without_recipe()
+    assert (fallback.recipe, fallback.action_std, fallback.normalization, fallback.reset_returns) == (
+        "plain", None, "update", True,
+    )  # fmt: skip
     # What the user sets wins, and statistics the user keeps keep their returns too.
     mine = _transfer_config(
         {"method": "freeze", "recipe": "recommended", "action_std": 0.5, "normalization": "fixed"}, **normalize

@@ -48,7 +48,7 @@ from sim2real.training import (
     normalize_env,
     train,
 )
-from sim2real.transfer import Transfer, read_source, start_transfer
+from sim2real.transfer import CHECK_EPISODES, RecipeCheck, Transfer, read_source, start_transfer
 from sim2real.transfer.groups import LayerGroup, groups_of, layer_groups
 from tests.conftest import CliResult, assert_one_line_error, tiny_config_data
 
@@ -949,6 +949,34 @@ def test_recalibrate_reestimates_observation_statistics_on_the_target(tmp_path: 
     assert venv.obs_rms.count == pytest.approx(64 + 2 + 1e-4)  # 2 envs: the first observations count too
     assert not np.allclose(venv.obs_rms.mean, saved["obs_rms"]["mean"])
     assert venv.ret_rms.count == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_the_auto_recipe_stands_only_where_the_recalibrated_source_does_as_well_on_the_target(
+    tmp_path: Path, ppo_source: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
+) -> None:
+    """recipe auto (the default) runs the source policy on the target on its carried statistics, then on the
+    recalibrated ones. It keeps the recommended remedies only if the second mean return is at least the first
+    (the verdict is forced here, the rollouts are real); otherwise the run is plain fine-tuning: the source's
+    std and statistics as they were. The check is in transfer.json, and its steps are counted."""
+    monkeypatch.setattr(RecipeCheck, "kept", property(lambda self: kept))
+    model, transfer = started(tmp_path, ppo_source, {"method": "finetune", "recipe": "auto", "recalibration_steps": 64})
+    check = transfer.recipe_check
+    assert check is not None and min(check.episodes) >= CHECK_EPISODES
+    assert transfer.recalibration_steps >= 2 * 64
+    assert json.loads((tmp_path / "run" / "transfer.json").read_text())["recipe_check"] == check.as_dict()
+    venv = model.get_vec_normalize_env()
+    saved = json.loads((ppo_source / "vecnormalize.json").read_text())
+    log_std = model.policy.log_std.detach()
+    if kept:
+        assert transfer.settings.recipe == "auto" and torch.all(log_std == 0.0)  # std 1.0, the initial one
+        assert not np.allclose(venv.obs_rms.mean, saved["obs_rms"]["mean"])
+        assert venv.ret_rms.count == pytest.approx(1e-4)
+    else:
+        assert transfer.settings.recipe == "plain" and torch.equal(log_std, source_policy(ppo_source)["log_std"])
+        assert np.allclose(venv.obs_rms.mean, saved["obs_rms"]["mean"])
+        assert venv.ret_rms.count == pytest.approx(saved["ret_rms"]["count"])
+    assert venv.training
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac"])

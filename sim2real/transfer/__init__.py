@@ -149,7 +149,8 @@ class Transfer:
     unfrozen_at: dict[str, int] = field(default_factory=dict)
     reference: dict[str, torch.Tensor] = field(default_factory=dict)  # source weights under target names
     pinned: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    recalibration_steps: int = 0  # target steps the source policy ran to recalibrate normalization
+    recalibration_steps: int = 0  # target steps the source policy ran to recalibrate normalization (and check)
+    recipe_check: RecipeCheck | None = None  # recipe auto: did the recalibrated source do at least as well?
     held: set[str] = field(default_factory=set)  # actor groups frozen by the critic warm-up
     anchor: Anchor | None = None
     warmup_ended: int | None = None  # the step the critic warm-up ended at
@@ -496,6 +497,8 @@ class Transfer:
             logger.record("transfer/action_std", float(log_std.detach().exp().mean()))
         if self.recalibration_steps:
             logger.record("transfer/recalibration_steps", self.recalibration_steps)
+        if self.recipe_check is not None:
+            self.recipe_check.record(logger)
         if self.anchor is not None:
             self.anchor.record(logger)
         if self.settings.critic_warmup is not None:
@@ -516,6 +519,7 @@ class Transfer:
             "loaded": sorted(self.loaded),
             "new": sorted(self.new),
             "warmup_ended": self.warmup_ended,
+            "recipe_check": None if self.recipe_check is None else self.recipe_check.as_dict(),
             "groups": {
                 g.name: {
                     "role": g.role,
@@ -583,10 +587,12 @@ def start_transfer(
         if settings.normalization == "recalibrate" and source is not None:
             rms: Any = normalization.obs_rms
             before = (np.array(rms.mean), np.array(rms.var))
-            transfer.recalibration_steps = _recalibrate(model, normalization, settings.recalibration_steps)
+            settings = transfer.settings = _recalibrate(transfer, normalization, settings)  # auto may fall back
             rms = normalization.obs_rms
             after = (np.array(rms.mean), np.array(rms.var))
-            if settings.compensate:
+            if settings.normalization != "recalibrate":
+                pass  # recipe auto fell back to plain: the carried statistics are back, nothing to rewrite
+            elif settings.compensate:
                 _compensate(model.policy, [transfer.reference], before, after, normalization.epsilon)
             elif settings.anchor is not None:
                 # The anchor holds the policy near what the source did, which on the new statistics is the
@@ -625,23 +631,103 @@ def _reset_exploration(model: BaseAlgorithm, settings: TransferConfig) -> None:
         sac.ent_coef_optimizer = torch.optim.Adam([sac.log_ent_coef], lr=sac.lr_schedule(1))
 
 
-def _recalibrate(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> int:
-    """New observation statistics from ``steps`` target steps of the source policy (acting on the source's
-    statistics, frozen meanwhile): carried statistics with a count of ~10^5 would barely move on the target.
-    The steps are target samples the learning curve does not count; they are logged as
-    ``transfer/recalibration_steps``."""
+@dataclass
+class RecipeCheck:
+    """``recipe: auto``'s check at transfer: the source policy's mean episode return on the target with the
+    carried statistics and with the recalibrated ones (the same policy, acting stochastically, as in training);
+    the recipe is kept only if the second is at least the first."""
+
+    carried: float
+    recalibrated: float
+    episodes: tuple[int, int]  # completed episodes behind each mean
+
+    @property
+    def kept(self) -> bool:
+        return self.recalibrated >= self.carried
+
+    def record(self, logger: Logger) -> None:
+        logger.record("transfer/recipe_kept", float(self.kept))
+        logger.record("transfer/recipe_check/carried_return", self.carried)
+        logger.record("transfer/recipe_check/recalibrated_return", self.recalibrated)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kept": self.kept, "carried_return": self.carried, "recalibrated_return": self.recalibrated,
+                "episodes": list(self.episodes)}  # fmt: skip
+
+
+@dataclass
+class _Rollout:
+    observations: np.ndarray  # raw, every step's, the first reset's included
+    returns: list[float]  # completed episodes' raw returns
+    steps: int
+
+
+# auto's check compares means over at least this many completed episodes per side; a source that survives long
+# episodes runs on for them, up to 10x recalibration_steps.
+CHECK_EPISODES = 3
+
+
+def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int, episodes: int = 0) -> _Rollout:
+    """The model's policy (stochastic, on the current statistics, which stay frozen meanwhile) on the target for
+    ``steps`` steps, then on until ``episodes`` episodes have ended (at most 10x ``steps``)."""
     normalization.training = False
     venv = normalization.venv
     raw = np.asarray(venv.reset())
     observations = [raw]
-    for _ in range(max(1, steps // venv.num_envs)):
+    running = np.zeros(venv.num_envs)
+    returns: list[float] = []
+    planned = max(1, steps // venv.num_envs)
+    while len(observations) <= planned or (len(returns) < episodes and len(observations) <= 10 * planned):
         actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=False)
-        raw = np.asarray(venv.step(actions)[0])
+        observation, rewards, dones, _ = venv.step(actions)
+        raw = np.asarray(observation)
         observations.append(raw)
+        running += rewards
+        for index in np.flatnonzero(dones):
+            returns.append(float(running[index]))
+            running[index] = 0.0
+    return _Rollout(np.concatenate(observations), returns, (len(observations) - 1) * venv.num_envs)
+
+
+def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: TransferConfig) -> TransferConfig:
+    """New observation statistics from ``recalibration_steps`` target steps of the source policy (acting on the
+    source's statistics): carried statistics with a count of ~10^5 would barely move on the target. The steps
+    are target samples the learning curve does not count; they are logged as ``transfer/recalibration_steps``.
+
+    With ``recipe: auto`` (and the recalibration the recipe's, not the user's), the source then acts on the new
+    statistics for as long, and the recipe stands only if its mean episode return is at least what it was on
+    the carried ones; otherwise the carried statistics come back and the settings returned are plain's. The
+    recipe helps where new statistics under the old weights release a source that fails the target (Hopper and
+    Walker2d from their nominal sources: the source's return rose at step 0); it hurts where they wreck a
+    source that works there or whose failing states mislead the statistics (Hopper's randomized source, both
+    quick-study sources: its return fell).
+    """
+    checked = settings.recipe == "auto" and "normalization" not in settings.model_fields_set
+    carried = copy.deepcopy(normalization.obs_rms)
+    episodes = CHECK_EPISODES if checked else 0
+    rollout = _roll_source(transfer.model, normalization, settings.recalibration_steps, episodes)
     fresh = RunningMeanStd(shape=normalization.observation_space.shape or ())
-    fresh.update(np.concatenate(observations))
+    fresh.update(rollout.observations)
     cast(Any, normalization).obs_rms = fresh
-    return (len(observations) - 1) * venv.num_envs
+    transfer.recalibration_steps = rollout.steps
+    if not checked:
+        return settings
+    trial = _roll_source(transfer.model, normalization, settings.recalibration_steps, episodes)
+    transfer.recalibration_steps += trial.steps
+    transfer.recipe_check = RecipeCheck(
+        carried=_mean(rollout.returns),
+        recalibrated=_mean(trial.returns),
+        episodes=(len(rollout.returns), len(trial.returns)),
+    )
+    if transfer.recipe_check.kept:
+        return settings
+    cast(Any, normalization).obs_rms = carried
+    return settings.without_recipe()
+
+
+def _mean(returns: list[float]) -> float:
+    # No episode ended within 10x the steps: the source survives as long as the env lets it, at its best.
+    return float(np.mean(returns)) if returns else float("inf")
 
 
 @torch.no_grad()
