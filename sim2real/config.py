@@ -348,7 +348,7 @@ class RunConfig(Strict):
     experiment: Name = Field("default", description="runs land in <root>/<env>/<experiment>/seed_<seed>")
 
 
-class _ParamRange(Strict):
+class ParamRange(Strict):
     """A quantity of some elements over a range: ``scale`` and ``offset`` relative to the nominal value, ``set``
     absolute."""
 
@@ -363,7 +363,7 @@ class _ParamRange(Strict):
     )
 
     @model_validator(mode="after")
-    def _one_range(self) -> _ParamRange:
+    def _one_range(self) -> ParamRange:
         given = [op for op in _OPERATIONS if getattr(self, op) is not None]
         if len(given) != 1:
             raise ValueError(
@@ -398,7 +398,7 @@ class _ParamRange(Strict):
         return re.sub(r"[^A-Za-z0-9_.+-]+", "_", self.label()).strip("_")
 
 
-class SweepParam(_ParamRange):
+class SweepParam(ParamRange):
     """One axis of a robustness sweep: a quantity of some elements, over a range, at ``points`` evenly spaced
     values (both ends included). ``scale`` and ``offset`` are relative to the nominal value, ``set`` absolute."""
 
@@ -409,7 +409,7 @@ class SweepParam(_ParamRange):
         return [float(v) for v in np.linspace(low, high, self.points)]
 
 
-class IdentifyParam(_ParamRange):
+class IdentifyParam(ParamRange):
     """A quantity that system identification fits (``sim2real identify --param``): one value for every selected
     element, searched within [low, high]; ``scale`` and ``offset`` relative to the env's model file, ``set``
     absolute."""
@@ -696,13 +696,50 @@ class Config(Strict):
 # ------------------------------------------------------------------------------------------------ study
 
 
+class StudyRecording(Strict):
+    """What the identification of a study source records (``sim2real record``), on a target standing in for the
+    real robot."""
+
+    target: Name = Field(description="the target domain to record on")
+    policy: Name = Field("random", description="a study source whose policy acts, or random (uniform actions)")
+    episodes: PositiveInt = Field(10, description="episodes to record")
+    stochastic: bool = Field(False, description="the policy's sampled actions instead of its mean (more excitation)")
+    noise: Annotated[float, Field(ge=0)] = Field(0.0, description="std of Gaussian sensor noise on what is recorded")
+    latency: Annotated[int, Field(ge=0)] = Field(0, description="control steps the motor lags the command")
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="seeds the episodes, random actions and noise")
+
+
+class StudyIdentify(Strict):
+    """A source whose domain is identified: record on a target, fit the named quantities so that the simulator
+    replays the recording (``sim2real identify``), and pretrain on what was found."""
+
+    record: StudyRecording
+    params: Annotated[list[IdentifyParam], Field(min_length=1)] = Field(description="the quantities to fit")
+    horizon: PositiveInt = Field(3, description="control steps per replay window")
+    windows: PositiveInt = Field(128, description="replay windows at most")
+    max_generations: PositiveInt = Field(200, description="CMA-ES generations at most")
+    latency: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = Field(
+        [0], description="candidate motor delays (control steps) to fit; the best is kept"
+    )
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="seeds the search")
+    use: Literal["estimate", "randomized"] = Field(
+        "estimate",
+        description="pretrain on the point estimate (identified.yaml) or randomized over its uncertainty "
+        "(identified_randomized.yaml)",
+    )
+
+
 class StudySource(Strict):
-    """A source policy the study pretrains on its config's source domain."""
+    """A source policy the study pretrains on its config's source domain (or on the domain identified from a
+    recording on a target, ``identify``)."""
 
     config: str = Field(description="train config of this source, relative to the study file")
     seed: Annotated[int, Field(ge=0)] = Field(0, description="the source run's train.seed")
     steps: PositiveInt | None = Field(
         None, description="this source's budget (default: budgets.source), e.g. a reference that converges sooner"
+    )
+    identify: StudyIdentify | None = Field(
+        None, description="identify the source domain from a recording on a target first (it replaces config's)"
     )
 
 
@@ -768,6 +805,20 @@ class StudyConfig(Strict):
             for name in names:
                 if name not in self.sources:
                     raise ValueError(f"{field_name}: no source named '{name}' (sources: {', '.join(self.sources)})")
+        for name, pretrained in self.sources.items():
+            if pretrained.identify is None:
+                continue
+            policy = pretrained.identify.record.policy
+            if policy != "random" and policy not in self.sources:
+                raise ValueError(
+                    f"sources.{name}.identify.record.policy: no source named '{policy}' (sources: "
+                    f"{', '.join(self.sources)}; or random)"
+                )
+            if policy != "random" and self.sources[policy].identify is not None:
+                raise ValueError(
+                    f"sources.{name}.identify.record.policy: '{policy}' is identified itself; record with a "
+                    "source trained on its config's domain, or random"
+                )
         for sweep in self.sweeps:
             for name in sweep.sources or []:
                 if name not in self.sources:

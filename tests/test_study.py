@@ -303,3 +303,77 @@ def test_a_changed_study_does_not_mix_its_runs_with_the_old_ones(
     assert main(["study", str(finished), "--dry-run", "--set", "set=[algo.learning_rate=0.001]"]) == 2
     err = capsys.readouterr().err
     assert "made by another config (algo.learning_rate is 0.0003, the study asks for 0.001)" in err, err
+
+
+# ------------------------------------------------------------------------------------------- identified sources
+
+IDENTIFIED = {
+    "config": "nominal.yaml",
+    "identify": {
+        "record": {"target": "heavy", "policy": "nominal", "episodes": 10, "stochastic": True},
+        "params": [{"quantity": "body_mass", "select": "all", "scale": [0.5, 3.0]}],
+    },
+}
+
+
+def test_an_identified_source_trains_on_what_a_recording_on_the_target_shows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """identify: records the nominal source on the target (every mass x2), fits the mass scale, and the source
+    trains on the estimate; transfer runs start from it like from any source, the report shows the fit, and a
+    re-run identifies nothing again."""
+    sources = {"nominal": {"config": "nominal.yaml"}, "identified": IDENTIFIED}
+    path = write_study(tmp_path, sources=sources, methods=["finetune"], seeds=1, sweeps=[])
+    assert main(["study", str(path), "--workers", "2"]) == 0
+    study = tmp_path / "study"
+    trained = yaml.safe_load((study / "runs" / "inverted_double_pendulum_v5" / "identified" / "seed_0" /
+                              "config.yaml").read_text())["source"]["dynamics"]  # fmt: skip
+    assert trained[0]["quantity"] == "body_mass" and trained[0]["scale"] == pytest.approx(2.0, rel=0.02)
+    assert (study / "recordings" / "identified.npz").is_file()
+    assert (study / "identification" / "identified" / "identified.yaml").is_file()
+    report = json.loads((study / "report" / "study.json").read_text())
+    (param,) = report["identified"]["identified"]["parameters"]
+    assert param["value"] == pytest.approx(2.0, rel=0.02) and param["identified"]
+    assert "## Identified source: identified" in (study / "report" / "study.md").read_text()
+    assert any(row["method"] == "identified/finetune" for row in report["after_transfer"])
+    capsys.readouterr()
+    assert main(["study", str(path)]) == 0
+    assert "0 to run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("identify", "message"),
+    [
+        ({"record": {"target": "heavy", "policy": "sim"}}, "sources.identified.identify.record.policy: no source named 'sim'"),
+        ({"record": {"target": "windy"}}, "sources.identified.identify.record.target: no target 'windy'"),
+        ({"params": [{"quantity": "body_mass", "select": "all", "scale": [-1.0, 2.0]}]},
+         "sources.identified.identify.params: body_mass/all scale = -1"),
+        ({"params": [{"quantity": "body_mass", "select": "nothing", "scale": [0.5, 2.0]}]},
+         "sources.identified.identify.params: body_mass/nothing scale"),
+        ({"params": []}, "sources.identified.identify.params"),
+    ],
+)  # fmt: skip
+def test_a_bad_identification_fails_in_one_line_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], identify: dict[str, Any], message: str
+) -> None:
+    source = {**IDENTIFIED, "identify": {**IDENTIFIED["identify"], **identify}}
+    path = write_study(tmp_path, sources={"nominal": {"config": "nominal.yaml"}, "identified": source})
+    assert main(["study", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "study").exists()
+
+
+def test_an_identification_starts_from_a_fixed_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_study(tmp_path, sources={"randomized": {"config": "randomized.yaml"},
+                                          "identified": {**IDENTIFIED, "config": "randomized.yaml"}})  # fmt: skip
+    data = yaml.safe_load(path.read_text())
+    data["sources"]["identified"]["identify"]["record"]["policy"] = "randomized"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["study", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "sources.identified.identify: the source domain of" in err
+        and "use a config whose source domain is fixed" in err
+    )
+    assert not (tmp_path / "study").exists()

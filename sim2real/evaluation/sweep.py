@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sim2real.config import Config, SweepParam
+from sim2real.config import Config, ParamRange, SweepParam
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.dynamics import Change
 from sim2real.errors import Sim2RealError
@@ -68,18 +69,23 @@ class Sweep:
         }
 
 
-def _change(param: SweepParam, value: float) -> Change:
+def _change(param: ParamRange, value: float) -> Change:
     """The dynamics change of one grid point on one axis."""
     return Change(quantity=param.quantity, op=param.op, value=value, select=param.select)
 
 
 def check_params(config: Config, params: list[SweepParam], base: DomainSpec) -> None:
-    """Builds the env at both ends of every axis, so an unknown element or an impossible value (a negative
-    mass) fails before any evaluation."""
+    """A sweep's one or two axes, checked as :func:`check_ranges` does."""
     if not 1 <= len(params) <= 2:
         raise Sim2RealError(f"a sweep takes one or two {{params}} (got {len(params)})", params=None)
+    check_ranges(config, params, base)
+
+
+def check_ranges(config: Config, params: Sequence[ParamRange], base: DomainSpec) -> None:
+    """Builds the env at both ends of every range, so an unknown element or an impossible value (a negative
+    mass) fails before any work."""
     for param in params:
-        for value in (param.values()[0], param.values()[-1]):
+        for value in param.bounds:
             spec = DomainSpec(changes=(*base.changes, _change(param, value)), reality_gap=base.reality_gap)
             try:
                 make_domain_env(config.env, spec, seed=0, check_friction=False, **config.env_kwargs).close()

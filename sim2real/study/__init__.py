@@ -4,7 +4,7 @@ The data flows one way: the study file -> a plan (every run's resolved config an
 anything runs) -> jobs on a backend (a local process pool or a Ray cluster) -> run folders -> the report.
 
 A study folder holds ``runs/`` (sources, transfer and scratch runs, each a normal run folder), ``sweeps/``,
-``logs/`` (each job's output) and ``report/``. Re-running the same study reads what is already there: a
+``identification/`` and ``recordings/`` (identified sources), ``logs/`` (each job's output) and ``report/``. Re-running the same study reads what is already there: a
 finished run is skipped, an interrupted one resumes from its last checkpoint, so nothing is trained twice.
 """
 
@@ -20,7 +20,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sim2real.config import Config, StudyConfig, SweepParam, apply_overrides, parse_config, read_config_data
+from sim2real.config import (
+    Config,
+    StudyConfig,
+    StudyIdentify,
+    SweepParam,
+    apply_overrides,
+    load_config,
+    parse_config,
+    read_config_data,
+)
 from sim2real.domain import DomainSpec, check_domains, check_env_id
 from sim2real.errors import Sim2RealError
 from sim2real.logging import flat_hparams
@@ -78,10 +87,25 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class IdentifySpec:
+    """An identification job: record on a target with a source's policy (or random actions), fit, write the
+    identified domain that the source then trains on."""
+
+    source: str  # the identified source's name
+    settings: StudyIdentify
+    policy: str | None  # the recording policy's run folder; None: random actions
+    recording: str  # where the recording is written
+
+    def as_json(self) -> str:
+        """What the identification's ``spec.json`` holds once it is complete (the study compares it to skip it)."""
+        return json.dumps({"settings": self.settings.model_dump(mode="json"), "policy": self.policy}, sort_keys=True)
+
+
+@dataclass(frozen=True)
 class Job:
     """One unit of work for a backend: typed data that pickles to a process or a Ray worker."""
 
-    spec: RunSpec | SweepSpec
+    spec: RunSpec | SweepSpec | IdentifySpec
     name: str
     folder: str  # the run folder (train) or the sweep's output folder, absolute
     config: Config  # the run's resolved config (a sweep's: the study's base config)
@@ -91,9 +115,12 @@ class Job:
     command: str = ""
     needs: tuple[str, ...] = ()
     resume: bool = False
+    identified: str = ""  # train: the identified domain file whose source domain replaces the config's
 
     @property
-    def kind(self) -> Literal["train", "sweep"]:
+    def kind(self) -> Literal["train", "sweep", "identify"]:
+        if isinstance(self.spec, IdentifySpec):
+            return "identify"
         return "sweep" if isinstance(self.spec, SweepSpec) else "train"
 
 
@@ -226,9 +253,10 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
 
     plan = Plan(study, file, folder, base, [], {})
 
-    def add(spec: RunSpec, config: Config, needs: tuple[str, ...] = ()) -> None:
-        plan.jobs.append(_train_job(spec, config, folder, command, needs))
+    def add(spec: RunSpec, config: Config, needs: tuple[str, ...] = (), identified: str = "") -> None:
+        plan.jobs.append(replace(_train_job(spec, config, folder, command, needs), identified=identified))
 
+    source_configs: dict[str, Config] = {}
     for name, source in study.sources.items():
         if name == "scratch":
             raise Sim2RealError(
@@ -241,8 +269,20 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
         if config.env != study.env:
             raise Sim2RealError(f"{path}: env is {config.env}, the study's env is {study.env}")
         check_domains(config)
+        source_configs[name] = config
         plan.sources[name] = run_dir(config)
-        add(RunSpec("source", name, "pretrain"), config)
+    for name, config in source_configs.items():
+        identification = study.sources[name].identify
+        if identification is None:
+            add(RunSpec("source", name, "pretrain"), config)
+            continue
+        job = _identify_job(file, name, identification, config, folder, command, plan.sources)
+        plan.jobs.append(job)
+        identified = str(Path(job.folder) / IDENTIFIED_FILES[identification.use])
+        if spec_complete(job):
+            # Identified already: the source's config is known, so its run folder can be checked like any other.
+            config = with_identified_source(config, Path(identified))
+        add(RunSpec("source", name, "pretrain"), config, needs=(job.name,), identified=identified)
 
     # Sweeps first: they need only the sources, and started early they run beside the transfer runs
     # instead of alone at the end.
@@ -278,10 +318,8 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
                     plan.transfers.append(run_dir(config))
 
     for job in plan.jobs:
-        if isinstance(job.spec, SweepSpec):
-            spec_file = Path(job.folder) / "spec.json"
-            done = spec_file.is_file() and spec_file.read_text().strip() == job.spec.as_json()
-            plan.status[job.name] = "done" if done else "new"
+        if isinstance(job.spec, (SweepSpec, IdentifySpec)):
+            plan.status[job.name] = "done" if spec_complete(job) else "new"
             continue
         status, step = _run_status(Path(job.folder), job.config)
         plan.status[job.name] = status
@@ -289,6 +327,55 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
     # A source that is not finished invalidates nothing, but a transfer run waits for it (its ``needs``).
     plan.jobs[:] = [_with_resume(job, plan.status[job.name]) for job in plan.jobs]
     return plan
+
+
+# The identified domain a source trains on: the point estimate, or randomized over its uncertainty.
+IDENTIFIED_FILES = {"estimate": "identified.yaml", "randomized": "identified_randomized.yaml"}
+
+
+def spec_complete(job: Job) -> bool:
+    """A sweep or identification is complete once its ``spec.json`` (written last) matches the job's."""
+    assert isinstance(job.spec, (SweepSpec, IdentifySpec))
+    spec_file = Path(job.folder) / "spec.json"
+    return spec_file.is_file() and spec_file.read_text().strip() == job.spec.as_json()
+
+
+def _identify_job(
+    file: Path, name: str, settings: StudyIdentify, config: Config, folder: Path, command: str,
+    sources: dict[str, Path],
+) -> Job:  # fmt: skip
+    """The identification of source ``name``, checked now: the target to record on, a fixed source domain to
+    start from, and every parameter's range on the model."""
+    from sim2real.evaluation.sweep import check_ranges
+
+    where = f"{file}: sources.{name}.identify"
+    target = settings.record.target
+    if target not in config.targets:
+        raise Sim2RealError(
+            f"{where}.record.target: no target '{target}' in {config.origin} (targets: {', '.join(config.targets)})"
+        )
+    spec = DomainSpec.from_config(config.source)
+    if spec.randomized:
+        raise Sim2RealError(
+            f"{where}: the source domain of {config.origin} draws its dynamics or has reality-gap wrappers; "
+            "identification starts from one fixed model: use a config whose source domain is fixed"
+        )
+    try:
+        check_ranges(config, settings.params, spec)
+    except Sim2RealError as error:
+        raise Sim2RealError(f"{where}.params: {error.render(lambda *_: '').strip()}") from None
+    policy = settings.record.policy
+    identify = IdentifySpec(name, settings, None if policy == "random" else str(sources[policy]),
+                            str(folder / "recordings" / f"{name}.npz"))  # fmt: skip
+    needs = () if policy == "random" else (f"source {policy}",)
+    return Job(identify, f"identify {name}", str(folder / "identification" / name), config,
+               settings.max_generations * len(set(settings.latency)), str(folder / "logs" / f"identify_{name}.log"),
+               str(folder / "logs" / f"identify_{name}.progress.json"), command, needs)  # fmt: skip
+
+
+def with_identified_source(config: Config, identified: Path) -> Config:
+    """``config`` with the source domain (dynamics and reality gap) of an identification's output file."""
+    return config.model_copy(update={"source": load_config(identified).source})
 
 
 def _train_job(spec: RunSpec, config: Config, folder: Path, command: str, needs: tuple[str, ...]) -> Job:
@@ -341,6 +428,7 @@ def job_hparams(plan: Plan) -> list[dict[str, bool | int | float | str]]:
 
 
 __all__ = [
+    "IdentifySpec",
     "Job",
     "Plan",
     "RunSpec",
@@ -349,5 +437,7 @@ __all__ = [
     "job_hparams",
     "plan_study",
     "set_aside",
+    "spec_complete",
     "study_lock",
+    "with_identified_source",
 ]

@@ -32,7 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sim2real.errors import Sim2RealError
 from sim2real.io import write_json
 from sim2real.runs import RunFolder
-from sim2real.study import Job, Plan, RunSpec, SweepSpec, set_aside
+from sim2real.study import IdentifySpec, Job, Plan, RunSpec, SweepSpec, set_aside, with_identified_source
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ def run_job(job: Job) -> Outcome:
         try:
             if job.kind == "train":
                 _train(job, console)
+            elif job.kind == "identify":
+                _identify(job, console)
             else:
                 _sweep(job)
         except Sim2RealError as error:
@@ -85,14 +87,47 @@ def _train(job: Job, console: Console) -> None:
     from sim2real.training import train
 
     assert isinstance(job.spec, RunSpec)
+    # An identified source's domain is known once its identification has run, which may be after planning.
+    config = with_identified_source(job.config, Path(job.identified)) if job.identified else job.config
     train(
-        job.config,
+        config,
         command=job.command,
         resume=Path(job.folder) if job.resume else None,
         console=console,
         progress_file=Path(job.progress),
         study_hparams=job.spec.hparams(),
     )
+
+
+def _identify(job: Job, console: Console) -> None:
+    """Records on the target, identifies, and writes the identification folder (``spec.json`` last)."""
+    from sim2real.identification import identify, record, write_identification
+
+    spec = job.spec
+    assert isinstance(spec, IdentifySpec)
+    settings, recording = spec.settings, Path(spec.recording)
+    source = settings.record
+    trajectories = record(job.config, model_path=None if spec.policy is None else Path(spec.policy),
+                          domain=source.target, episodes=source.episodes, seed=source.seed,
+                          deterministic=not source.stochastic, noise=source.noise, latency=source.latency)  # fmt: skip
+    recording.parent.mkdir(parents=True, exist_ok=True)
+    trajectories.write(recording)
+    console.print(
+        f"recorded {trajectories.episodes} episodes, {trajectories.steps:,} steps on {source.target}: {recording}"
+    )
+    progress, done = Path(job.progress), [0]
+
+    def advance(*_: Any) -> None:
+        done[0] += 1
+        write_json(progress, {"step": done[0], "total": job.steps})
+
+    result = identify(recording, job.config, settings.params, horizon=settings.horizon, windows=settings.windows,
+                      seed=settings.seed, max_generations=settings.max_generations, latency=settings.latency,
+                      on_generation=advance)  # fmt: skip
+    out = Path(job.folder)
+    write_identification(result, out, command=job.command)
+    console.print(f"identified in {result.fit.seconds:.1f} s: {out}")
+    (out / "spec.json").write_text(spec.as_json())  # written last: the identification is complete
 
 
 def _sweep(job: Job) -> None:

@@ -34,7 +34,7 @@ from sim2real.evaluation.scorecard import (
 from sim2real.io import write_json, write_text
 from sim2real.logging import write_experiment, write_session
 from sim2real.runs import RunFolder
-from sim2real.study import Plan, job_hparams
+from sim2real.study import IdentifySpec, Plan, job_hparams, spec_complete
 
 
 def _mean_cell(result: dict[str, Any] | None) -> str:
@@ -175,13 +175,14 @@ def write_report(plan: Plan) -> dict[str, Path]:
     after = _after_transfer(plan, groups, zero_shot)
     versus = _against_reference(plan, groups, zero_shot)
     sweeps = _sweeps(plan, report)
+    identified = _identifications(plan)
     paths = {"md": report / "study.md", "json": report / "study.json"}
     if card is not None:
         written = write_scorecard(card, report, tensorboard=False)
         paths.update({"scorecard_" + key: path for key, path in written.items()})
         _tensorboard(plan, card, after, report / "tb")
         paths["tb"] = report / "tb"
-    write_text(paths["md"], _markdown(plan, zero_shot, after, card, versus, sweeps))
+    write_text(paths["md"], _markdown(plan, zero_shot, after, card, versus, sweeps, identified))
     write_json(paths["json"], {
         "study": plan.study.model_dump(mode="json"),
         "folder": str(plan.folder),
@@ -194,8 +195,21 @@ def write_report(plan: Plan) -> dict[str, Path]:
         "reference": [{**row, "return_fraction": row["return_fraction"] and row["return_fraction"].as_dict(),
                        "steps_to_level": row["steps_to_level"].as_dict()} for row in versus],
         "sweeps": sweeps,
+        "identified": identified,
     })  # fmt: skip
     return paths
+
+
+def _identifications(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Each identified source's finished identification: what was recorded and what the fit found."""
+    found: dict[str, dict[str, Any]] = {}
+    for job in plan.jobs:
+        if isinstance(job.spec, IdentifySpec) and spec_complete(job):
+            report = json.loads((Path(job.folder) / "report.json").read_text())
+            found[job.spec.source] = {"folder": job.folder, "record": job.spec.settings.record.model_dump(mode="json"),
+                                      "use": job.spec.settings.use,
+                                      **{k: report[k] for k in ("parameters", "combinations", "latency", "seconds")}}  # fmt: skip
+    return found
 
 
 def _grid_table(label: str, params: list[str], axes: list[list[float]], values: list[float]) -> list[str]:
@@ -220,6 +234,7 @@ def _markdown(
     card: Scorecard | None,
     versus: list[dict[str, Any]],
     sweeps: list[dict[str, Any]],
+    identified: dict[str, dict[str, Any]],
 ) -> str:
     study = plan.study
     domains = list(plan.base.domains())
@@ -239,6 +254,19 @@ def _markdown(
     ]
     for name in study.sources:
         lines.append(f"| {name} | " + " | ".join(_mean_cell(zero_shot[name].get(d)) for d in domains) + " |")
+    for name, found in identified.items():
+        record = found["record"]
+        policy = "random actions" if record["policy"] == "random" else f"the {record['policy']} source"
+        latency = f"; latency {found['latency']} steps" if found["latency"] else ""
+        lines += ["", f"## Identified source: {name}", "",
+                  f"{record['episodes']} episodes of {policy} on {record['target']}, fitted in "
+                  f"{found['seconds']:.1f} s{latency}; {name} trains on the {found['use']} "
+                  f"(`{found['folder']}`, report.md there).", "",
+                  "| parameter | op | estimate | 95% interval | identified |", "|---|---|---|---|---|"]  # fmt: skip
+        for param in found["parameters"]:
+            low, high = param["interval"]
+            lines.append(f"| {param['name']} | {param['op']} | {param['value']:.4g} | [{low:.4g}, {high:.4g}] | "
+                         f"{'yes' if param['identified'] else param['note']} |")  # fmt: skip
     lines += [
         "",
         "## After transfer: return on the target",
