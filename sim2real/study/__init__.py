@@ -266,6 +266,9 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
         data = _load_data(path, study.set, str(file))
         data.pop("transfer", None)  # a source pretrains; the study's methods do the transferring
         config = _study_run(parse_config(data, str(path)), runs, name, source.seed, study.source_steps(name))
+        # Every source is evaluated zero-shot on every study target, also one its own config does not define.
+        missing = {t: base.targets[t] for t in study.targets if t not in config.targets}
+        config = config.model_copy(update={"targets": {**config.targets, **missing}}) if missing else config
         if config.env != study.env:
             raise Sim2RealError(f"{path}: env is {config.env}, the study's env is {study.env}")
         check_domains(config)
