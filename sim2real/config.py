@@ -604,6 +604,15 @@ class TransferConfig(Strict):
         self.__pydantic_fields_set__.difference_update(filled)
 
 
+class HistoryConfig(Strict):
+    """The policy's input in every domain: the observation followed by the last ``steps`` observations and
+    actions (``sim2real.wrappers.ObservationHistory``), so that a memoryless policy can infer the dynamics it
+    is in from how its recent commands moved the system."""
+
+    steps: PositiveInt = Field(description="past control steps appended, fewer than an episode's")
+    actions: bool = Field(True, description="append the past actions too, not only the observations")
+
+
 class Config(Strict):
     """One experiment: a source domain to train on and target domains to evaluate on."""
 
@@ -616,6 +625,7 @@ class Config(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     transfer: TransferConfig | None = Field(None, description="train on a target starting from a source model")
+    history: HistoryConfig | None = Field(None, description="the policy also sees its recent past (every domain)")
     # Where the config came from (a file's path), for errors found after validation (a domain's dynamics).
     _origin: str = PrivateAttr("config")
 

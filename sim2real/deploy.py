@@ -79,7 +79,7 @@ def record_observations(model: BaseAlgorithm, config: Config, normalizer: Observ
                         steps: int, seed: int = 0) -> np.ndarray:  # fmt: skip
     """``steps`` raw observations of the policy acting on the config's source domain (episodes as they come)."""
     env = make_domain_env(config.env, DomainSpec.from_config(config.source), seed=(seed, 0), check_friction=False,
-                          **config.env_kwargs)  # fmt: skip
+                          history=config.history, **config.env_kwargs)  # fmt: skip
     observations = []
     obs, _ = env.reset(seed=evaluation_seed(seed))
     for _ in range(steps):

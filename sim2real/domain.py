@@ -26,6 +26,7 @@ from sim2real.config import (
     Config,
     DistributionConfig,
     DynamicsChange,
+    HistoryConfig,
     LogUniformDist,
     NormalDist,
     RealityGap,
@@ -284,6 +285,7 @@ def make_domain_env(
     *,
     seed: SeedLike = None,
     check_friction: bool = True,
+    history: HistoryConfig | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` turned into a domain: its dynamics changes and reality-gap wrappers.
@@ -293,6 +295,7 @@ def make_domain_env(
         spec: a :class:`DomainSpec`, a config's domain section, or just a list of dynamics changes.
         seed: seeds the domain's random draws: (run seed, env index) or an int.
         check_friction: warn about friction changes that MuJoCo's contact combination overrides.
+        history: the policy's recent past appended to the observation (a config's ``history``), outermost.
         env_kwargs: keyword arguments of the env.
 
     Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper` (with the changes their own
@@ -313,6 +316,8 @@ def make_domain_env(
         wrapper.set_changes([*wrapper.changes, *spec.changes])
     for make_wrapper in spec.reality_gap:
         env = make_wrapper(env, seed=seed)
+    if history is not None:
+        env = gap.ObservationHistory(env, history.steps, history.actions)
     return env
 
 
@@ -326,7 +331,8 @@ def check_domains(config: Config) -> dict[str, dict[str, float]]:
     for name, domain in config.domains().items():
         section = "source" if name == "source" else f"targets.{name}"
         try:
-            env = make_domain_env(config.env, DomainSpec.from_config(domain), seed=(config.train.seed, 0), **env_kwargs)
+            env = make_domain_env(config.env, DomainSpec.from_config(domain), seed=(config.train.seed, 0),
+                                  history=config.history, **env_kwargs)  # fmt: skip
         except Sim2RealError as error:  # found by the physics, after the schema: say where, as schema errors do
             raise Sim2RealError(f"{config.origin}: {section}: {error}") from None
         wrapper = find_dynamics_wrapper(env)

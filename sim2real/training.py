@@ -38,7 +38,7 @@ from sim2real.callbacks import (
     RandomizationLogger,
     TransferCallback,
 )
-from sim2real.config import Config, LinearSchedule, dump_config
+from sim2real.config import Config, HistoryConfig, LinearSchedule, dump_config
 from sim2real.domain import DomainSpec, check_domains, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_config, evaluate_domain, evaluation_seed, print_results
@@ -107,10 +107,11 @@ class TrainResult:
 
 
 def _training_env(
-    env_id: str, spec: DomainSpec, seed: tuple[int, ...], monitor_file: str | None, append: bool, env_kwargs: dict
-) -> gym.Env:
+    env_id: str, spec: DomainSpec, seed: tuple[int, ...], monitor_file: str | None, append: bool, env_kwargs: dict,
+    history: HistoryConfig | None = None,
+) -> gym.Env:  # fmt: skip
     # check_domains() has already warned about this domain's friction; the copies stay quiet.
-    env = make_domain_env(env_id, spec, seed=seed, check_friction=False, **env_kwargs)
+    env = make_domain_env(env_id, spec, seed=seed, check_friction=False, history=history, **env_kwargs)
     return Monitor(env, filename=monitor_file, override_existing=not append)
 
 
@@ -133,7 +134,16 @@ def build_vec_env(
     spec = DomainSpec.from_config(config.training_domain())
     files = [str(monitor / str(i)) if monitor else None for i in range(train.n_envs)]
     factories: list[Callable[[], gym.Env]] = [
-        partial(_training_env, config.env, spec, (*stream, i), files[i], append_monitor, dict(config.env_kwargs))
+        partial(
+            _training_env,
+            config.env,
+            spec,
+            (*stream, i),
+            files[i],
+            append_monitor,
+            dict(config.env_kwargs),
+            config.history,
+        )
         for i in range(train.n_envs)
     ]
     venv: VecEnv
@@ -188,7 +198,7 @@ def load_policy(config: Config, path: Path, trusted: bool = False) -> tuple[Base
             f"{model_file.path} is a {model_file.algo.upper()} model but the config says {config.algo.name.upper()} "
             f"(set algo.name: {model_file.algo})"
         )
-    env = make_domain_env(config.env, (), seed=0, check_friction=False, **config.env_kwargs)
+    env = make_domain_env(config.env, (), seed=0, check_friction=False, history=config.history, **config.env_kwargs)
     mismatch = [
         f"{kind} space: model {saved.describe()}, config {space}"
         for kind, saved, space in (
@@ -356,7 +366,7 @@ def _callbacks(
             evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
             episodes=config.transfer.eval_episodes, deterministic=config.eval.deterministic,
             seed=evaluation_seed(config.train.seed),
-            normalization=model.get_vec_normalize_env(), name=name,
+            normalization=model.get_vec_normalize_env(), name=name, history=config.history,
         )  # fmt: skip
         points = run.curve_points(until=model.num_timesteps)
         curve = EvalCurveCallback(evaluate, name, config.transfer.eval_every, run.curve_file, points)
@@ -375,7 +385,9 @@ def _open_new(config: Config, policy: Policy, command: str, source: ModelFile | 
         env = normalize_env(config, build_vec_env(config, staged))
         try:
             model = build_model(config, env, policy)
-            transfer = start_transfer(model, config.transfer, source, staged) if config.transfer else None
+            transfer = (
+                start_transfer(model, config.transfer, source, staged, config.history) if config.transfer else None
+            )
         except BaseException:
             env.close()
             raise

@@ -275,3 +275,56 @@ class ActionSaturation(RealityGapWrapper):
     def _act(self, action: np.ndarray) -> np.ndarray:
         reach = self._half * self.current["limit"][0]
         return np.clip(action, self._mid - reach, self._mid + reach).astype(np.asarray(action).dtype)
+
+
+class ObservationHistory(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+    """The observation followed by the last ``steps`` observations and (``actions``) the last ``steps`` actions,
+    newest first: ``[o_t, o_{t-1}, ..., o_{t-k}, a_{t-1}, ..., a_{t-k}]``.
+
+    A memoryless policy that sees how its recent commands moved the system can infer the dynamics it is in
+    (DORAEMON's observation history, Rapid Motor Adaptation's adaptation module). Before an episode has that
+    much past, the missing observations are the first one (the system at rest) and the missing actions the
+    action space's midpoint (no command). Not a reality-gap wrapper: it is the policy's input, the same in
+    every domain, and it goes outside every other wrapper, so that it sees what the policy would (noisy,
+    biased observations; the actions as commanded, before delays).
+    """
+
+    def __init__(self, env: gym.Env, steps: int, actions: bool = True) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, steps=steps, actions=actions)
+        gym.ObservationWrapper.__init__(self, env)
+        observation, action = env.observation_space, _act_space(env)
+        if not isinstance(observation, spaces.Box) or len(observation.shape) != 1:
+            raise Sim2RealError(f"history needs a flat Box observation space, got {observation}")
+        if steps < 1:
+            raise Sim2RealError(f"history.steps must be at least 1, got {steps}")
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        if limit is not None and steps >= limit:
+            raise Sim2RealError(f"history.steps is {steps}, not less than the episode ({limit} steps)")
+        self.steps, self.actions = steps, actions
+        dtype = observation.dtype
+        lows = [observation.low] * (steps + 1) + ([action.low.astype(dtype)] * steps if actions else [])
+        highs = [observation.high] * (steps + 1) + ([action.high.astype(dtype)] * steps if actions else [])
+        self.observation_space = spaces.Box(np.concatenate(lows), np.concatenate(highs), dtype=dtype)
+        self._idle = ((action.low + action.high) / 2).astype(dtype)
+        self._observations: deque[np.ndarray] = deque(maxlen=steps + 1)
+        self._actions: deque[np.ndarray] = deque(maxlen=steps)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        first = np.asarray(observation, dtype=self.observation_space.dtype)
+        self._observations = deque([first] * (self.steps + 1), maxlen=self.steps + 1)
+        self._actions = deque([self._idle] * self.steps, maxlen=self.steps)
+        return self._stacked(), info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        self._actions.appendleft(np.asarray(action, dtype=self.observation_space.dtype).reshape(self._idle.shape))
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self._observations.appendleft(np.asarray(observation, dtype=self.observation_space.dtype))
+        return self._stacked(), reward, terminated, truncated, info
+
+    def observation(self, observation: Any) -> np.ndarray:  # reset and step build the stack themselves
+        return self._stacked()
+
+    def _stacked(self) -> np.ndarray:
+        parts = [*self._observations, *(self._actions if self.actions else ())]
+        return np.concatenate(parts).astype(self.observation_space.dtype, copy=False)

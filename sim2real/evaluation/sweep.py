@@ -88,7 +88,9 @@ def check_ranges(config: Config, params: Sequence[ParamRange], base: DomainSpec)
         for value in param.bounds:
             spec = DomainSpec(changes=(*base.changes, _change(param, value)), reality_gap=base.reality_gap)
             try:
-                make_domain_env(config.env, spec, seed=0, check_friction=False, **config.env_kwargs).close()
+                make_domain_env(
+                    config.env, spec, seed=0, check_friction=False, history=None, **config.env_kwargs
+                ).close()
             except Sim2RealError as error:
                 raise Sim2RealError(f"{{params}} {param.label()} = {value:g}: {error}", params=None) from None
 
@@ -133,6 +135,7 @@ def run_sweep(
                     deterministic=deterministic,
                     seed=seed,
                     normalization=normalizer,
+                    history=config.history,
                     name=", ".join(f"{p.label()}={v:g}" for p, v in zip(params, point, strict=True)),
                     success_threshold=config.eval.success_threshold,
                     n_envs=n_envs,

@@ -278,7 +278,7 @@ def record(
     import sim2real
     from sim2real.domain import make_domain_env
     from sim2real.evaluation.batched import BatchPolicy, ObservationNormalizer, episode_seeds
-    from sim2real.wrappers import ActionLatency
+    from sim2real.wrappers import ActionLatency, ObservationHistory
 
     domains = config.domains()
     if domain not in domains:
@@ -292,9 +292,17 @@ def record(
         policy = BatchPolicy(model, deterministic)
         normalizer = ObservationNormalizer.from_state(model_file.normalization)
     env_kwargs: dict[str, Any] = dict(config.env_kwargs)
+    if noise and config.history is not None:
+        raise Sim2RealError(
+            f"{config.origin}: history: a policy that sees its past gets the recorded noise on that past too; "
+            "recording with {noise} for it is not supported: record without noise",
+            noise=noise,
+        )
     env = make_domain_env(config.env, domains[domain], seed=(seed, 0), **env_kwargs)
     if latency:
         env = ActionLatency(env, steps=latency, seed=seed)
+    if config.history is not None:  # outermost: the policy's past holds its commands, before the delay
+        env = ObservationHistory(env, config.history.steps, config.history.actions)
     data: Any = env.unwrapped.data  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
     rows: dict[str, list[np.ndarray]] = {name: [] for name in (*REQUIRED, *OPTIONAL)}

@@ -37,7 +37,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sim2real.config import Config, TransferConfig
+from sim2real.config import Config, HistoryConfig, TransferConfig
 from sim2real.errors import Sim2RealError
 from sim2real.io import atomic_path, write_json
 from sim2real.modelfile import ModelFile, apply_normalization_state, observation_size, read_model, restore_model
@@ -158,8 +158,12 @@ class Transfer:
     # ----------------------------------------------------------------------------------- building
 
     @classmethod
-    def start(cls, model: BaseAlgorithm, settings: TransferConfig, algo: str, source: ModelFile | None) -> Transfer:
-        """Sets up a new target model: structure, source weights, frozen groups, optimizers."""
+    def start(
+        cls, model: BaseAlgorithm, settings: TransferConfig, algo: str, source: ModelFile | None,
+        history: HistoryConfig | None = None,
+    ) -> Transfer:  # fmt: skip
+        """Sets up a new target model: structure, source weights, frozen groups, optimizers. ``history``: the
+        target's (see :func:`history_inputs`)."""
         transfer = cls(model, settings, algo)
         if settings.method == "scratch" or source is None:
             transfer._finish(step=0, loaded=set())
@@ -174,6 +178,9 @@ class Transfer:
             weights = source_column_weights(source.policy, algo, _net_arch(model))
         else:
             weights = dict(source.policy)
+            widened = history_inputs(source, model, history)
+            if widened is not None:
+                weights = _widen_inputs(weights, model.policy.state_dict(), *widened)
         transfer.groups = layer_groups(model.policy)
         fresh = {name: value.detach().clone() for name, value in model.policy.state_dict().items()}
         loaded = transfer._load(weights, source)
@@ -531,6 +538,57 @@ class Transfer:
         }
 
 
+# --------------------------------------------------------------------------------------------- history
+
+
+def history_inputs(source: ModelFile, model: BaseAlgorithm, history: HistoryConfig | None) -> tuple[int, int] | None:
+    """(source, target) observation sizes when the target sees a history (``ObservationHistory``) that the
+    source did not: its observation is then the source's followed by the past, and the source's weights carry
+    over with zero weights on the past. None when the spaces are not related that way."""
+    if history is None or source.observation is None or len(source.observation.shape) != 1:
+        return None
+    n = int(source.observation.shape[0])
+    target = int(np.prod(model.observation_space.shape or (1,)))
+    actions = int(np.prod(model.action_space.shape or (1,))) if history.actions else 0
+    return (n, target) if target == (history.steps + 1) * n + history.steps * actions else None
+
+
+def _widen_inputs(
+    weights: dict[str, torch.Tensor], target: dict[str, torch.Tensor], source_size: int, target_size: int
+) -> dict[str, torch.Tensor]:
+    """The source's input layers widened for the target's longer observation: the source's columns on the
+    current observation (the first ``source_size`` inputs; a critic's action inputs follow the observation on
+    both sides), zeros on the past. At step 0 the target computes exactly what the source did, and it learns
+    to use the past; a zero column still gets gradients, so nothing is frozen out."""
+    widened = dict(weights)
+    for name, weight in weights.items():
+        wanted = target.get(name)
+        if not name.endswith(".0.weight") or wanted is None or weight.ndim != 2 or wanted.shape == weight.shape:
+            continue
+        extra = weight.shape[1] - source_size  # a critic's action inputs
+        if wanted.shape != (weight.shape[0], target_size + extra) or extra < 0:
+            continue
+        grown = torch.zeros(wanted.shape, dtype=weight.dtype)
+        grown[:, :source_size] = weight[:, :source_size]
+        grown[:, target_size:] = weight[:, source_size:]
+        widened[name] = grown
+    return widened
+
+
+def _widen_statistics(state: dict[str, Any], history: HistoryConfig, actions: int) -> dict[str, Any]:
+    """The source's observation statistics for a history observation: the source's for the current and every
+    past observation, mean 0 and variance 1 for the past actions (whose columns start at zero weight)."""
+    rms = state["obs_rms"]
+    mean, var = np.asarray(rms["mean"], dtype=np.float64), np.asarray(rms["var"], dtype=np.float64)
+    past = history.steps * actions if history.actions else 0
+    obs_rms = {
+        "mean": np.concatenate([mean] * (history.steps + 1) + [np.zeros(past)]).tolist(),
+        "var": np.concatenate([var] * (history.steps + 1) + [np.ones(past)]).tolist(),
+        "count": rms["count"],
+    }
+    return {**state, "obs_rms": obs_rms}
+
+
 # --------------------------------------------------------------------------------------------- setup
 
 
@@ -572,17 +630,22 @@ def read_source(config: Config, source: str | Path | None, trusted: bool = False
 
 
 def start_transfer(
-    model: BaseAlgorithm, settings: TransferConfig, source: ModelFile | None, run: RunFolder
-) -> Transfer:
+    model: BaseAlgorithm, settings: TransferConfig, source: ModelFile | None, run: RunFolder,
+    history: HistoryConfig | None = None,
+) -> Transfer:  # fmt: skip
     """Sets up a new transfer run's model once: the source's weights, frozen groups and optimizers, the source's
-    normalization statistics, and the run's ``source.pth`` and ``transfer.json``."""
-    transfer = Transfer.start(model, settings, _algo_of(model), source)
+    normalization statistics, and the run's ``source.pth`` and ``transfer.json``. ``history``: the target
+    config's (a source without it is widened, see :func:`history_inputs`)."""
+    transfer = Transfer.start(model, settings, _algo_of(model), source, history)
     anchor_reference: dict[str, torch.Tensor] | None = None
     normalization = model.get_vec_normalize_env()
     if source is not None and source.normalization is not None and normalization is not None:
         size = int(np.prod(model.observation_space.shape or (1,)))
-        if observation_size(source.normalization) == size:
-            apply_normalization_state(normalization, source.normalization)
+        state = source.normalization
+        if history is not None and settings.method != "prognet" and history_inputs(source, model, history):
+            state = _widen_statistics(state, history, int(np.prod(model.action_space.shape or (1,))))
+        if observation_size(state) == size:
+            apply_normalization_state(normalization, state)
     if normalization is not None:
         if settings.normalization == "recalibrate" and source is not None:
             rms: Any = normalization.obs_rms
