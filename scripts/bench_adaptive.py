@@ -1,0 +1,165 @@
+"""Adaptive sources against memoryless ones (issue 16), zero-shot over the study's robustness grid.
+
+    python scripts/bench_adaptive.py idp --out studies/adaptive_idp --json benchmarks/results/adaptive_idp.json
+    python scripts/bench_adaptive.py hopper --out studies/adaptive_hopper --json benchmarks/results/adaptive_hopper.json
+
+Trains every source of the case (same budget, 5 seeds; finished runs are reused, so an interrupted benchmark
+resumes), then sweeps each over the grid of the env's study with the batched evaluator. Per source: the grid IQM
+of each seed (the IQM over grid points of their mean returns) and their IQM with a bootstrap 95% CI, the
+return at the nominal point and on the study's target, the training steps per second and the sweep's
+evaluation steps per second, and the ratios the issue's goals name:
+- IDP: the best adaptive source's grid IQM >= 1.25x the nominal's and the memoryless randomized source's, and
+  >= 95% of the nominal source's return at the nominal point;
+- Hopper: its grid IQM >= 1.3x the memoryless randomized source's, and on heavy_slippery >= half the
+  target-trained reference's return (2,786, benchmarks/results/hopper_study.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sim2real.api import sweep
+from sim2real.config import SweepParam, load_config
+from sim2real.evaluation.metrics import estimate, iqm
+from sim2real.io import write_json
+from sim2real.runs import RunFolder, run_dir
+
+CASES: dict[str, dict[str, Any]] = {
+    "idp": {
+        "sources": {
+            "nominal": "configs/inverted_double_pendulum/nominal.yaml",
+            "randomized": "configs/inverted_double_pendulum/randomized.yaml",
+            "randomized_history": "configs/inverted_double_pendulum/randomized_history.yaml",
+        },
+        "adaptive": ["randomized_history"],
+        "steps": 250_000,
+        "grid": [
+            {"quantity": "body_mass", "select": "all", "scale": [1.0, 2.0], "points": 5},
+            {"quantity": "actuator_gear", "select": "all", "scale": [0.5, 1.0], "points": 5},
+        ],
+        "nominal_point": [1.0, 1.0],
+        "target": "heavy_weak",
+        "goals": {"grid_vs_nominal": 1.25, "grid_vs_randomized": 1.25, "nominal_point_vs_nominal": 0.95},
+    },
+    "hopper": {
+        "sources": {
+            "nominal": "configs/hopper/nominal.yaml",
+            "randomized": "configs/hopper/randomized_mass_friction.yaml",
+            "randomized_history": "configs/hopper/randomized_history.yaml",
+        },
+        "adaptive": ["randomized_history"],
+        "steps": 600_000,
+        "grid": [
+            {"quantity": "body_mass", "select": "torso", "scale": [0.5, 2.5], "points": 5},
+            {"quantity": "geom_friction", "select": "all", "set": [0.2, 2.0], "points": 5},
+        ],
+        "nominal_point": None,  # friction 1.0 is not a grid point; the nominal domain is evaluated on its own
+        "target": "heavy_slippery",
+        "reference": 2786.0,
+        "goals": {"grid_vs_randomized": 1.3, "target_vs_reference": 0.5},
+    },
+}
+SEEDS = 5
+EPISODES = 5
+
+
+def _train(config_path: str, seed: int, steps: int, root: Path) -> tuple[str, float]:
+    """One source run (reused when finished); returns its folder and training steps per second."""
+    from rich.console import Console
+
+    from sim2real.training import train
+
+    config = load_config(config_path)
+    config = config.model_copy(update={
+        "run": config.run.model_copy(update={"root": str(root)}),
+        "train": config.train.model_copy(update={"seed": seed, "total_timesteps": steps, "torch_threads": 1,
+                                                 "progress_bar": False}),
+    })  # fmt: skip
+    folder = run_dir(config)
+    timing = folder / "bench_timing.txt"
+    if RunFolder(folder).finished() and timing.is_file():
+        return str(folder), float(timing.read_text())
+    result = train(config, console=Console(quiet=True))
+    rate = result.num_timesteps / result.learn_seconds
+    timing.write_text(f"{rate}\n")
+    return str(result.run_dir), rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--out", type=Path, required=True, help="where the source runs go")
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=SEEDS)
+    parser.add_argument("--steps", type=int, help="each source's budget (default: the case's)")
+    args = parser.parse_args()
+    case = CASES[args.case]
+    if args.steps:
+        case["steps"] = args.steps
+    jobs = [(name, path, seed) for seed in range(args.seeds) for name, path in case["sources"].items()]
+    with ProcessPoolExecutor(args.workers) as pool:
+        futures = {(name, seed): pool.submit(_train, path, seed, case["steps"], args.out) for name, path, seed in jobs}
+        trained = {key: future.result() for key, future in futures.items()}
+    params = [SweepParam.model_validate(p) for p in case["grid"]]
+    results: dict[str, Any] = {}
+    for name, path in case["sources"].items():
+        config = load_config(path)
+        runs = [trained[(name, seed)] for seed in range(args.seeds)]
+        grid_iqms, nominal_point, on_target, source_domain, eval_rates = [], [], [], [], []
+        for folder, _ in runs:
+            began = time.perf_counter()
+            swept = sweep([folder], params, config, episodes=EPISODES, seed=0)
+            seconds = time.perf_counter() - began
+            returns = [r.mean_reward for r in swept.models[0].results]
+            steps = sum(r.mean_ep_length * r.episodes for r in swept.models[0].results)
+            eval_rates.append(steps / seconds)
+            grid_iqms.append(float(iqm(returns)))
+            if case["nominal_point"] is not None:
+                index = swept.points().index(tuple(case["nominal_point"]))
+                nominal_point.append(float(returns[index]))
+            eval_json = RunFolder(Path(folder)).read_eval()
+            on_target.append(float(eval_json[case["target"]]["mean_reward"]))
+            source_domain.append(float(eval_json["source"]["mean_reward"]))
+            print(f"{name} {folder}: grid IQM {grid_iqms[-1]:,.0f}, {case['target']} {on_target[-1]:,.0f}", flush=True)
+        results[name] = {
+            "runs": [folder for folder, _ in runs],
+            "grid_iqm": estimate([grid_iqms]).as_dict(),
+            "nominal_point": estimate([nominal_point]).as_dict() if nominal_point else None,
+            "target": estimate([on_target]).as_dict(),
+            "source_domain": estimate([source_domain]).as_dict(),
+            "train_steps_per_s": float(np.mean([rate for _, rate in runs])),
+            "eval_steps_per_s": float(np.mean(eval_rates)),
+        }
+    ratios: dict[str, Any] = {}
+    for name in case["adaptive"]:
+        mine = results[name]
+        row: dict[str, Any] = {
+            "grid_vs_nominal": mine["grid_iqm"]["iqm"] / results["nominal"]["grid_iqm"]["iqm"],
+            "grid_vs_randomized": mine["grid_iqm"]["iqm"] / results["randomized"]["grid_iqm"]["iqm"],
+            "train_speed_vs_randomized": mine["train_steps_per_s"] / results["randomized"]["train_steps_per_s"],
+            "eval_speed_vs_randomized": mine["eval_steps_per_s"] / results["randomized"]["eval_steps_per_s"],
+        }
+        if mine["nominal_point"] is not None:
+            row["nominal_point_vs_nominal"] = mine["nominal_point"]["iqm"] / results["nominal"]["nominal_point"]["iqm"]
+        if "reference" in case:
+            row["target_vs_reference"] = mine["target"]["iqm"] / case["reference"]
+        row["goals_met"] = {goal: row[goal] >= level for goal, level in case["goals"].items()}
+        ratios[name] = row
+        print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if isinstance(v, float)), flush=True)
+    write_json(args.json, {"command": shlex.join(["python", *sys.argv]), "case": args.case, "seeds": args.seeds,
+                           "steps": case["steps"], "episodes_per_point": EPISODES, "grid": case["grid"],
+                           "goals": case["goals"], "sources": results, "adaptive": ratios})  # fmt: skip
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
