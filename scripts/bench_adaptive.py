@@ -3,8 +3,8 @@
     python scripts/bench_adaptive.py idp --out studies/adaptive_idp --json benchmarks/results/adaptive_idp.json
     python scripts/bench_adaptive.py hopper --out studies/adaptive_hopper --json benchmarks/results/adaptive_hopper.json
 
-Trains every source of the case (same budget, 5 seeds; finished runs are reused, so an interrupted benchmark
-resumes), then sweeps each over the grid of the env's study with the batched evaluator. Per source: the grid IQM
+Trains every source of the case (same budget, 5 seeds; finished runs are reused and unfinished ones resume
+from their last checkpoint, so an interrupted benchmark goes on where it stopped), then sweeps each over the grid of the env's study with the batched evaluator. Per source: the grid IQM
 of each seed (the IQM over grid points of their mean returns) and their IQM with a bootstrap 95% CI, the
 return at the nominal point and on the study's target, the training steps per second and the sweep's
 evaluation steps per second, and the ratios the issue's goals name:
@@ -87,7 +87,9 @@ def _train(config_path: str, seed: int, steps: int, root: Path) -> tuple[str, fl
     timing = folder / "bench_timing.txt"
     if RunFolder(folder).finished() and timing.is_file():
         return str(folder), float(timing.read_text())
-    result = train(config, console=Console(quiet=True))
+    # A run the last benchmark left unfinished resumes from its last checkpoint (the rate is then this part's).
+    resume = folder if folder.is_dir() and RunFolder(folder).checkpoints() else None
+    result = train(config, console=Console(quiet=True), resume=resume)
     rate = result.num_timesteps / result.learn_seconds
     timing.write_text(f"{rate}\n")
     return str(result.run_dir), rate
