@@ -18,6 +18,7 @@ from every source the study transfers from, and one small JSON of what they meas
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from collections import Counter
@@ -118,6 +119,11 @@ def main() -> None:
         "methods": groups,
         "notes": card.notes,
     }
+    # Identified sources: what the study's identification found (its report, as the study summarized it).
+    report = plan.folder / "report" / "study.json"
+    identified = json.loads(report.read_text()).get("identified") if report.is_file() else None
+    if identified:
+        result["identified"] = identified
     write_json(args.json, _rounded(result))
     console.print(f"wrote {args.json}")
     for g in groups:

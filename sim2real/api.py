@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sim2real.config import Config, SweepParam, TransferConfig, load_config, parse_config
+from sim2real.config import Config, HistoryConfig, SweepParam, TransferConfig, load_config, parse_config
 from sim2real.deploy import ExportResult
 from sim2real.domain import DomainSpec
 from sim2real.errors import Sim2RealError
@@ -171,12 +171,22 @@ def sweep(
     if domain is not None and domain not in resolved.domains():
         raise Sim2RealError(f"{{domain}}: no such domain (domains: {', '.join(resolved.domains())})", domain=domain)
     base = DomainSpec.from_config(resolved.domains()[domain]) if domain else None
-    loaded = []
+    loaded, histories = [], []
     for label, path in zip(model_labels(paths), paths, strict=True):
-        policy, model_file = load_policy(resolved, path, trusted=trust_source)
+        # Each policy sees the input it was trained on: its own run's history (a memoryless and a history source
+        # side by side), else the config's.
+        history = _own_history(path, resolved.history)
+        policy, model_file = load_policy(resolved.model_copy(update={"history": history}), path, trusted=trust_source)
         loaded.append((label, policy, ObservationNormalizer.from_state(model_file.normalization)))
+        histories.append(history)
     return run_sweep(loaded, resolved, list(params), base=base, episodes=episodes, seed=seed, n_envs=n_envs,
-                     progress=progress)  # fmt: skip
+                     progress=progress, histories=histories)  # fmt: skip
+
+
+def _own_history(model: Path, fallback: HistoryConfig | None) -> HistoryConfig | None:
+    """The observation history a saved model was trained with, when its run folder says; else ``fallback``."""
+    run = RunFolder(model if model.is_dir() else model.parent)
+    return load_config(run.config_file).history if run.config_file.is_file() else fallback
 
 
 def compare(

@@ -150,3 +150,22 @@ def test_recording_a_history_policy_with_sensor_noise_is_refused(history_run: Pa
         record(run_config(history_run, None), model_path=history_run, domain="source", episodes=1, noise=0.01)
     clean = record(run_config(history_run, None), model_path=history_run, domain="source", episodes=1)
     assert clean.observation is not None and clean.observation.shape[1] == 29
+
+
+def test_a_study_lists_a_history_source_beside_memoryless_ones(tmp_path: Path) -> None:
+    """The sweep gives each source the input it was trained on, and transfer runs from the history source keep
+    its history; the report compares them like any sources."""
+    from sim2real.cli import main
+    from tests.test_study import write_study
+
+    path = write_study(tmp_path, methods=["finetune"], seeds=1)
+    (tmp_path / "history.yaml").write_text(yaml.safe_dump({"extends": "randomized.yaml", "history": {"steps": 2}}))
+    data = yaml.safe_load(path.read_text())
+    data["sources"]["history"] = {"config": "history.yaml"}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["study", str(path), "--workers", "1"]) == 0
+    report = json.loads((tmp_path / "study" / "report" / "study.json").read_text())
+    (swept,) = report["sweeps"]
+    assert set(swept["grid_iqm"]) == {"nominal", "randomized", "history"}
+    run = next((tmp_path / "study" / "runs").rglob("history/heavy/finetune/seed_0"))
+    assert yaml.safe_load((run / "config.yaml").read_text())["history"] == {"steps": 2, "actions": True}

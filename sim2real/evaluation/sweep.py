@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sim2real.config import Config, ParamRange, SweepParam
+from sim2real.config import Config, HistoryConfig, ParamRange, SweepParam
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.dynamics import Change
 from sim2real.errors import Sim2RealError
@@ -106,12 +106,14 @@ def run_sweep(
     deterministic: bool = True,
     n_envs: int = 16,
     progress: Any = None,
+    histories: Sequence[HistoryConfig | None] | None = None,
 ) -> Sweep:
     """Evaluates each model at every grid point (row-major: the first axis varies slowest).
 
     Args:
         models: (label, model, observation normalizer) of each model to sweep.
         config: names the env (and its keywords) and the success threshold.
+        histories: each model's observation history (its run config's ``history``; default: ``config``'s).
         params: one or two axes.
         base: the domain the shifts are applied on top of (default: the nominal model).
         progress: a callable ``progress(done, total)`` called after each point.
@@ -121,7 +123,8 @@ def run_sweep(
     sweep = Sweep(params, [SweptModel(label) for label, _, _ in models], episodes, seed)
     total = len(models) * len(sweep.points())
     done = 0
-    for swept, (_, model, normalizer) in zip(sweep.models, models, strict=True):
+    own = list(histories) if histories is not None else [config.history] * len(models)
+    for swept, (_, model, normalizer), history in zip(sweep.models, models, own, strict=True):
         for point in sweep.points():
             changes = tuple(_change(p, v) for p, v in zip(params, point, strict=True))
             spec = DomainSpec(changes=(*base.changes, *changes), reality_gap=base.reality_gap)
@@ -135,7 +138,7 @@ def run_sweep(
                     deterministic=deterministic,
                     seed=seed,
                     normalization=normalizer,
-                    history=config.history,
+                    history=history,
                     name=", ".join(f"{p.label()}={v:g}" for p, v in zip(params, point, strict=True)),
                     success_threshold=config.eval.success_threshold,
                     n_envs=n_envs,

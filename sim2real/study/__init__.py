@@ -315,7 +315,10 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
                                                                                   "source": source_path})  # fmt: skip
                     settings.apply_recipe(base.algo.name, base.train.normalize)
                     config = _study_run(base, runs, origin or "scratch", seed, study.budgets.transfer)
-                    config = config.model_copy(update={"transfer": settings})
+                    # A run from a source with an observation history keeps it (the policy's input is the same);
+                    # from a memoryless source into a base config with one, the source's weights are widened.
+                    history = (source_configs[origin].history if origin else None) or base.history
+                    config = config.model_copy(update={"transfer": settings, "history": history})
                     add(RunSpec("transfer", origin, method, target, seed), config,
                         needs=(f"source {origin}",) if origin else ())  # fmt: skip
                     plan.transfers.append(run_dir(config))
