@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,7 +30,7 @@ import numpy as np
 from sim2real.api import sweep
 from sim2real.config import SweepParam, load_config
 from sim2real.evaluation.metrics import estimate, iqm
-from sim2real.io import write_json
+from sim2real.io import write_json, write_text
 from sim2real.runs import RunFolder, run_dir
 
 CASES: dict[str, dict[str, Any]] = {
@@ -71,8 +72,9 @@ SEEDS = 5
 EPISODES = 5
 
 
-def _train(config_path: str, seed: int, steps: int, root: Path) -> tuple[str, float]:
-    """One source run (reused when finished); returns its folder and training steps per second."""
+def _train(config_path: str, seed: int, steps: int, root: Path) -> tuple[str, float | None]:
+    """One source run (reused when finished, resumed when a checkpoint exists); returns its folder and its
+    training steps per second (None when no part of it was timed here)."""
     from rich.console import Console
 
     from sim2real.training import train
@@ -85,13 +87,19 @@ def _train(config_path: str, seed: int, steps: int, root: Path) -> tuple[str, fl
     })  # fmt: skip
     folder = run_dir(config)
     timing = folder / "bench_timing.txt"
-    if RunFolder(folder).finished() and timing.is_file():
-        return str(folder), float(timing.read_text())
-    # A run the last benchmark left unfinished resumes from its last checkpoint (the rate is then this part's).
-    resume = folder if folder.is_dir() and RunFolder(folder).checkpoints() else None
-    result = train(config, console=Console(quiet=True), resume=resume)
-    rate = result.num_timesteps / result.learn_seconds
-    timing.write_text(f"{rate}\n")
+    run = RunFolder(folder)
+    if run.finished():
+        return str(folder), float(timing.read_text()) if timing.is_file() else None
+    checkpoints = run.checkpoints() if folder.is_dir() else []
+    if folder.is_dir() and not checkpoints:  # stopped before its first checkpoint: kept aside, started again
+        aside = root / "interrupted" / f"{folder.relative_to(root).as_posix().replace('/', '__')}_{time.time():.0f}"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(aside))
+    start = checkpoints[-1].step if checkpoints else 0
+    result = train(config, console=Console(quiet=True), resume=folder if checkpoints else None)
+    rate = (result.num_timesteps - start) / result.learn_seconds if result.num_timesteps > start else None
+    if rate is not None and start == 0:  # a rate of the whole run; a resumed part's is too noisy to keep
+        write_text(timing, f"{rate}\n")
     return str(result.run_dir), rate
 
 
@@ -138,7 +146,7 @@ def main() -> None:
             "nominal_point": estimate([nominal_point]).as_dict() if nominal_point else None,
             "target": estimate([on_target]).as_dict(),
             "source_domain": estimate([source_domain]).as_dict(),
-            "train_steps_per_s": float(np.mean([rate for _, rate in runs])),
+            "train_steps_per_s": float(np.mean([rate for _, rate in runs if rate is not None] or [np.nan])),
             "eval_steps_per_s": float(np.mean(eval_rates)),
         }
     ratios: dict[str, Any] = {}

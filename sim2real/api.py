@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sim2real.config import Config, HistoryConfig, SweepParam, TransferConfig, load_config, parse_config
+from sim2real.config import Config, SweepParam, TransferConfig, load_config, parse_config
 from sim2real.deploy import ExportResult
 from sim2real.domain import DomainSpec
 from sim2real.errors import Sim2RealError
@@ -18,18 +18,20 @@ from sim2real.evaluation import DomainResult, evaluate_config
 from sim2real.evaluation.batched import ObservationNormalizer
 from sim2real.evaluation.scorecard import Scorecard, find_runs, score
 from sim2real.evaluation.sweep import Sweep, run_sweep
-from sim2real.runs import RunFolder
+from sim2real.runs import RunFolder, own_history
 from sim2real.training import TrainResult, load_policy, train
 
 __all__ = ["compare", "evaluate", "run_config", "sweep", "train_transfer"]
 
 
 def run_config(model: Path, config: str | Path | Config | None = None) -> Config:
-    """The config an evaluation of ``model`` uses: ``config`` when given, else the model's run folder's own."""
-    if isinstance(config, Config):
-        return config
+    """The config an evaluation of ``model`` uses: ``config`` when given (with the model's own observation
+    history, when its run folder has one: the policy's input is what it was trained on), else the model's run
+    folder's own."""
     if config is not None:
-        return load_config(config)
+        given = config if isinstance(config, Config) else load_config(config)
+        history = own_history(model, given.history)
+        return given if history == given.history else given.model_copy(update={"history": history})
     run = RunFolder(model if model.is_dir() else model.parent)
     if not run.config_file.is_file():
         raise Sim2RealError(
@@ -175,18 +177,12 @@ def sweep(
     for label, path in zip(model_labels(paths), paths, strict=True):
         # Each policy sees the input it was trained on: its own run's history (a memoryless and a history source
         # side by side), else the config's.
-        history = _own_history(path, resolved.history)
+        history = own_history(path, resolved.history)
         policy, model_file = load_policy(resolved.model_copy(update={"history": history}), path, trusted=trust_source)
         loaded.append((label, policy, ObservationNormalizer.from_state(model_file.normalization)))
         histories.append(history)
     return run_sweep(loaded, resolved, list(params), base=base, episodes=episodes, seed=seed, n_envs=n_envs,
                      progress=progress, histories=histories)  # fmt: skip
-
-
-def _own_history(model: Path, fallback: HistoryConfig | None) -> HistoryConfig | None:
-    """The observation history a saved model was trained with, when its run folder says; else ``fallback``."""
-    run = RunFolder(model if model.is_dir() else model.parent)
-    return load_config(run.config_file).history if run.config_file.is_file() else fallback
 
 
 def compare(

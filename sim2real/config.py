@@ -483,7 +483,8 @@ TransferRecipe = Literal["auto", "recommended", "plain"]
 # The methods that start from the source's own weights and statistics: the recipe is for them. Scratch has no
 # source, and a progressive net's new column starts fresh beside the frozen source column.
 RECIPE_METHODS = ("finetune", "freeze", "progressive")
-RECIPE_REMEDIES = ("action_std", "normalization", "reset_returns")  # the fields a recipe fills
+# The fields a recipe fills, and the value it gives each.
+RECIPE_VALUES: dict[str, Any] = {"action_std": "initial", "normalization": "recalibrate", "reset_returns": True}
 
 
 class TransferConfig(Strict):
@@ -562,10 +563,11 @@ class TransferConfig(Strict):
         return self.variant or self.method
 
     def without_recipe(self) -> TransferConfig:
-        """These settings as ``recipe: plain`` has them: the remedies the recipe filled back at their defaults."""
-        unset = set(type(self).model_fields) - self.model_fields_set
+        """These settings as ``recipe: plain`` has them: each remedy at the recipe's value back at plain's (a
+        value the user chose otherwise stays). ``auto`` owns these fields: a run's config.yaml holds the values
+        it filled, and the fallback must undo them there too."""
         fields = type(self).model_fields
-        plain = {name: fields[name].default for name in RECIPE_REMEDIES if name in unset}
+        plain = {name: fields[name].default for name, value in RECIPE_VALUES.items() if getattr(self, name) == value}
         return self.model_copy(update={**plain, "recipe": "plain"})
 
     def apply_recipe(self, algo: str, normalize: NormalizeConfig | None) -> None:
@@ -587,6 +589,8 @@ class TransferConfig(Strict):
             return
         if self.recipe == "auto" and (normalize is None or not normalize.observations):
             return
+        if self.recipe == "auto" and self.normalization != "recalibrate" and "normalization" in self.model_fields_set:
+            return  # the user keeps the statistics: nothing for auto to check, so it stays plain
         unset = set(type(self).model_fields) - self.model_fields_set
         filled: dict[str, Any] = {}
         if "action_std" in unset:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim2real.config import Config, apply_overrides, dump_config, parse_config, read_yaml
+from sim2real.config import Config, HistoryConfig, apply_overrides, dump_config, parse_config, read_yaml
 from sim2real.errors import Sim2RealError
 from sim2real.io import write_json, write_text
 
@@ -302,3 +302,9 @@ def read_curve_points(path: Path) -> list[dict[str, Any]]:
     """The points of a learning curve given as a run folder or as its ``curve.json``."""
     file = path / CURVE if path.is_dir() else path
     return list(json.loads(file.read_text())["points"])
+
+
+def own_history(model: Path, fallback: HistoryConfig | None) -> HistoryConfig | None:
+    """The observation history a saved model was trained with, when its run folder says; else ``fallback``."""
+    run = RunFolder(model if model.is_dir() else model.parent)
+    return run.config().history if run.config_file.is_file() else fallback

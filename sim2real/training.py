@@ -200,7 +200,8 @@ def load_policy(config: Config, path: Path, trusted: bool = False) -> tuple[Base
         )
     env = make_domain_env(config.env, (), seed=0, check_friction=False, history=config.history, **config.env_kwargs)
     mismatch = [
-        f"{kind} space: model {saved.describe()}, config {space}"
+        f"{kind} space: model shape {saved.shape}, config shape {tuple(space.shape or ())}"
+        + (" (the config's history lengthens it)" if kind == "observation" and config.history else "")
         for kind, saved, space in (
             ("observation", model_file.observation, env.observation_space),
             ("action", model_file.action, env.action_space),

@@ -381,11 +381,15 @@ def test_the_recommended_recipe_fills_the_remedies_a_config_leaves_unset():
     assert (unchecked.action_std, unchecked.normalization, unchecked.reset_returns) == (None, "update", False)
     plain = _transfer_config({"method": "finetune", "recipe": "plain"}, **normalize)
     assert (plain.action_std, plain.normalization, plain.reset_returns) == (None, "update", False)
-    # auto's fallback is plain's settings: what the recipe filled goes back, what the user set stays.
-    fallback = _transfer_config({"method": "finetune", "reset_returns": True}, **normalize).without_recipe()
+    # auto's fallback is plain's settings: every remedy at the recipe's value goes back (also as a run's
+    # config.yaml holds it), a value the user chose otherwise stays.
+    fallback = _transfer_config({"method": "finetune", "action_std": 0.5}, **normalize).without_recipe()
     assert (fallback.recipe, fallback.action_std, fallback.normalization, fallback.reset_returns) == (
-        "plain", None, "update", True,
+        "plain", 0.5, "update", False,
     )  # fmt: skip
+    # Statistics the user keeps leave auto nothing to check: it stays plain.
+    kept = _transfer_config({"method": "finetune", "normalization": "update"}, **normalize)
+    assert (kept.action_std, kept.normalization, kept.reset_returns) == (None, "update", False)
     # What the user sets wins, and statistics the user keeps keep their returns too.
     mine = _transfer_config(
         {"method": "freeze", "recipe": "recommended", "action_std": 0.5, "normalization": "fixed"}, **normalize

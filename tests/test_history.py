@@ -142,14 +142,23 @@ def test_a_memoryless_source_transfers_to_a_history_policy_that_acts_as_it_did(t
     assert np.allclose(before, after, atol=1e-5)
 
 
-def test_recording_a_history_policy_with_sensor_noise_is_refused(history_run: Path, tmp_path: Path) -> None:
-    from sim2real.api import run_config
-    from sim2real.identification import record
+def test_a_history_policy_records_what_identification_replays(history_run: Path, tmp_path: Path) -> None:
+    """The recording holds the env's own observation (the policy acts on its history), so it identifies like
+    any other; sensor noise would have to be on the policy's past too and is refused for it, not for random
+    actions."""
+    from sim2real.config import IdentifyParam, load_config
+    from sim2real.identification import identify, record
 
-    with pytest.raises(Sim2RealError, match="history: a policy that sees its past"):
-        record(run_config(history_run, None), model_path=history_run, domain="source", episodes=1, noise=0.01)
-    clean = record(run_config(history_run, None), model_path=history_run, domain="source", episodes=1)
-    assert clean.observation is not None and clean.observation.shape[1] == 29
+    config = load_config(history_run / "config.yaml").model_copy(update={"history": None})  # e.g. a study's
+    with pytest.raises(Sim2RealError, match="sees its past"):
+        record(config, model_path=history_run, domain="heavy", episodes=1, noise=0.01)
+    record(config, model_path=None, domain="heavy", episodes=1, noise=0.01)  # random actions: no past to keep
+    recording = record(config, model_path=history_run, domain="heavy", episodes=10, deterministic=False)
+    assert recording.observation is not None and recording.observation.shape[1] == 9
+    recording.write(tmp_path / "rec.npz")
+    param = IdentifyParam(quantity="body_mass", select="all", scale=[0.5, 3.0])
+    result = identify(tmp_path / "rec.npz", config, [param], max_generations=100)
+    assert result.fit.estimates[0].value == pytest.approx(2.0, rel=0.02)
 
 
 def test_a_study_lists_a_history_source_beside_memoryless_ones(tmp_path: Path) -> None:
@@ -169,3 +178,14 @@ def test_a_study_lists_a_history_source_beside_memoryless_ones(tmp_path: Path) -
     assert set(swept["grid_iqm"]) == {"nominal", "randomized", "history"}
     run = next((tmp_path / "study" / "runs").rglob("history/heavy/finetune/seed_0"))
     assert yaml.safe_load((run / "config.yaml").read_text())["history"] == {"steps": 2, "actions": True}
+
+
+def test_freezing_the_layer_that_takes_the_history_is_refused(tmp_path: Path) -> None:
+    """Frozen, the widened input layer's weights on the past would stay zero for good: one line, nothing run."""
+    source = train(parse_config(tiny_config_data(tmp_path / "source")), console=QUIET).run_dir
+    data = tiny_config_data(tmp_path / "target")
+    data["history"] = {"steps": 2}
+    data["transfer"] = {"method": "freeze", "source": str(source), "recipe": "plain"}
+    with pytest.raises(Sim2RealError, match=r"transfer.freeze: .*policy_net.0.* takes the history"):
+        train(parse_config(data), console=QUIET)
+    assert not (tmp_path / "target").exists()

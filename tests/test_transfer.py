@@ -965,6 +965,12 @@ def test_the_auto_recipe_stands_only_where_the_recalibrated_source_does_as_well_
     assert check is not None and min(check.episodes) >= CHECK_EPISODES
     assert transfer.recalibration_steps >= 2 * 64
     assert json.loads((tmp_path / "run" / "transfer.json").read_text())["recipe_check"] == check.as_dict()
+    # A run's config.yaml holds the filled values as if they were set: run again, it is checked again.
+    saved = {"method": "finetune", "recipe": "auto", "recalibration_steps": 64, "action_std": "initial",
+             "normalization": "recalibrate", "reset_returns": True}  # fmt: skip
+    (tmp_path / "again").mkdir()
+    _, again = started(tmp_path / "again", ppo_source, saved)
+    assert again.recipe_check is not None and again.settings.recipe == ("auto" if kept else "plain")
     venv = model.get_vec_normalize_env()
     saved = json.loads((ppo_source / "vecnormalize.json").read_text())
     log_std = model.policy.log_std.detach()

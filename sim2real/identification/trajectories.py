@@ -278,6 +278,7 @@ def record(
     import sim2real
     from sim2real.domain import make_domain_env
     from sim2real.evaluation.batched import BatchPolicy, ObservationNormalizer, episode_seeds
+    from sim2real.runs import own_history
     from sim2real.wrappers import ActionLatency, ObservationHistory
 
     domains = config.domains()
@@ -285,24 +286,28 @@ def record(
         raise Sim2RealError(f"{config.origin}: no domain '{domain}' (domains: {', '.join(domains)})", domain=domain)
     policy: BatchPolicy | None = None
     normalizer: ObservationNormalizer | None = None
+    # The policy's input is its own run's (with the observation history it was trained with, if any).
+    history = None if model_path is None else own_history(model_path, config.history)
+    if noise and history is not None:
+        raise Sim2RealError(
+            f"{model_path}: the policy sees its past (history), and the recorded noise would have to be on that "
+            "past too; recording it with {noise} is not supported: record without noise",
+            noise=noise,
+        )
     if model_path is not None:
         from sim2real.training import load_policy
 
-        model, model_file = load_policy(config, model_path, trusted=trust_source)
+        model, model_file = load_policy(config.model_copy(update={"history": history}), model_path,
+                                        trusted=trust_source)  # fmt: skip
         policy = BatchPolicy(model, deterministic)
         normalizer = ObservationNormalizer.from_state(model_file.normalization)
     env_kwargs: dict[str, Any] = dict(config.env_kwargs)
-    if noise and config.history is not None:
-        raise Sim2RealError(
-            f"{config.origin}: history: a policy that sees its past gets the recorded noise on that past too; "
-            "recording with {noise} for it is not supported: record without noise",
-            noise=noise,
-        )
     env = make_domain_env(config.env, domains[domain], seed=(seed, 0), **env_kwargs)
+    size = int(np.prod(env.observation_space.shape or (1,)))  # the env's own observation: what is recorded
     if latency:
         env = ActionLatency(env, steps=latency, seed=seed)
-    if config.history is not None:  # outermost: the policy's past holds its commands, before the delay
-        env = ObservationHistory(env, config.history.steps, config.history.actions)
+    if history is not None:  # outermost: the policy's past holds its commands, before the delay
+        env = ObservationHistory(env, history.steps, history.actions)
     data: Any = env.unwrapped.data  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
     rows: dict[str, list[np.ndarray]] = {name: [] for name in (*REQUIRED, *OPTIONAL)}
@@ -328,7 +333,7 @@ def record(
                 observation, reward, terminated, truncated, _ = env.step(action)
                 done = terminated or truncated
                 for name, value in (("episode", index), ("qpos", qpos), ("qvel", qvel), ("action", action),
-                                    ("observation", seen), ("reward", float(reward))):  # fmt: skip
+                                    ("observation", seen[:size]), ("reward", float(reward))):  # fmt: skip
                     rows[name].append(np.asarray(value, dtype=np.float64))
     finally:
         torch.random.set_rng_state(generator_state)

@@ -173,6 +173,7 @@ class Transfer:
                 f"source {source.path} is a {source.algo.upper()} model but the config trains {algo.upper()} "
                 f"(set algo.name: {source.algo})"
             )
+        widened = None
         if settings.method == "prognet":
             make_progressive(model.policy, algo, source_arch_of(source.policy, _trunk(algo)), _net_arch(model))
             weights = source_column_weights(source.policy, algo, _net_arch(model))
@@ -192,6 +193,14 @@ class Transfer:
             # SAC's temperature belongs with the policy it was tuned for.
             cast(Any, model).log_ent_coef.data.copy_(source.variables["log_ent_coef"].data)
         transfer._finish(step=0, loaded=loaded)
+        if widened is not None and settings.method == "freeze":
+            frozen = sorted(g.name for g in transfer.groups if g.name in transfer.frozen and g.depth == 0)
+            if frozen:
+                raise Sim2RealError(
+                    f"transfer.freeze: {', '.join(frozen)} takes the history the memoryless source never saw; "
+                    "frozen, its weights on the past would stay zero: freeze deeper layers (freeze.groups) or use "
+                    "finetune or progressive"
+                )
         if settings.shrink_perturb is not None:
             transfer._shrink_perturb(fresh, settings.shrink_perturb)
         if settings.optimizer_state == "source":
@@ -237,6 +246,10 @@ class Transfer:
         transfer.reference = reference
         transfer._finish(step=0, loaded=set(state.get("loaded", [])), new=set(state.get("new", [])))
         transfer.warmup_ended = state.get("warmup_ended")
+        check = state.get("recipe_check")
+        if check is not None:  # what the run decided at its start stays in transfer.json and TensorBoard
+            transfer.recipe_check = RecipeCheck(check["carried_return"], check["recalibrated_return"],
+                                                tuple(check["episodes"]))  # fmt: skip
         transfer.advance_to(checkpoint.num_timesteps)
         restore_model(model, checkpoint)
         transfer._pin_targets()
@@ -730,37 +743,51 @@ class _Rollout:
 # More than noise: a source held to the time limit either way scores within 0.1% (the quick study's randomized
 # source: 9,360 against 9,355); where the recipe helped, its source scored 7% to 98% more at step 0.
 RECIPE_MARGIN = 0.02
-# auto's check: each side runs half the recalibration's steps and on until this many episodes have ended (a
-# source that survives the env's time limit runs whole episodes), at most 10x the steps.
+# auto's check: each side runs the episodes that start within half the recalibration's steps, or until this
+# many have started, each to its end (at most 10x the steps in all).
 CHECK_EPISODES = 2
 
 
-def _roll_source(
-    model: BaseAlgorithm, normalization: VecNormalize, steps: int, *, episodes: int = 0, deterministic: bool = False,
-    seed: int | None = None,
-) -> _Rollout:  # fmt: skip
-    """The model's policy on the target (on the current statistics, which stay frozen meanwhile) for ``steps``
-    steps, then on until ``episodes`` episodes have ended (at most 10x ``steps``); ``seed``: the episodes' start
-    states."""
+def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> _Rollout:
+    """The model's policy (stochastic, on the current statistics, which stay frozen meanwhile) on the target for
+    ``steps`` steps: the observations that recalibrate the statistics."""
     normalization.training = False
     venv = normalization.venv
-    if seed is not None:
-        venv.seed(seed)
     raw = np.asarray(venv.reset())
     observations = [raw]
-    running = np.zeros(venv.num_envs)
-    returns: list[float] = []
-    planned = max(1, steps // venv.num_envs)
-    while len(observations) <= planned or (len(returns) < episodes and len(observations) <= 10 * planned):
-        actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=deterministic)
-        observation, rewards, dones, _ = venv.step(actions)
-        raw = np.asarray(observation)
+    for _ in range(max(1, steps // venv.num_envs)):
+        actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=False)
+        raw = np.asarray(venv.step(actions)[0])
         observations.append(raw)
+    return _Rollout(np.concatenate(observations), [], (len(observations) - 1) * venv.num_envs)
+
+
+def _check_returns(model: BaseAlgorithm, normalization: VecNormalize, steps: int, seed: int) -> _Rollout:
+    """The mean action's episode returns on the target from seeded start states: every episode that starts
+    within ``steps`` steps, or while fewer than ``CHECK_EPISODES`` have started, run to its end. Counting the
+    episodes that start in a window, not those that end in it, keeps long episodes from being left out."""
+    normalization.training = False
+    venv = normalization.venv
+    venv.seed(seed)
+    raw = np.asarray(venv.reset())
+    planned = max(1, steps // venv.num_envs)
+    running = np.zeros(venv.num_envs)
+    counted = np.ones(venv.num_envs, dtype=bool)  # does the env's current episode count?
+    started, returns, taken = venv.num_envs, [], 0
+    while counted.any() and taken < 10 * planned:
+        actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=True)
+        observation, rewards, dones, _ = venv.step(actions)
+        raw, taken = np.asarray(observation), taken + 1
         running += rewards
         for index in np.flatnonzero(dones):
-            returns.append(float(running[index]))
+            if counted[index]:
+                returns.append(float(running[index]))
             running[index] = 0.0
-    return _Rollout(np.concatenate(observations), returns, (len(observations) - 1) * venv.num_envs)
+            counted[index] = taken < planned or started < CHECK_EPISODES
+            started += int(counted[index])
+    if not returns:  # no episode ended within 10x the steps: the source survives, and so far it scored this
+        returns = [float(r) for r in running[counted]]
+    return _Rollout(np.empty((0,)), returns, taken * venv.num_envs)
 
 
 def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: TransferConfig) -> TransferConfig:
@@ -777,7 +804,8 @@ def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: Tran
     whose failing states mislead the statistics (Hopper's randomized source, both quick-study sources: its
     return fell). The check's steps count with the recalibration's.
     """
-    checked = settings.recipe == "auto" and "normalization" not in settings.model_fields_set
+    # auto owns the remedies it fills: a config.yaml that holds them (as every run's does) is checked again.
+    checked = settings.recipe == "auto"
     carried = copy.deepcopy(normalization.obs_rms)
     rollout = _roll_source(transfer.model, normalization, settings.recalibration_steps)
     fresh = RunningMeanStd(shape=normalization.observation_space.shape or ())
@@ -788,8 +816,7 @@ def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: Tran
         seed, steps, returns = int(transfer.model.seed or 0) + 1, max(1, settings.recalibration_steps // 2), []
         for statistics in (carried, fresh):
             cast(Any, normalization).obs_rms = statistics
-            side = _roll_source(transfer.model, normalization, steps, episodes=CHECK_EPISODES, deterministic=True,
-                                seed=seed)  # fmt: skip
+            side = _check_returns(transfer.model, normalization, steps, seed)
             transfer.recalibration_steps += side.steps
             returns.append(side.returns)
         transfer.recipe_check = RecipeCheck(_mean(returns[0]), _mean(returns[1]), (len(returns[0]), len(returns[1])))
@@ -801,8 +828,7 @@ def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: Tran
 
 
 def _mean(returns: list[float]) -> float:
-    # No episode ended within 10x the steps: the source survives as long as the env lets it, at its best.
-    return float(np.mean(returns)) if returns else float("inf")
+    return float(np.mean(returns))
 
 
 @torch.no_grad()
@@ -945,9 +971,10 @@ def _space_mismatch(source: ModelFile, model: BaseAlgorithm, groups: list[str]) 
     act_shape = tuple(model.action_space.shape or ())
     parts = []
     if source.observation is not None and source.observation.shape != obs_shape:
-        parts.append(f"observation space: source {source.observation.describe()}, target {model.observation_space}")
+        # Shapes only: a history's bounds are long arrays, which would wrap the one-line error.
+        parts.append(f"observation space: source shape {source.observation.shape}, target shape {obs_shape}")
     if source.action is not None and source.action.shape != act_shape:
-        parts.append(f"action space: source {source.action.describe()}, target {model.action_space}")
+        parts.append(f"action space: source shape {source.action.shape}, target shape {act_shape}")
     what = "; ".join(parts) or f"layer shapes differ in {', '.join(groups)} (another net_arch?)"
     return f"source {source.path} does not fit the target: {what}; set transfer.adapter: true to re-initialize " + (
         f"the layers that differ ({', '.join(groups)})"
