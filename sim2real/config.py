@@ -496,8 +496,8 @@ class TransferConfig(Strict):
         description="remedies applied where this section leaves them unset: plain (stable-baselines3's "
         "load-and-learn: the source's std and statistics as they are), recommended (PPO with normalized "
         "observations: action_std initial, normalization recalibrate, reset_returns) or auto (recommended, kept "
-        "only if the source on the recalibrated statistics does at least as well on the target as on its own, "
-        "else plain; BENCHMARKS.md)",
+        "only if the source scores more than 2% higher on the target on the recalibrated statistics than on "
+        "its own, else plain; BENCHMARKS.md)",
     )
     variant: Name | None = Field(
         None, description="a name for these settings: run folders and scorecards use it in place of the method's"
