@@ -985,6 +985,15 @@ def test_the_auto_recipe_stands_only_where_the_recalibrated_source_does_as_well_
     assert venv.training
 
 
+def test_a_resumed_auto_run_keeps_what_its_check_decided(tmp_path: Path, ppo_source: Path) -> None:
+    """The check runs once, at the run's start; a resume (to a larger budget) keeps its record in transfer.json."""
+    run = run_transfer(tmp_path, ppo_source, {"method": "finetune", "recipe": "auto", "recalibration_steps": 64})
+    decided = json.loads((run.dir / "transfer.json").read_text())["recipe_check"]
+    assert decided is not None
+    resume(run.dir, 384)
+    assert json.loads((run.dir / "transfer.json").read_text())["recipe_check"] == decided
+
+
 @pytest.mark.parametrize("algo", ["ppo", "sac"])
 @pytest.mark.parametrize("method", ["finetune", "prognet"])
 def test_compensated_recalibration_keeps_the_source_policy_on_the_new_statistics(
