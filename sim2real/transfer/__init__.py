@@ -150,7 +150,7 @@ class Transfer:
     reference: dict[str, torch.Tensor] = field(default_factory=dict)  # source weights under target names
     pinned: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     recalibration_steps: int = 0  # target steps the source policy ran to recalibrate normalization (and check)
-    recipe_check: RecipeCheck | None = None  # recipe auto: did the recalibrated source do at least as well?
+    recipe_check: RecipeCheck | None = None  # recipe auto: did the recalibrated source score more?
     held: set[str] = field(default_factory=set)  # actor groups frozen by the critic warm-up
     anchor: Anchor | None = None
     warmup_ended: int | None = None  # the step the critic warm-up ended at
@@ -666,11 +666,10 @@ def start_transfer(
             settings = transfer.settings = _recalibrate(transfer, normalization, settings)  # auto may fall back
             rms = normalization.obs_rms
             after = (np.array(rms.mean), np.array(rms.var))
-            if settings.normalization != "recalibrate":
-                pass  # recipe auto fell back to plain: the carried statistics are back, nothing to rewrite
-            elif settings.compensate:
+            recalibrated = settings.normalization == "recalibrate"  # else auto fell back: the carried are back
+            if recalibrated and settings.compensate:
                 _compensate(model.policy, [transfer.reference], before, after, normalization.epsilon)
-            elif settings.anchor is not None:
+            elif recalibrated and settings.anchor is not None:
                 # The anchor holds the policy near what the source did, which on the new statistics is the
                 # source's weights rewritten for them (without it, the anchor pulled towards the perturbed source:
                 # 0.07 of scratch from the randomized Hopper source). The trained policy stays uncompensated.
@@ -733,13 +732,6 @@ class RecipeCheck:
                 "episodes": list(self.episodes)}  # fmt: skip
 
 
-@dataclass
-class _Rollout:
-    observations: np.ndarray  # raw, every step's, the first reset's included
-    returns: list[float]  # completed episodes' raw returns
-    steps: int
-
-
 # More than noise: a source held to the time limit either way scores within 0.1% (the quick study's randomized
 # source: 9,360 against 9,355); where the recipe helped, its source scored 7% to 98% more at step 0.
 RECIPE_MARGIN = 0.02
@@ -748,9 +740,10 @@ RECIPE_MARGIN = 0.02
 CHECK_EPISODES = 2
 
 
-def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> _Rollout:
+def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> tuple[np.ndarray, int]:
     """The model's policy (stochastic, on the current statistics, which stay frozen meanwhile) on the target for
-    ``steps`` steps: the observations that recalibrate the statistics."""
+    ``steps`` steps: the raw observations that recalibrate the statistics (the first reset's included), and the
+    steps taken."""
     normalization.training = False
     venv = normalization.venv
     raw = np.asarray(venv.reset())
@@ -759,11 +752,12 @@ def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) 
         actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=False)
         raw = np.asarray(venv.step(actions)[0])
         observations.append(raw)
-    return _Rollout(np.concatenate(observations), [], (len(observations) - 1) * venv.num_envs)
+    return np.concatenate(observations), (len(observations) - 1) * venv.num_envs
 
 
-def _check_returns(model: BaseAlgorithm, normalization: VecNormalize, steps: int, seed: int) -> _Rollout:
-    """The mean action's episode returns on the target from seeded start states: every episode that starts
+def _check_returns(model: BaseAlgorithm, normalization: VecNormalize, steps: int, seed: int) -> tuple[float, int, int]:
+    """The mean action's mean episode return on the target from seeded start states, the episodes behind it and
+    the steps taken. It runs every episode that starts
     within ``steps`` steps, or while fewer than ``CHECK_EPISODES`` have started, run to its end. Counting the
     episodes that start in a window, not those that end in it, keeps long episodes from being left out."""
     normalization.training = False
@@ -773,7 +767,8 @@ def _check_returns(model: BaseAlgorithm, normalization: VecNormalize, steps: int
     planned = max(1, steps // venv.num_envs)
     running = np.zeros(venv.num_envs)
     counted = np.ones(venv.num_envs, dtype=bool)  # does the env's current episode count?
-    started, returns, taken = venv.num_envs, [], 0
+    started, taken = venv.num_envs, 0
+    returns: list[float] = []
     while counted.any() and taken < 10 * planned:
         actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=True)
         observation, rewards, dones, _ = venv.step(actions)
@@ -787,7 +782,7 @@ def _check_returns(model: BaseAlgorithm, normalization: VecNormalize, steps: int
             started += int(counted[index])
     if not returns:  # no episode ended within 10x the steps: the source survives, and so far it scored this
         returns = [float(r) for r in running[counted]]
-    return _Rollout(np.empty((0,)), returns, taken * venv.num_envs)
+    return float(np.mean(returns)), len(returns), taken * venv.num_envs
 
 
 def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: TransferConfig) -> TransferConfig:
@@ -795,7 +790,7 @@ def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: Tran
     source's statistics): carried statistics with a count of ~10^5 would barely move on the target. The steps
     are target samples the learning curve does not count; they are logged as ``transfer/recalibration_steps``.
 
-    With ``recipe: auto`` (and the recalibration the recipe's, not the user's), the source's mean action then
+    With ``recipe: auto``, the source's mean action then
     runs on the target from the same start states on the carried and on the new statistics, and the recipe
     stands only if its mean episode return on the new ones is higher (by 2%) than on the carried ones; otherwise the
     carried statistics come back and the settings returned are plain's. The recipe helped where new statistics
@@ -807,28 +802,27 @@ def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: Tran
     # auto owns the remedies it fills: a config.yaml that holds them (as every run's does) is checked again.
     checked = settings.recipe == "auto"
     carried = copy.deepcopy(normalization.obs_rms)
-    rollout = _roll_source(transfer.model, normalization, settings.recalibration_steps)
+    observations, transfer.recalibration_steps = _roll_source(
+        transfer.model, normalization, settings.recalibration_steps
+    )
     fresh = RunningMeanStd(shape=normalization.observation_space.shape or ())
-    fresh.update(rollout.observations)
-    transfer.recalibration_steps = rollout.steps
+    fresh.update(observations)
     if checked:
         # The same start states on both sides (from the run's seed), so that the difference is the statistics'.
-        seed, steps, returns = int(transfer.model.seed or 0) + 1, max(1, settings.recalibration_steps // 2), []
+        seed, steps = int(transfer.model.seed or 0) + 1, max(1, settings.recalibration_steps // 2)
+        sides = []
         for statistics in (carried, fresh):
             cast(Any, normalization).obs_rms = statistics
-            side = _check_returns(transfer.model, normalization, steps, seed)
-            transfer.recalibration_steps += side.steps
-            returns.append(side.returns)
-        transfer.recipe_check = RecipeCheck(_mean(returns[0]), _mean(returns[1]), (len(returns[0]), len(returns[1])))
+            mean, episodes, taken = _check_returns(transfer.model, normalization, steps, seed)
+            transfer.recalibration_steps += taken
+            sides.append((mean, episodes))
+        (before, n_before), (after, n_after) = sides
+        transfer.recipe_check = RecipeCheck(before, after, (n_before, n_after))
         if not transfer.recipe_check.kept:
             cast(Any, normalization).obs_rms = carried
             return settings.without_recipe()
     cast(Any, normalization).obs_rms = fresh
     return settings
-
-
-def _mean(returns: list[float]) -> float:
-    return float(np.mean(returns))
 
 
 @torch.no_grad()
