@@ -3,7 +3,8 @@
     python scripts/bench_adaptive.py idp --out studies/adaptive_idp --json benchmarks/results/adaptive_idp.json
     python scripts/bench_adaptive.py hopper --out studies/adaptive_hopper --json benchmarks/results/adaptive_hopper.json
 
-Trains every source of the case (same budget, 5 seeds; finished runs are reused and unfinished ones resume
+Sources: nominal, the memoryless randomized one, and the same randomization with a 4-step observation history
+and as a recurrent policy (RecurrentPPO). Trains every source of the case (same budget, 5 seeds; finished runs are reused and unfinished ones resume
 from their last checkpoint, so an interrupted benchmark goes on where it stopped), then sweeps each over the grid of the env's study with the batched evaluator. Per source: the grid IQM
 of each seed (the IQM over grid points of their mean returns) and their IQM with a bootstrap 95% CI, the
 return at the nominal point and on the study's target, the training steps per second and the sweep's
@@ -39,8 +40,9 @@ CASES: dict[str, dict[str, Any]] = {
             "nominal": "configs/inverted_double_pendulum/nominal.yaml",
             "randomized": "configs/inverted_double_pendulum/randomized.yaml",
             "randomized_history": "configs/inverted_double_pendulum/randomized_history.yaml",
+            "randomized_recurrent": "configs/inverted_double_pendulum/randomized_recurrent.yaml",
         },
-        "adaptive": ["randomized_history"],
+        "adaptive": ["randomized_history", "randomized_recurrent"],
         "steps": 250_000,
         "grid": [
             {"quantity": "body_mass", "select": "all", "scale": [1.0, 2.0], "points": 5},
@@ -55,8 +57,9 @@ CASES: dict[str, dict[str, Any]] = {
             "nominal": "configs/hopper/nominal.yaml",
             "randomized": "configs/hopper/randomized_mass_friction.yaml",
             "randomized_history": "configs/hopper/randomized_history.yaml",
+            "randomized_recurrent": "configs/hopper/randomized_recurrent.yaml",
         },
-        "adaptive": ["randomized_history"],
+        "adaptive": ["randomized_history", "randomized_recurrent"],
         "steps": 600_000,
         "grid": [
             {"quantity": "body_mass", "select": "torso", "scale": [0.5, 2.5], "points": 5},

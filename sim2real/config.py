@@ -308,7 +308,20 @@ class SACConfig(AlgoBase):
     log_std_init: FiniteFloat = -3.0
 
 
-AlgoConfig = Annotated[PPOConfig | SACConfig, Field(discriminator="name")]
+class RecurrentPPOConfig(PPOConfig):
+    """sb3-contrib's RecurrentPPO: PPO with an LSTM before the actor's (and the critic's) MLP, so that the policy
+    carries a memory of the episode (its sb3-contrib names and defaults, but a 64-unit LSTM)."""
+
+    name: Literal["recurrent_ppo"]  # type: ignore[assignment]
+    n_steps: Annotated[int, Field(gt=1)] = 128
+    batch_size: Annotated[int, Field(gt=1)] = 128
+    lstm_hidden_size: PositiveInt = Field(64, description="LSTM units")
+    n_lstm_layers: PositiveInt = 1
+    shared_lstm: bool = Field(False, description="one LSTM for the actor and the critic")
+    enable_critic_lstm: bool = Field(True, description="the critic's own LSTM (when not shared)")
+
+
+AlgoConfig = Annotated[PPOConfig | SACConfig | RecurrentPPOConfig, Field(discriminator="name")]
 
 
 class NormalizeConfig(Strict):
@@ -667,7 +680,13 @@ class Config(Strict):
         if self.transfer.variant is not None and self.transfer.variant in TRANSFER_METHODS:
             raise ValueError(f"transfer.variant: '{self.transfer.variant}' is a method's name; choose another")
         self.transfer.apply_recipe(algo.name, self.train.normalize)
-        if self.transfer.action_std is not None and algo.name != "ppo":
+        if algo.name == "recurrent_ppo" and self.transfer.method == "prognet":
+            raise ValueError(
+                "transfer.method: prognet has no recurrent column (recurrent_ppo takes finetune, freeze or progressive)"
+            )
+        if algo.name == "recurrent_ppo" and (self.transfer.anchor is not None or self.transfer.critic_warmup):
+            raise ValueError("transfer.anchor and transfer.critic_warmup: PPO and SAC only, not recurrent_ppo yet")
+        if self.transfer.action_std is not None and algo.name == "sac":
             raise ValueError(
                 "transfer.action_std: SAC's action std depends on the state; use transfer.reset_entropy instead"
             )

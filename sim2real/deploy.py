@@ -108,6 +108,11 @@ def export_policy(
 ) -> ExportResult:
     """Writes the deployed policy to ``path`` (atomically), then checks it against ``predict`` on
     ``check_steps`` recorded observations; a difference above 1e-5 is an error and nothing is left behind."""
+    if hasattr(model.policy, "lstm_actor"):
+        raise Sim2RealError(
+            f"{path}: a recurrent policy (recurrent_ppo) carries its LSTM state between calls, which export does "
+            "not build yet: deploy it with sb3-contrib's RecurrentPPO.load and predict(obs, state, episode_start)"
+        )
     module = DeployedPolicy(model, normalizer).eval().requires_grad_(False)  # inference only: plain outputs
     example = torch.zeros((1, *(model.observation_space.shape or (1,))), dtype=torch.float32)
     observations = record_observations(model, config, normalizer, check_steps, config.train.seed)

@@ -45,7 +45,7 @@ class ModelFile:
     """A model read safely: its algorithm, state dicts, plain metadata and (when saved) normalization."""
 
     path: Path
-    algo: str  # "ppo" or "sac", told apart by the policy's parameter names
+    algo: str  # "ppo", "sac" or "recurrent_ppo", told apart by the policy's parameter names
     params: dict[str, dict[str, torch.Tensor]]  # "policy", "policy.optimizer", "actor.optimizer", ...
     variables: dict[str, torch.Tensor]  # pytorch variables such as SAC's log_ent_coef
     num_timesteps: int
@@ -73,6 +73,8 @@ def _space(entry: Any) -> SpaceSummary | None:
 def _algo_of(policy: dict[str, torch.Tensor], path: Path) -> str:
     if any(key.startswith("critic_target.") for key in policy):
         return "sac"
+    if any(key.startswith("lstm_actor.") for key in policy):
+        return "recurrent_ppo"
     if any(key.startswith(("mlp_extractor.", "action_net.")) for key in policy):
         return "ppo"
     raise Sim2RealError(f"{path}: not a PPO or SAC model (its policy has neither mlp_extractor nor critic_target)")

@@ -19,6 +19,7 @@ import gymnasium as gym
 import torch
 import yaml
 from rich.console import Console
+from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
@@ -71,8 +72,10 @@ class _SAC(SAC):
         return super()._sample_action(0 if self.policy_acts_at_start else learning_starts, action_noise, n_envs)
 
 
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": _SAC}
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": _SAC, "recurrent_ppo": RecurrentPPO}
 DEFAULT_POLICY = "MlpPolicy"
+# The policy class each algorithm builds when the caller names none (SB3's names).
+_POLICIES = {"recurrent_ppo": "MlpLstmPolicy"}
 _ACTIVATIONS = {
     "tanh": torch.nn.Tanh,
     "relu": torch.nn.ReLU,
@@ -80,6 +83,7 @@ _ACTIVATIONS = {
     "leaky_relu": torch.nn.LeakyReLU,
 }
 _POLICY_KEYS = {"name", "net_arch", "activation", "log_std_init"}
+_LSTM_KEYS = ("lstm_hidden_size", "n_lstm_layers", "shared_lstm", "enable_critic_lstm")
 
 Policy = str | type[BasePolicy]
 
@@ -168,19 +172,22 @@ def normalize_env(config: Config, venv: VecEnv) -> VecEnv:
 def algorithm_kwargs(config: Config) -> dict[str, Any]:
     """Constructor keywords of the stable-baselines3 algorithm (hyperparameters and policy_kwargs)."""
     algo = config.algo
-    kwargs = algo.model_dump(exclude=_POLICY_KEYS)
+    kwargs = algo.model_dump(exclude=_POLICY_KEYS | set(_LSTM_KEYS))
     if isinstance(algo.learning_rate, LinearSchedule):
         kwargs["learning_rate"] = SB3LinearSchedule(algo.learning_rate.initial, algo.learning_rate.final, 1.0)
     kwargs["policy_kwargs"] = {
         "net_arch": list(algo.net_arch),
         "activation_fn": _ACTIVATIONS[algo.activation],
         "log_std_init": algo.log_std_init,
+        **{key: getattr(algo, key) for key in _LSTM_KEYS if hasattr(algo, key)},
     }
     return kwargs
 
 
 def build_model(config: Config, env: VecEnv, policy: Policy = DEFAULT_POLICY) -> BaseAlgorithm:
     """A fresh stable-baselines3 model of ``config.algo`` on ``env`` (``policy``: SB3's name or a policy class)."""
+    if policy == DEFAULT_POLICY:
+        policy = _POLICIES.get(config.algo.name, DEFAULT_POLICY)
     return ALGORITHMS[config.algo.name](
         policy, env, seed=config.train.seed, device=config.train.device, verbose=0, **algorithm_kwargs(config)
     )
@@ -219,7 +226,7 @@ def load_policy(config: Config, path: Path, trusted: bool = False) -> tuple[Base
             "normalizes observations; on raw observations its returns would be wrong. Pass the run folder, "
             "or set train.normalize: null in the config if it was trained on raw observations"
         )
-    trunk = "mlp_extractor.policy_net" if config.algo.name == "ppo" else "actor.latent_pi"
+    trunk = "actor.latent_pi" if config.algo.name == "sac" else "mlp_extractor.policy_net"
     progressive = is_progressive(model_file.policy)
     arch = source_arch_of(model_file.policy, trunk + ".column" if progressive else trunk)
     algo = config.algo.model_copy(update={"net_arch": arch or list(config.algo.net_arch)})

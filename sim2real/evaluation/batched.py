@@ -54,9 +54,20 @@ class BatchPolicy:
         self.space = model.action_space
         self.device = model.device
         self.policy.set_training_mode(False)
+        # A recurrent policy (sb3-contrib's RecurrentPPO) carries an LSTM state per env copy ("slot").
+        self.recurrent = hasattr(self.policy, "lstm_actor")
+        self.states: dict[int, tuple[np.ndarray, ...]] = {}
+        self.starting: set[int] = set()
+
+    def reset(self, slot: int) -> None:
+        """Slot ``slot`` starts a new episode: a recurrent policy's state starts afresh there."""
+        self.states.pop(slot, None)
+        self.starting.add(slot)
 
     @torch.no_grad()
-    def __call__(self, observations: np.ndarray) -> np.ndarray:
+    def __call__(self, observations: np.ndarray, slots: list[int] | None = None) -> np.ndarray:
+        if self.recurrent:
+            return self._recurrent(observations, list(range(len(observations))) if slots is None else slots)
         obs = torch.as_tensor(observations, dtype=torch.float32, device=self.device)
         policy = self.policy
         if self.deterministic and hasattr(policy, "mlp_extractor") and hasattr(policy, "action_net"):
@@ -70,6 +81,21 @@ class BatchPolicy:
         if isinstance(self.space, gym.spaces.Box):
             out = policy.unscale_action(out) if policy.squash_output else np.clip(out, self.space.low, self.space.high)
         return out
+
+    def _recurrent(self, observations: np.ndarray, slots: list[int]) -> np.ndarray:
+        """The LSTM's states of these slots in, their next states out (a batch is any subset of the copies)."""
+        policy = self.policy
+        shape = policy.lstm_hidden_state_shape  # (layers, 1, hidden)
+        zero = np.zeros((shape[0], shape[2]), dtype=np.float32)
+        held = [self.states.get(slot, (zero, zero)) for slot in slots]
+        state = tuple(np.stack([h[i] for h in held], axis=1) for i in range(2))
+        starts = np.array([slot in self.starting for slot in slots], dtype=bool)
+        actions, (hidden, cell) = policy.predict(observations, state=state, episode_start=starts,
+                                                 deterministic=self.deterministic)  # fmt: skip
+        for index, slot in enumerate(slots):
+            self.states[slot] = (hidden[:, index], cell[:, index])
+            self.starting.discard(slot)
+        return np.asarray(actions).reshape((-1, *(self.space.shape or ())))
 
 
 def episode_seeds(seed: int, episodes: int) -> list[int]:
@@ -109,6 +135,7 @@ def run_episodes(
     def start(slot: int) -> None:
         nonlocal next_episode
         observation, _ = envs[slot].reset(seed=seeds[next_episode])
+        act.reset(slot)
         running[slot] = next_episode
         observations[slot] = np.asarray(observation)
         next_episode += 1
@@ -125,7 +152,7 @@ def run_episodes(
             batch = np.stack([observations[s] for s in slots])
             if normalizer is not None:
                 batch = normalizer(batch)
-            actions = act(batch)
+            actions = act(batch, slots)
             for slot, action in zip(slots, actions, strict=True):
                 observation, reward, terminated, truncated, _ = envs[slot].step(action)
                 episode = running[slot]

@@ -317,6 +317,8 @@ def record(
         for index, episode_seed in enumerate(episode_seeds(seed, episodes)):
             env.action_space.seed(episode_seed)
             observation, _ = env.reset(seed=episode_seed)
+            if policy is not None:
+                policy.reset(0)  # a recurrent policy's memory starts with the episode
             done = False
             while not done:
                 seen = np.asarray(observation, dtype=np.float64)

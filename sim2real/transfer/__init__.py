@@ -361,7 +361,7 @@ class Transfer:
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimizer of each network: PPO's ``policy``, SAC's ``actor`` and ``critic``."""
         policy: Any = self.model.policy
-        if self.algo == "ppo":
+        if self.algo in ("ppo", "recurrent_ppo"):
             return {"policy": policy.optimizer}
         return {"actor": policy.actor.optimizer, "critic": policy.critic.optimizer}
 
@@ -932,11 +932,13 @@ class Anchor:
 
 
 def _algo_of(model: BaseAlgorithm) -> str:
-    return "sac" if isinstance(model, SAC) else "ppo"
+    if isinstance(model, SAC):
+        return "sac"
+    return "recurrent_ppo" if hasattr(model.policy, "lstm_actor") else "ppo"
 
 
 def _trunk(algo: str) -> str:
-    return "mlp_extractor.policy_net" if algo == "ppo" else "actor.latent_pi"
+    return "actor.latent_pi" if algo == "sac" else "mlp_extractor.policy_net"
 
 
 def _sb3_layout(policy: Any, network: str) -> list[torch.nn.Parameter]:

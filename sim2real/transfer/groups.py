@@ -1,9 +1,11 @@
 """Layer groups: a policy's parameters grouped by the layer they belong to, named after SB3's modules.
 
-A group is one ``nn.Linear`` (its weight and bias) or one bare parameter (PPO's ``log_std``), named by its module
+A group is one ``nn.Linear`` (its weight and bias), one LSTM (all its layers' weights) or one bare parameter (PPO's
+``log_std``), named by its module
 path in the policy, exactly as ``policy.named_parameters()`` spells it without ``.weight``/``.bias``::
 
     PPO   mlp_extractor.policy_net.0   mlp_extractor.value_net.2   action_net   value_net   log_std
+    RecurrentPPO   lstm_actor   lstm_critic   (then PPO's groups)
     SAC   actor.latent_pi.0   actor.mu   actor.log_std   critic.qf0.2   critic.qf1.4   critic_target.qf0.0
 
 Each group has a role: ``hidden`` (with its depth, 0 = the layer next to the input), ``head`` (an output layer),
@@ -19,6 +21,8 @@ import torch
 from torch import nn
 
 _PPO_HEADS = ("action_net", "value_net", "log_std")
+# RecurrentPPO's LSTMs (sb3-contrib) sit between the observation and the MLP: hidden depth 0, the MLP's below.
+_LSTMS = ("lstm_actor.", "lstm_critic.", "lstm.")
 _SAC_HEADS = ("actor.mu", "actor.log_std")
 
 
@@ -44,6 +48,8 @@ class LayerGroup:
 
 
 def group_name(param_name: str) -> str:
+    if param_name.startswith(_LSTMS):  # lstm_actor.weight_ih_l0, ...: one group per LSTM
+        return param_name.split(".", 1)[0]
     return param_name.rsplit(".", 1)[0] if param_name.endswith((".weight", ".bias")) else param_name
 
 
@@ -74,6 +80,7 @@ def layer_groups(policy: nn.Module) -> list[LayerGroup]:
 def groups_of(named: list[tuple[str, torch.Tensor]]) -> list[LayerGroup]:
     """Layer groups of named parameters (a module's, or a saved state dict's items)."""
     heads = set(_PPO_HEADS) | set(_SAC_HEADS) | _critic_heads([name for name, _ in named])
+    recurrent = any(name.startswith(_LSTMS) for name, _ in named)
     groups: dict[str, LayerGroup] = {}
     for param_name, param in named:
         name = group_name(param_name)
@@ -84,8 +91,10 @@ def groups_of(named: list[tuple[str, torch.Tensor]]) -> list[LayerGroup]:
                 role, depth = "source", None
             elif name in heads or name.removeprefix("critic_target.") in heads:
                 role, depth = "head", None
+            elif param_name.startswith(_LSTMS):
+                role, depth = "hidden", 0
             else:
-                role, depth = "hidden", _depth(name)
+                role, depth = "hidden", _depth(name) + int(recurrent)
             groups[name] = LayerGroup(name, role, depth)
         groups[name].params[param_name] = param
     return list(groups.values())
