@@ -277,7 +277,7 @@ class ActionSaturation(RealityGapWrapper):
         return np.clip(action, self._mid - reach, self._mid + reach).astype(np.asarray(action).dtype)
 
 
-class ObservationHistory(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
+class ObservationHistory(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """The observation followed by the last ``steps`` observations and (``actions``) the last ``steps`` actions,
     newest first: ``[o_t, o_{t-1}, ..., o_{t-k}, a_{t-1}, ..., a_{t-k}]``.
 
@@ -291,7 +291,7 @@ class ObservationHistory(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
 
     def __init__(self, env: gym.Env, steps: int, actions: bool = True) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, steps=steps, actions=actions)
-        gym.ObservationWrapper.__init__(self, env)
+        gym.Wrapper.__init__(self, env)
         observation, action = env.observation_space, _act_space(env)
         if not isinstance(observation, spaces.Box) or len(observation.shape) != 1:
             raise Sim2RealError(f"history needs a flat Box observation space, got {observation}")
@@ -321,9 +321,6 @@ class ObservationHistory(gym.ObservationWrapper, gym.utils.RecordConstructorArgs
         observation, reward, terminated, truncated, info = self.env.step(action)
         self._observations.appendleft(np.asarray(observation, dtype=self.observation_space.dtype))
         return self._stacked(), reward, terminated, truncated, info
-
-    def observation(self, observation: Any) -> np.ndarray:  # reset and step build the stack themselves
-        return self._stacked()
 
     def _stacked(self) -> np.ndarray:
         parts = [*self._observations, *(self._actions if self.actions else ())]
