@@ -3,9 +3,13 @@
     python scripts/bench_adaptive.py idp --out studies/adaptive_idp --json benchmarks/results/adaptive_idp.json
     python scripts/bench_adaptive.py hopper --out studies/adaptive_hopper --json benchmarks/results/adaptive_hopper.json
 
-Sources: nominal, the memoryless randomized one, and the same randomization with a 4-step observation history
-and as a recurrent policy (RecurrentPPO). Trains every source of the case (same budget, 5 seeds; finished runs are reused and unfinished ones resume
-from their last checkpoint, so an interrupted benchmark goes on where it stopped), then sweeps each over the grid of the env's study with the batched evaluator. Per source: the grid IQM
+Sources: nominal, the memoryless randomized one, and the same randomization with a 4-step observation history,
+as a recurrent policy (RecurrentPPO), and as a privileged teacher with its student (history only, distilled from
+the teacher's actions). Trains every source of the case with the same budget of environment steps, 5 seeds (the
+teacher and its student share it: the student's distillation steps, 20% of it, come off the teacher's;
+finished runs are reused and unfinished ones resume from their last checkpoint, so an interrupted benchmark goes
+on where it stopped), then sweeps each over the grid of the env's study with the batched evaluator. The teacher
+is swept too, on its privileged inputs, as what the student could reach; it is not an adaptive source. Per source: the grid IQM
 of each seed (the IQM over grid points of their mean returns) and their IQM with a bootstrap 95% CI, the
 return at the nominal point and on the study's target, the training steps per second and the sweep's
 evaluation steps per second, and the ratios the issue's goals name:
@@ -41,8 +45,10 @@ CASES: dict[str, dict[str, Any]] = {
             "randomized": "configs/inverted_double_pendulum/randomized.yaml",
             "randomized_history": "configs/inverted_double_pendulum/randomized_history.yaml",
             "randomized_recurrent": "configs/inverted_double_pendulum/randomized_recurrent.yaml",
+            "teacher": "configs/inverted_double_pendulum/teacher.yaml",
+            "student": "configs/inverted_double_pendulum/student.yaml",
         },
-        "adaptive": ["randomized_history", "randomized_recurrent"],
+        "adaptive": ["randomized_history", "randomized_recurrent", "student"],
         "steps": 250_000,
         "grid": [
             {"quantity": "body_mass", "select": "all", "scale": [1.0, 2.0], "points": 5},
@@ -58,8 +64,10 @@ CASES: dict[str, dict[str, Any]] = {
             "randomized": "configs/hopper/randomized_mass_friction.yaml",
             "randomized_history": "configs/hopper/randomized_history.yaml",
             "randomized_recurrent": "configs/hopper/randomized_recurrent.yaml",
+            "teacher": "configs/hopper/teacher.yaml",
+            "student": "configs/hopper/student.yaml",
         },
-        "adaptive": ["randomized_history", "randomized_recurrent"],
+        "adaptive": ["randomized_history", "randomized_recurrent", "student"],
         "steps": 600_000,
         "grid": [
             {"quantity": "body_mass", "select": "torso", "scale": [0.5, 2.5], "points": 5},
@@ -72,12 +80,13 @@ CASES: dict[str, dict[str, Any]] = {
     },
 }
 SEEDS = 5
+STUDENT_SHARE = 0.2  # of the budget: the student's distillation steps, which the teacher trains fewer
 EPISODES = 5
 
 
-def _train(config_path: str, seed: int, steps: int, root: Path) -> tuple[str, float | None]:
+def _train(config_path: str, seed: int, steps: int, root: Path, teacher: str | None = None) -> tuple[str, float | None]:
     """One source run (reused when finished, resumed when a checkpoint exists); returns its folder and its
-    training steps per second (None when no part of it was timed here)."""
+    training steps per second (None when no part of it was timed here). ``teacher``: a student's teacher run."""
     from rich.console import Console
 
     from sim2real.training import train
@@ -88,6 +97,8 @@ def _train(config_path: str, seed: int, steps: int, root: Path) -> tuple[str, fl
         "train": config.train.model_copy(update={"seed": seed, "total_timesteps": steps, "torch_threads": 1,
                                                  "progress_bar": False}),
     })  # fmt: skip
+    if teacher is not None and config.student is not None:
+        config = config.model_copy(update={"student": config.student.model_copy(update={"teacher": teacher})})
     folder = run_dir(config)
     timing = folder / "bench_timing.txt"
     run = RunFolder(folder)
@@ -127,10 +138,21 @@ def main() -> None:
             )
         case["sources"] = {name: path for name, path in case["sources"].items() if name in args.sources}
         case["adaptive"] = [name for name in case["adaptive"] if name in args.sources]
+    if "student" in case["sources"] and "teacher" not in case["sources"]:
+        parser.error("--sources: the student needs its teacher")
+    budget = {name: case["steps"] for name in case["sources"]}
+    if "teacher" in budget:  # the teacher and its student share the budget
+        budget["student"] = int(STUDENT_SHARE * case["steps"])
+        budget["teacher"] = case["steps"] - budget["student"]
     jobs = [(name, path, seed) for seed in range(args.seeds) for name, path in case["sources"].items()]
     with ProcessPoolExecutor(args.workers) as pool:
-        futures = {(name, seed): pool.submit(_train, path, seed, case["steps"], args.out) for name, path, seed in jobs}
+        futures = {(name, seed): pool.submit(_train, path, seed, budget[name], args.out)
+                   for name, path, seed in jobs if name != "student"}  # fmt: skip
         trained = {key: future.result() for key, future in futures.items()}
+        students = {("student", seed): pool.submit(_train, case["sources"]["student"], seed, budget["student"],
+                                                   args.out, trained[("teacher", seed)][0])
+                    for name, _, seed in jobs if name == "student"}  # fmt: skip
+        trained |= {key: future.result() for key, future in students.items()}
     params = [SweepParam.model_validate(p) for p in case["grid"]]
     results: dict[str, Any] = {}
     for name, path in case["sources"].items():
@@ -158,6 +180,7 @@ def main() -> None:
             "nominal_point": estimate([nominal_point]).as_dict() if nominal_point else None,
             "target": estimate([on_target]).as_dict(),
             "source_domain": estimate([source_domain]).as_dict(),
+            "steps": budget[name],
             "train_steps_per_s": float(np.mean([rate for _, rate in runs if rate is not None] or [np.nan])),
             "eval_steps_per_s": float(np.mean(eval_rates)),
         }
@@ -173,6 +196,12 @@ def main() -> None:
         if "randomized" in results:
             row["grid_vs_randomized"] = mine["grid_iqm"]["iqm"] / results["randomized"]["grid_iqm"]["iqm"]
             row["train_speed_vs_randomized"] = mine["train_steps_per_s"] / results["randomized"]["train_steps_per_s"]
+            if name == "student":  # the teacher's training and the distillation, the budget over both times
+                teacher = results["teacher"]
+                seconds = teacher["steps"] / teacher["train_steps_per_s"] + mine["steps"] / mine["train_steps_per_s"]
+                row["teacher_and_student_speed_vs_randomized"] = (
+                    case["steps"] / seconds / results["randomized"]["train_steps_per_s"]
+                )
             row["eval_speed_vs_randomized"] = mine["eval_steps_per_s"] / results["randomized"]["eval_steps_per_s"]
         if "reference" in case:
             row["target_vs_reference"] = mine["target"]["iqm"] / case["reference"]

@@ -18,7 +18,7 @@ from sim2real.evaluation import DomainResult, evaluate_config
 from sim2real.evaluation.batched import ObservationNormalizer
 from sim2real.evaluation.scorecard import Scorecard, find_runs, score
 from sim2real.evaluation.sweep import Sweep, run_sweep
-from sim2real.runs import RunFolder, own_history
+from sim2real.runs import RunFolder, own_inputs
 from sim2real.training import TrainResult, load_policy, train
 
 __all__ = ["compare", "evaluate", "run_config", "sweep", "train_transfer"]
@@ -26,12 +26,10 @@ __all__ = ["compare", "evaluate", "run_config", "sweep", "train_transfer"]
 
 def run_config(model: Path, config: str | Path | Config | None = None) -> Config:
     """The config an evaluation of ``model`` uses: ``config`` when given (with the model's own observation
-    history, when its run folder has one: the policy's input is what it was trained on), else the model's run
-    folder's own."""
+    history and privileged inputs, when its run folder has them: the policy's input is what it was trained on),
+    else the model's run folder's own."""
     if config is not None:
-        given = config if isinstance(config, Config) else load_config(config)
-        history = own_history(model, given.history)
-        return given if history == given.history else given.model_copy(update={"history": history})
+        return own_inputs(model, config if isinstance(config, Config) else load_config(config))
     run = RunFolder(model if model.is_dir() else model.parent)
     if not run.config_file.is_file():
         raise Sim2RealError(
@@ -173,16 +171,16 @@ def sweep(
     if domain is not None and domain not in resolved.domains():
         raise Sim2RealError(f"{{domain}}: no such domain (domains: {', '.join(resolved.domains())})", domain=domain)
     base = DomainSpec.from_config(resolved.domains()[domain]) if domain else None
-    loaded, histories = [], []
+    loaded, inputs = [], []
     for label, path in zip(model_labels(paths), paths, strict=True):
-        # Each policy sees the input it was trained on: its own run's history (a memoryless and a history source
-        # side by side), else the config's.
-        history = own_history(path, resolved.history)
-        policy, model_file = load_policy(resolved.model_copy(update={"history": history}), path, trusted=trust_source)
+        # Each policy sees the input it was trained on: its own run's history and privileged inputs (a memoryless
+        # source, a history source and a teacher side by side), else the config's.
+        own = own_inputs(path, resolved)
+        policy, model_file = load_policy(own, path, trusted=trust_source)
         loaded.append((label, policy, ObservationNormalizer.from_state(model_file.normalization)))
-        histories.append(history)
+        inputs.append(own)
     return run_sweep(loaded, resolved, list(params), base=base, episodes=episodes, seed=seed, n_envs=n_envs,
-                     progress=progress, histories=histories)  # fmt: skip
+                     progress=progress, inputs=inputs)  # fmt: skip
 
 
 def compare(

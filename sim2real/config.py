@@ -630,6 +630,55 @@ class HistoryConfig(Strict):
     actions: bool = Field(True, description="append the past actions too, not only the observations")
 
 
+class PrivilegedTerm(Strict):
+    """One input of a privileged teacher: a quantity the source randomizes, read from the model of whatever
+    domain the policy runs in, in the units of the source's draws (``sim2real.domain.PrivilegedObservation``)."""
+
+    quantity: Quantity
+    op: Literal["scale", "set", "offset"] = Field(description="the units: a factor, the value, or an offset")
+    select: str | list[str] | None = None
+    shared: bool = Field(False, description="one input for all selected elements (their mean), not one each")
+
+
+class StudentConfig(Strict):
+    """An adapting student (Rapid Motor Adaptation's second phase): a policy that sees only its observation
+    history learns to act as a privileged teacher does, on its own rollouts (DAgger), with no reward."""
+
+    teacher: str | None = Field(None, description="the teacher's run folder (trained with privileged: true)")
+    teacher_steps: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.25, description="share of the budget over which the teacher's actions are executed less and less"
+    )
+    epochs: PositiveInt = Field(
+        4, description="gradient samples per round, in multiples of the round's new samples (drawn from the buffer)"
+    )
+    batch_size: Annotated[int, Field(gt=1)] = 256
+    buffer_size: PositiveInt = Field(100_000, description="the newest samples kept for training (DAgger's data)")
+    learning_rate: PositiveFloat = 1e-3
+
+
+def _privileged_terms(data: Any) -> Any:
+    """``privileged: true`` spelled out: one term per randomized change of the raw ``source.dynamics``, so
+    that the run's config.yaml, and any evaluation of the teacher under another config, names its inputs."""
+    if not isinstance(data, dict) or data.get("privileged") is not True:
+        return data
+    source = data.get("source") or {}
+    entries = source.get("dynamics", []) if isinstance(source, dict) else getattr(source, "dynamics", [])
+    terms = []
+    for entry in entries or []:
+        fields = entry if isinstance(entry, dict) else entry.__dict__ if isinstance(entry, BaseModel) else {}
+        for op in _OPERATIONS:
+            value = fields.get(op)
+            if isinstance(value, dict | BaseModel):  # a distribution: drawn, so the teacher is told its value
+                terms.append({"quantity": fields.get("quantity"), "op": op, "select": fields.get("select"),
+                              "shared": bool(fields.get("shared", False))})  # fmt: skip
+    if not terms:
+        raise ValueError(
+            "privileged: true, but source.dynamics draws nothing; a teacher's privileged inputs are its source's "
+            "randomized dynamics (give a change a distribution, e.g. scale: {dist: uniform, low: 0.5, high: 2})"
+        )
+    return {**data, "privileged": terms}
+
+
 class Config(Strict):
     """One experiment: a source domain to train on and target domains to evaluate on."""
 
@@ -643,6 +692,14 @@ class Config(Strict):
     run: RunConfig = Field(default_factory=RunConfig)
     transfer: TransferConfig | None = Field(None, description="train on a target starting from a source model")
     history: HistoryConfig | None = Field(None, description="the policy also sees its recent past (every domain)")
+    privileged: Literal[False] | list[PrivilegedTerm] = Field(
+        False,
+        description="true: a teacher that also sees the current values of its source's randomized dynamics "
+        "(every domain); written out as the list of those quantities",
+    )
+    student: StudentConfig | None = Field(
+        None, description="learn to act as a privileged teacher from history alone (instead of from reward)"
+    )
     # Where the config came from (a file's path), for errors found after validation (a domain's dynamics).
     _origin: str = PrivateAttr("config")
 
@@ -662,6 +719,33 @@ class Config(Strict):
         if "source" in targets:
             raise ValueError("'source' is reserved for the source domain; give the target another name")
         return targets
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spell_out_privileged(cls, data: Any) -> Any:
+        return _privileged_terms(data)
+
+    @model_validator(mode="after")
+    def _teacher_and_student(self) -> Config:
+        if self.privileged and self.transfer is not None:
+            raise ValueError("privileged: a teacher trains from scratch on its randomized source, not by transfer")
+        if self.privileged and self.student is not None:
+            raise ValueError("student: a student sees no privileged inputs (remove privileged)")
+        if self.student is None:
+            return self
+        if self.history is None:
+            raise ValueError("student: needs history (the student infers the dynamics from its recent past)")
+        if self.algo.name != "ppo":
+            raise ValueError(f"student: the student is a PPO policy (algo.name: ppo, got {self.algo.name})")
+        if self.transfer is not None:
+            raise ValueError("student: a student learns from its teacher, not by transfer (remove transfer)")
+        if self.source.adr is not None:
+            raise ValueError("student: the student's source has no ADR curriculum (its ranges move with returns)")
+        return self
+
+    def privileged_terms(self) -> tuple[PrivilegedTerm, ...] | None:
+        """A privileged teacher's inputs beyond the observation (None for any other policy)."""
+        return tuple(self.privileged) if self.privileged else None
 
     @model_validator(mode="after")
     def _transfer_target(self) -> Config:
@@ -773,6 +857,9 @@ class StudySource(Strict):
     )
     identify: StudyIdentify | None = Field(
         None, description="identify the source domain from a recording on a target first (it replaces config's)"
+    )
+    teacher: Name | None = Field(
+        None, description="a student source (its config has a student section): the study source it learns from"
     )
 
 

@@ -78,8 +78,9 @@ class ExportResult:
 def record_observations(model: BaseAlgorithm, config: Config, normalizer: ObservationNormalizer | None,
                         steps: int, seed: int = 0) -> np.ndarray:  # fmt: skip
     """``steps`` raw observations of the policy acting on the config's source domain (episodes as they come)."""
+    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
     env = make_domain_env(config.env, DomainSpec.from_config(config.source), seed=(seed, 0), check_friction=False,
-                          history=config.history, **config.env_kwargs)  # fmt: skip
+                          history=config.history, privileged=config.privileged_terms(), **env_kwargs)  # fmt: skip
     observations = []
     obs, _ = env.reset(seed=evaluation_seed(seed))
     for _ in range(steps):

@@ -18,6 +18,8 @@ from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import mujoco
+import numpy as np
+from gymnasium import spaces
 from pydantic import BaseModel
 
 import sim2real.wrappers as gap
@@ -29,6 +31,7 @@ from sim2real.config import (
     HistoryConfig,
     LogUniformDist,
     NormalDist,
+    PrivilegedTerm,
     RealityGap,
     UniformDist,
 )
@@ -245,6 +248,103 @@ def find_dynamics_wrapper(env: gym.Env) -> DynamicsWrapper | None:
     return None
 
 
+class PrivilegedObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """The observation followed by the current values of some dynamics quantities: a privileged teacher's input
+    (Rapid Motor Adaptation's first phase), which a robot would not have.
+
+    Each value is read from the model, in the units its source drew it in: a factor of nominal for ``scale``, the
+    value for ``set``, the difference from nominal for ``offset``. On the randomized source these are the
+    randomizer's draws (``info["randomization"]``); on any other domain (a target, a sweep's grid point) they are
+    that domain's values, so a teacher can be evaluated anywhere. A shared term is the mean of its elements; a
+    per-element one gives each element (and column) its own input. Read after every reset and step, so an
+    interval draw that changes the model mid-episode is seen from the next step on.
+
+    Args:
+        env: a domain env (it has a :class:`DynamicsWrapper`).
+        terms: the quantities, as a teacher's config spells them out (``Config.privileged_terms``).
+    """
+
+    def __init__(self, env: gym.Env, terms: Sequence[PrivilegedTerm]) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, terms=terms)
+        gym.Wrapper.__init__(self, env)
+        wrapper = find_dynamics_wrapper(env)
+        observation = env.observation_space
+        if wrapper is None:
+            raise Sim2RealError("privileged inputs are read from a domain env's model; this env has none")
+        if not isinstance(observation, spaces.Box) or len(observation.shape) != 1:
+            raise Sim2RealError(f"privileged inputs need a flat Box observation space, got {observation}")
+        if not terms:
+            raise Sim2RealError("privileged: no quantities to read")
+        dynamics = wrapper.dynamics
+        self._reads: list[tuple[np.ndarray | None, np.ndarray, np.ndarray, str, bool]] = []
+        size = 0
+        for term in terms:
+            (resolved,) = dynamics.resolve([Change(term.quantity, term.op, 1.0, term.select)])
+            view = dynamics.writable_view(term.quantity)
+            nominal = dynamics.nominal_values(term.quantity)[resolved.rows]
+            self._reads.append((view, resolved.rows, nominal, term.op, term.shared))
+            size += nominal.shape[1] if term.shared else nominal.size
+        self._model = dynamics.model
+        self.size = size
+        dtype = observation.dtype
+        self.observation_space = spaces.Box(
+            np.concatenate([observation.low, np.full(size, -np.inf, dtype=dtype)]),
+            np.concatenate([observation.high, np.full(size, np.inf, dtype=dtype)]),
+            dtype=dtype,
+        )
+
+    def values(self) -> np.ndarray:
+        """The privileged inputs now, in the units of the source's draws."""
+        parts = []
+        for view, rows, nominal, op, shared in self._reads:
+            current = view[rows] if view is not None else np.array([[self._model.opt.timestep]])
+            if op == "scale":  # a factor of nominal; a zero nominal (nothing to scale) reads as the value itself
+                value = np.divide(current, nominal, out=current.astype(np.float64), where=nominal != 0)
+            elif op == "offset":
+                value = current - nominal
+            else:
+                value = np.asarray(current, dtype=np.float64)
+            parts.append(value.mean(axis=0) if shared else value.ravel())
+        return np.concatenate(parts).astype(self.observation_space.dtype)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        return np.concatenate([observation, self.values()]), info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        return np.concatenate([observation, self.values()]), reward, terminated, truncated, info
+
+
+class TeacherView(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """A student's env: the policy gets the observation without the privileged inputs, and the teacher's whole
+    observation goes to ``info["teacher_observation"]``, so that one env serves both (the student acts, the
+    teacher is asked what it would have done in the same state).
+
+    Args:
+        env: a :class:`PrivilegedObservation` env (the teacher's input).
+    """
+
+    def __init__(self, env: PrivilegedObservation) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        observation = env.observation_space
+        assert isinstance(observation, spaces.Box)
+        self._size = observation.shape[0] - env.size
+        self.observation_space = spaces.Box(observation.low[: self._size], observation.high[: self._size],
+                                            dtype=observation.dtype)  # fmt: skip
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        info["teacher_observation"] = observation
+        return observation[: self._size], info
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        info["teacher_observation"] = observation
+        return observation[: self._size], reward, terminated, truncated, info
+
+
 # Our own ids live in the env package, one layer up; gymnasium's ``module:id`` form imports it on demand, so
 # this module never imports the package whose entry points point back here.
 _ENV_PACKAGE = "sim2real_envs"
@@ -286,6 +386,8 @@ def make_domain_env(
     seed: SeedLike = None,
     check_friction: bool = True,
     history: HistoryConfig | None = None,
+    privileged: Sequence[PrivilegedTerm] | None = None,
+    teacher: Sequence[PrivilegedTerm] | None = None,
     **env_kwargs: Any,
 ) -> gym.Env:
     """``gym.make(env_id, **env_kwargs)`` turned into a domain: its dynamics changes and reality-gap wrappers.
@@ -295,7 +397,11 @@ def make_domain_env(
         spec: a :class:`DomainSpec`, a config's domain section, or just a list of dynamics changes.
         seed: seeds the domain's random draws: (run seed, env index) or an int.
         check_friction: warn about friction changes that MuJoCo's contact combination overrides.
-        history: the policy's recent past appended to the observation (a config's ``history``), outermost.
+        history: the policy's recent past appended to the observation (a config's ``history``).
+        privileged: a teacher's privileged inputs appended after it (``Config.privileged_terms()``), outermost.
+        teacher: a student's env: its teacher's privileged inputs (the teacher's config's terms), which the
+            teacher's observation gets in ``info["teacher_observation"]`` (:class:`TeacherView`), inside
+            the student's history.
         env_kwargs: keyword arguments of the env.
 
     Ids of the ``Sim2Real/`` namespace already carry a :class:`DynamicsWrapper` (with the changes their own
@@ -316,8 +422,12 @@ def make_domain_env(
         wrapper.set_changes([*wrapper.changes, *spec.changes])
     for make_wrapper in spec.reality_gap:
         env = make_wrapper(env, seed=seed)
+    if teacher:
+        env = TeacherView(PrivilegedObservation(env, teacher))
     if history is not None:
         env = gap.ObservationHistory(env, history.steps, history.actions)
+    if privileged:
+        env = PrivilegedObservation(env, privileged)
     return env
 
 
@@ -332,7 +442,8 @@ def check_domains(config: Config) -> dict[str, dict[str, float]]:
         section = "source" if name == "source" else f"targets.{name}"
         try:
             env = make_domain_env(config.env, DomainSpec.from_config(domain), seed=(config.train.seed, 0),
-                                  history=config.history, **env_kwargs)  # fmt: skip
+                                  history=config.history, privileged=config.privileged_terms(),
+                                  **env_kwargs)  # fmt: skip
         except Sim2RealError as error:  # found by the physics, after the schema: say where, as schema errors do
             raise Sim2RealError(f"{config.origin}: {section}: {error}") from None
         wrapper = find_dynamics_wrapper(env)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim2real.config import Config, HistoryConfig, apply_overrides, dump_config, parse_config, read_yaml
+from sim2real.config import Config, apply_overrides, dump_config, parse_config, read_yaml
 from sim2real.errors import Sim2RealError
 from sim2real.io import write_json, write_text
 
@@ -304,7 +304,13 @@ def read_curve_points(path: Path) -> list[dict[str, Any]]:
     return list(json.loads(file.read_text())["points"])
 
 
-def own_history(model: Path, fallback: HistoryConfig | None) -> HistoryConfig | None:
-    """The observation history a saved model was trained with, when its run folder says; else ``fallback``."""
+def own_inputs(model: Path, config: Config) -> Config:
+    """``config`` with the policy inputs a saved model was trained with (its observation history, a teacher's
+    privileged inputs), when its run folder says; else ``config`` as it is."""
     run = RunFolder(model if model.is_dir() else model.parent)
-    return run.config().history if run.config_file.is_file() else fallback
+    if not run.config_file.is_file():
+        return config
+    own = run.config()
+    if own.history == config.history and own.privileged == config.privileged:
+        return config
+    return config.model_copy(update={"history": own.history, "privileged": own.privileged})

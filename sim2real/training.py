@@ -39,7 +39,7 @@ from sim2real.callbacks import (
     RandomizationLogger,
     TransferCallback,
 )
-from sim2real.config import Config, HistoryConfig, LinearSchedule, dump_config
+from sim2real.config import Config, HistoryConfig, LinearSchedule, PrivilegedTerm, dump_config
 from sim2real.domain import DomainSpec, check_domains, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_config, evaluate_domain, evaluation_seed, print_results
@@ -57,6 +57,7 @@ from sim2real.modelfile import (
     save_replay_buffer,
 )
 from sim2real.runs import Checkpoint, RunFolder, read_curve_points
+from sim2real.student import Teacher, distill, prepare_student, read_teacher
 from sim2real.transfer import Transfer, read_source, resume_transfer, start_transfer
 from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of
 
@@ -112,22 +113,29 @@ class TrainResult:
 
 def _training_env(
     env_id: str, spec: DomainSpec, seed: tuple[int, ...], monitor_file: str | None, append: bool, env_kwargs: dict,
-    history: HistoryConfig | None = None,
+    history: HistoryConfig | None = None, privileged: Sequence[PrivilegedTerm] | None = None,
+    teacher: Sequence[PrivilegedTerm] | None = None,
 ) -> gym.Env:  # fmt: skip
     # check_domains() has already warned about this domain's friction; the copies stay quiet.
-    env = make_domain_env(env_id, spec, seed=seed, check_friction=False, history=history, **env_kwargs)
+    env = make_domain_env(env_id, spec, seed=seed, check_friction=False, history=history, privileged=privileged,
+                          teacher=teacher, **env_kwargs)  # fmt: skip
     return Monitor(env, filename=monitor_file, override_existing=not append)
 
 
 def build_vec_env(
-    config: Config, run: RunFolder | Path | None = None, append_monitor: bool = False, resume_step: int = 0
+    config: Config,
+    run: RunFolder | Path | None = None,
+    append_monitor: bool = False,
+    resume_step: int = 0,
+    teacher: Sequence[PrivilegedTerm] | None = None,
 ) -> VecEnv:
     """The training domain (the source; a transfer run's target) as a vector env of ``train.n_envs`` copies.
 
     Env ``i`` draws its random dynamics from a generator seeded with (seed, i) and resets with seed + i
     (stable-baselines3's convention), in this process or in its own (fork, spawn or forkserver). A resumed
     run adds its step to both, so it does not replay the parameter sequence its first part already saw.
-    Episode logs go to the run folder's ``monitor/`` when a run is given.
+    Episode logs go to the run folder's ``monitor/`` when a run is given. ``teacher``: a student's env, whose
+    infos carry its teacher's observation (:class:`~sim2real.domain.TeacherView`).
     """
     train = config.train
     stream = (train.seed,) if not resume_step else (train.seed, resume_step)
@@ -147,6 +155,8 @@ def build_vec_env(
             append_monitor,
             dict(config.env_kwargs),
             config.history,
+            config.privileged_terms(),
+            teacher,
         )
         for i in range(train.n_envs)
     ]
@@ -205,10 +215,13 @@ def load_policy(config: Config, path: Path, trusted: bool = False) -> tuple[Base
             f"{model_file.path} is a {model_file.algo.upper()} model but the config says {config.algo.name.upper()} "
             f"(set algo.name: {model_file.algo})"
         )
-    env = make_domain_env(config.env, (), seed=0, check_friction=False, history=config.history, **config.env_kwargs)
+    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
+    env = make_domain_env(config.env, (), seed=0, check_friction=False, history=config.history,
+                          privileged=config.privileged_terms(), **env_kwargs)  # fmt: skip
     mismatch = [
         f"{kind} space: model shape {saved.shape}, config shape {tuple(space.shape or ())}"
         + (" (the config's history lengthens it)" if kind == "observation" and config.history else "")
+        + (" (the config's privileged inputs lengthen it)" if kind == "observation" and config.privileged else "")
         for kind, saved, space in (
             ("observation", model_file.observation, env.observation_space),
             ("action", model_file.action, env.action_space),
@@ -386,13 +399,17 @@ def _callbacks(
     return callbacks, adr, curve
 
 
-def _open_new(config: Config, policy: Policy, command: str, source: ModelFile | None) -> _Session:
-    """A new run: its folder, envs and model (a transfer run's source set up once); the folder appears only
-    once all of it has been built, so a bad source or layer name leaves nothing behind."""
+def _open_new(
+    config: Config, policy: Policy, command: str, source: ModelFile | None, teacher: Teacher | None = None
+) -> _Session:
+    """A new run: its folder, envs and model (a transfer run's source set up once, a student's teacher read);
+    the folder appears only once all of it has been built, so a bad source or layer name leaves nothing behind."""
     with RunFolder.create(config, command) as staged:
-        env = normalize_env(config, build_vec_env(config, staged))
+        env = normalize_env(config, build_vec_env(config, staged, teacher=teacher.terms if teacher else None))
         try:
             model = build_model(config, env, policy)
+            if teacher is not None:
+                prepare_student(model, teacher)
             transfer = (
                 start_transfer(model, config.transfer, source, staged, config.history) if config.transfer else None
             )
@@ -403,12 +420,19 @@ def _open_new(config: Config, policy: Policy, command: str, source: ModelFile | 
 
 
 def _open_resumed(
-    config: Config, policy: Policy, command: str, folder: Path, console: Console, trusted: bool = False
+    config: Config,
+    policy: Policy,
+    command: str,
+    folder: Path,
+    console: Console,
+    trusted: bool = False,
+    teacher: Teacher | None = None,
 ) -> _Session:
     """A run continued from its last checkpoint."""
     run = RunFolder.open(folder)
     checkpoint = run.latest_checkpoint()
-    env = build_vec_env(config, run, append_monitor=True, resume_step=checkpoint.step)
+    env = build_vec_env(config, run, append_monitor=True, resume_step=checkpoint.step,
+                        teacher=teacher.terms if teacher else None)  # fmt: skip
     model, transfer = _load_checkpoint(config, policy, run, checkpoint, env, trusted)
     try:
         run.append_command(command)
@@ -466,6 +490,10 @@ def train(
     with torch_threads(config.train.torch_threads):
         warning = config.transfer.early_warning if config.transfer is not None else None
         reference = _reference_curve(warning.reference) if warning is not None else None
+        teacher = read_teacher(config, trusted=trust_source) if config.student is not None else None
+        if teacher is not None and config.student is not None:  # the run's own config records its teacher
+            student = config.student.model_copy(update={"teacher": str(teacher.path.resolve())})
+            config = config.model_copy(update={"student": student})
         if resume is None:
             source_file = None
             if config.transfer is not None:
@@ -474,10 +502,10 @@ def train(
                     settings = config.transfer.model_copy(update={"source": str(source_file.path.resolve())})
                     config = config.model_copy(update={"transfer": settings})
             parameters = check_domains(config)
-            session = _open_new(config, policy, command, source_file)
+            session = _open_new(config, policy, command, source_file, teacher)
         else:
             check_domains(config)
-            session = _open_resumed(config, policy, command, resume, console, trust_source)
+            session = _open_resumed(config, policy, command, resume, console, trust_source, teacher)
         run, model, transfer = session.run, session.model, session.transfer
         model.set_logger(make_logger(run.tensorboard, purge_step=None if resume is None else model.num_timesteps + 1))
         if resume is None:
@@ -498,7 +526,10 @@ def train(
         learn_started = time.perf_counter()
         remaining = config.train.total_timesteps - model.num_timesteps
         try:
-            if remaining > 0:
+            if remaining > 0 and teacher is not None and config.student is not None:
+                everything = model._init_callback([*ours, *callbacks, checkpoint, *progress])
+                distill(model, teacher, config.student, config.train.total_timesteps, everything, config.train.seed)
+            elif remaining > 0:
                 model.learn(total_timesteps=remaining, callback=[*ours, *callbacks, checkpoint, *progress],
                             reset_num_timesteps=resume is None, progress_bar=config.train.progress_bar)  # fmt: skip
         except KeyboardInterrupt:

@@ -134,7 +134,7 @@ def test_unknown_top_level_key_lists_the_sections():
     message = error_of(minimal(trian={"seed": 1}))
 
     assert "trian: unknown key" in message
-    assert "algo, env, env_kwargs, eval, history, run, source, targets, train" in message
+    assert "algo, env, env_kwargs, eval, history, privileged, run, source, student, targets, train" in message
 
 
 @pytest.mark.parametrize(

@@ -377,3 +377,58 @@ def test_an_identification_starts_from_a_fixed_model(tmp_path: Path, capsys: pyt
         and "use a config whose source domain is fixed" in err
     )
     assert not (tmp_path / "study").exists()
+
+
+def _write_teacher_and_student(folder: Path) -> dict[str, Any]:
+    (folder / "teacher.yaml").write_text(yaml.safe_dump({"extends": "randomized.yaml", "privileged": True}))
+    (folder / "student.yaml").write_text(yaml.safe_dump({"extends": "randomized.yaml", "history": {"steps": 2},
+                                                         "student": {"batch_size": 32}}))  # fmt: skip
+    return {"randomized": {"config": "randomized.yaml"}, "teacher": {"config": "teacher.yaml"},
+            "student": {"config": "student.yaml", "teacher": "teacher"}}  # fmt: skip
+
+
+def test_a_study_trains_a_student_after_its_teacher_and_compares_them_with_the_other_sources(
+    tmp_path: Path,
+) -> None:
+    """The student learns from the study's own teacher run; both are evaluated on the target and swept beside
+    the memoryless source; transfer goes from every source but the teacher (whose inputs no target run has)."""
+    write_study(tmp_path)
+    sources = _write_teacher_and_student(tmp_path)
+    path = write_study(tmp_path, sources=sources, methods=["finetune"], seeds=1)
+    assert main(["study", str(path), "--workers", "2"]) == 0
+    study = tmp_path / "study"
+    runs = study / "runs" / "inverted_double_pendulum_v5"
+    student = yaml.safe_load((runs / "student" / "seed_0" / "config.yaml").read_text())
+    assert student["student"]["teacher"] == str(runs / "teacher" / "seed_0")
+    report = json.loads((study / "report" / "study.json").read_text())
+    assert {"randomized", "teacher", "student"} <= set(report["zero_shot"])
+    assert {row["method"] for row in report["after_transfer"]} == {"randomized/finetune", "student/finetune"}
+    (sweep,) = report["sweeps"]
+    assert set(sweep["grid_iqm"]) == {"randomized", "teacher", "student"}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"teacher": {"config": "randomized.yaml"}}, "sources.student.teacher: source 'teacher' is not trained with "
+                                                 "privileged inputs"),
+    ({"student": {"config": "student.yaml", "teacher": "mentor"}}, "sources.student.teacher: 'mentor' is not another "
+                                                                   "source"),
+    ({"student": {"config": "randomized.yaml", "teacher": "teacher"}}, "has no student section"),
+])  # fmt: skip
+def test_a_student_source_without_a_privileged_teacher_fails_in_one_line_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], message: str
+) -> None:
+    write_study(tmp_path)
+    sources = _write_teacher_and_student(tmp_path) | change
+    path = write_study(tmp_path, sources=sources)
+    assert main(["study", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "study").exists()
+
+
+def test_transfer_from_a_named_teacher_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_study(tmp_path)
+    path = write_study(tmp_path, sources=_write_teacher_and_student(tmp_path), transfer_from=["teacher"])
+    assert main(["study", str(path)]) == 2
+    assert "transfer_from: 'teacher' is a privileged teacher" in capsys.readouterr().err
+    assert not (tmp_path / "study").exists()

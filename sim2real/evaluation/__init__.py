@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +17,7 @@ from scipy import stats
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sim2real.config import Config, HistoryConfig
+from sim2real.config import Config, HistoryConfig, PrivilegedTerm
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.dynamics import Change
 from sim2real.evaluation.batched import ObservationNormalizer, run_episodes
@@ -120,18 +120,29 @@ def evaluate_domain(
     success_threshold: float | None = None,
     n_envs: int = 16,
     history: HistoryConfig | None = None,
+    privileged: Sequence[PrivilegedTerm] | None = None,
 ) -> DomainResult:
     """Runs ``episodes`` episodes of ``model`` on one domain with the batched evaluator.
 
     ``normalization`` (the training env's VecNormalize, or saved statistics) is applied in evaluation mode:
     its observation statistics are used but not updated, and returns are the env's own (unnormalized) rewards.
-    ``history``: the policy's observation history (its config's ``history``).
+    ``history``, ``privileged``: the policy's observation history and a teacher's privileged inputs (its
+    config's ``history`` and ``privileged_terms()``).
     """
     spec = domain if isinstance(domain, DomainSpec) else DomainSpec(changes=tuple(domain))
     kwargs = dict(env_kwargs or {})
     returns, lengths = run_episodes(
         model,
-        partial(make_domain_env, env_id, spec, seed=seed, check_friction=False, history=history, **kwargs),
+        partial(
+            make_domain_env,
+            env_id,
+            spec,
+            seed=seed,
+            check_friction=False,
+            history=history,
+            privileged=privileged,
+            **kwargs,
+        ),
         episodes,
         seed=seed,
         deterministic=deterministic,
@@ -171,6 +182,7 @@ def evaluate_config(
                 success_threshold=config.eval.success_threshold,
                 n_envs=n_envs,
                 history=config.history,
+                privileged=config.privileged_terms(),
             )
         )
     return results

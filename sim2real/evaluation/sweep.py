@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sim2real.config import Config, HistoryConfig, ParamRange, SweepParam
+from sim2real.config import Config, ParamRange, SweepParam
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.dynamics import Change
 from sim2real.errors import Sim2RealError
@@ -88,9 +88,8 @@ def check_ranges(config: Config, params: Sequence[ParamRange], base: DomainSpec)
         for value in param.bounds:
             spec = DomainSpec(changes=(*base.changes, _change(param, value)), reality_gap=base.reality_gap)
             try:
-                make_domain_env(
-                    config.env, spec, seed=0, check_friction=False, history=None, **config.env_kwargs
-                ).close()
+                env_kwargs: dict[str, Any] = dict(config.env_kwargs)
+                make_domain_env(config.env, spec, seed=0, check_friction=False, **env_kwargs).close()
             except Sim2RealError as error:
                 raise Sim2RealError(f"{{params}} {param.label()} = {value:g}: {error}", params=None) from None
 
@@ -106,14 +105,14 @@ def run_sweep(
     deterministic: bool = True,
     n_envs: int = 16,
     progress: Any = None,
-    histories: Sequence[HistoryConfig | None] | None = None,
+    inputs: Sequence[Config] | None = None,
 ) -> Sweep:
     """Evaluates each model at every grid point (row-major: the first axis varies slowest).
 
     Args:
         models: (label, model, observation normalizer) of each model to sweep.
         config: names the env (and its keywords) and the success threshold.
-        histories: each model's observation history (its run config's ``history``; default: ``config``'s).
+        inputs: each model's own config, for its policy inputs (``history``, ``privileged``; default: ``config``).
         params: one or two axes.
         base: the domain the shifts are applied on top of (default: the nominal model).
         progress: a callable ``progress(done, total)`` called after each point.
@@ -123,8 +122,8 @@ def run_sweep(
     sweep = Sweep(params, [SweptModel(label) for label, _, _ in models], episodes, seed)
     total = len(models) * len(sweep.points())
     done = 0
-    own = list(histories) if histories is not None else [config.history] * len(models)
-    for swept, (_, model, normalizer), history in zip(sweep.models, models, own, strict=True):
+    own = list(inputs) if inputs is not None else [config] * len(models)
+    for swept, (_, model, normalizer), mine in zip(sweep.models, models, own, strict=True):
         for point in sweep.points():
             changes = tuple(_change(p, v) for p, v in zip(params, point, strict=True))
             spec = DomainSpec(changes=(*base.changes, *changes), reality_gap=base.reality_gap)
@@ -138,7 +137,8 @@ def run_sweep(
                     deterministic=deterministic,
                     seed=seed,
                     normalization=normalizer,
-                    history=history,
+                    history=mine.history,
+                    privileged=mine.privileged_terms(),
                     name=", ".join(f"{p.label()}={v:g}" for p, v in zip(params, point, strict=True)),
                     success_threshold=config.eval.success_threshold,
                     n_envs=n_envs,

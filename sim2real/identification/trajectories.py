@@ -278,7 +278,7 @@ def record(
     import sim2real
     from sim2real.domain import make_domain_env
     from sim2real.evaluation.batched import BatchPolicy, ObservationNormalizer, episode_seeds
-    from sim2real.runs import own_history
+    from sim2real.runs import own_inputs
     from sim2real.wrappers import ActionLatency, ObservationHistory
 
     domains = config.domains()
@@ -287,7 +287,13 @@ def record(
     policy: BatchPolicy | None = None
     normalizer: ObservationNormalizer | None = None
     # The policy's input is its own run's (with the observation history it was trained with, if any).
-    history = None if model_path is None else own_history(model_path, config.history)
+    own = config if model_path is None else own_inputs(model_path, config)
+    history = own.history
+    if own.privileged:
+        raise Sim2RealError(
+            f"{model_path}: a privileged teacher acts on inputs a robot does not have; a recording stands in for "
+            "the robot's, so record with a policy that needs none (the teacher's student)"
+        )
     if noise and history is not None:
         raise Sim2RealError(
             f"{model_path}: the policy sees its past (history), and the recorded noise would have to be on that "
@@ -297,8 +303,7 @@ def record(
     if model_path is not None:
         from sim2real.training import load_policy
 
-        model, model_file = load_policy(config.model_copy(update={"history": history}), model_path,
-                                        trusted=trust_source)  # fmt: skip
+        model, model_file = load_policy(own, model_path, trusted=trust_source)
         policy = BatchPolicy(model, deterministic)
         normalizer = ObservationNormalizer.from_state(model_file.normalization)
     env_kwargs: dict[str, Any] = dict(config.env_kwargs)

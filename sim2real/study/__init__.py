@@ -275,6 +275,11 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
         source_configs[name] = config
         plan.sources[name] = run_dir(config)
     for name, config in source_configs.items():
+        teacher = study.sources[name].teacher
+        if teacher is not None:
+            add(RunSpec("source", name, "pretrain"), _with_teacher(file, name, teacher, config, source_configs,
+                                                                     plan.sources), needs=(f"source {teacher}",))  # fmt: skip
+            continue
         identification = study.sources[name].identify
         if identification is None:
             add(RunSpec("source", name, "pretrain"), config)
@@ -308,6 +313,7 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
     for target in study.targets:
         for method in study.methods:
             origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from(method))
+            origins = [o for o in origins if o is None or _transfers(file, o, method, study, source_configs[o])]
             for origin in origins:
                 for seed in study.seed_list():
                     source_path = str(plan.sources[origin]) if origin else None
@@ -377,6 +383,39 @@ def _identify_job(
     return Job(identify, f"identify {name}", str(folder / "identification" / name), config,
                settings.max_generations * len(set(settings.latency)), str(folder / "logs" / f"identify_{name}.log"),
                str(folder / "logs" / f"identify_{name}.progress.json"), command, needs)  # fmt: skip
+
+
+def _with_teacher(
+    file: Path, name: str, teacher: str, config: Config, configs: dict[str, Config], sources: dict[str, Path]
+) -> Config:
+    """Student source ``name``'s config learning from the study's source ``teacher``, checked now."""
+    where = f"{file}: sources.{name}.teacher"
+    if config.student is None:
+        raise Sim2RealError(f"{where}: {config.origin} has no student section; only a student learns from a teacher")
+    if teacher not in configs or teacher == name:
+        others = ", ".join(n for n in configs if n != name)
+        raise Sim2RealError(f"{where}: '{teacher}' is not another source of the study (sources: {others})")
+    if not configs[teacher].privileged:
+        raise Sim2RealError(
+            f"{where}: source '{teacher}' is not trained with privileged inputs ({configs[teacher].origin} has "
+            "privileged: false); a student learns from a privileged teacher"
+        )
+    return config.model_copy(update={"student": config.student.model_copy(update={"teacher": str(sources[teacher])})})
+
+
+def _transfers(file: Path, origin: str, method: str, study: StudyConfig, config: Config) -> bool:
+    """Whether the study transfers from source ``origin``: not from a privileged teacher, whose inputs no target
+    run has (skipped when the study transfers from every source, refused when named)."""
+    if not config.privileged:
+        return True
+    variant = study.variants.get(method)
+    named = [*(study.transfer_from or []), *(variant.transfer_from or [] if variant is not None else [])]
+    if origin in named:
+        raise Sim2RealError(
+            f"{file}: transfer_from: '{origin}' is a privileged teacher; its inputs are not there on a target: "
+            "transfer from its student"
+        )
+    return False
 
 
 def with_identified_source(config: Config, identified: Path) -> Config:

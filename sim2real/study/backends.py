@@ -137,13 +137,13 @@ def _sweep(job: Job) -> None:
 
     spec = job.spec
     assert isinstance(spec, SweepSpec)
-    models, histories = [], []
+    models, inputs = [], []
     for label, folder in spec.models:
         run = RunFolder.open(Path(folder))
         own = run.config()
         model, model_file = load_policy(own, run.path)
         models.append((label, model, ObservationNormalizer.from_state(model_file.normalization)))
-        histories.append(own.history)  # each source sees the input it was trained on
+        inputs.append(own)  # each source sees the input it was trained on
     progress = Path(job.progress)
     result = run_sweep(
         models,
@@ -152,7 +152,7 @@ def _sweep(job: Job) -> None:
         episodes=spec.episodes,
         seed=spec.seed,
         progress=lambda done, total: write_json(progress, {"step": done, "total": total}),
-        histories=histories,
+        inputs=inputs,
     )
     out = Path(job.folder)
     write_sweep(result, out)
