@@ -109,6 +109,12 @@ def flat_hparams(config: Config) -> dict[str, bool | int | float | str]:
                 flat[f"{section}/{key}"] = str(value)
             elif isinstance(value, dict):
                 flat[f"{section}/{key}"] = ",".join(f"{k}={v}" for k, v in value.items())
+    if config.privileged:
+        flat["privileged"] = ",".join(parameter_name(t.quantity, t.select) for t in config.privileged)
+    if config.student is not None:
+        for key, value in config.student.model_dump(mode="json").items():
+            if value is not None:
+                flat[f"student/{key}"] = value
     for change in config.source.dynamics:
         value = getattr(change, change.op)
         flat[f"source/{parameter_name(change.quantity, change.select)}/{change.op}"] = (

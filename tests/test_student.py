@@ -22,7 +22,7 @@ from sim2real.config import Domain, PrivilegedTerm, SweepParam, parse_config
 from sim2real.domain import PrivilegedObservation, TeacherView, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.student import _Buffer, _fit
-from sim2real.training import train
+from sim2real.training import load_run_config, train
 from tests.conftest import CliResult, assert_one_line_error, tiny_config_data
 
 IDP = "InvertedDoublePendulum-v5"
@@ -156,6 +156,16 @@ def test_a_student_learns_from_its_teacher_and_is_a_plain_ppo_run(teacher_run: P
     share = [e.value for e in events.Scalars("distill/teacher_share")]
     assert share[0] == 1.0 and share == sorted(share, reverse=True)  # the teacher acts less and less
     assert (run / "checkpoints").is_dir() and (run / "eval.json").is_file()
+
+
+def test_a_student_resumes_from_its_checkpoint_with_its_teacher(teacher_run: Path, tmp_path: Path) -> None:
+    run = train(parse_config(_student_data(tmp_path / "runs", teacher_run)), console=QUIET).run_dir
+    first = PPO.load(run / "model.zip", device="cpu").policy.state_dict()
+    resumed = train(load_run_config(run, ["train.total_timesteps=384"]), resume=run, console=QUIET)
+    assert resumed.num_timesteps == 384
+    after = PPO.load(run / "model.zip", device="cpu").policy.state_dict()
+    assert not torch.equal(first["action_net.weight"], after["action_net.weight"])  # it went on learning
+    assert torch.equal(first["log_std"], after["log_std"])
 
 
 def test_the_regression_brings_the_students_actions_to_the_teachers() -> None:
