@@ -9,10 +9,11 @@ the teacher's actions). Trains every source of the case with the same budget of 
 teacher and its student share it: the student's distillation steps, 20% of it, come off the teacher's;
 finished runs are reused and unfinished ones resume from their last checkpoint, so an interrupted benchmark goes
 on where it stopped), then sweeps each over the grid of the env's study with the batched evaluator. The teacher
-is swept too, on its privileged inputs, as what the student could reach; it is not an adaptive source. Per source: the grid IQM
-of each seed (the IQM over grid points of their mean returns) and their IQM with a bootstrap 95% CI, the
-return at the nominal point and on the study's target, the training steps per second and the sweep's
-evaluation steps per second, and the ratios the issue's goals name:
+is swept too, on its privileged inputs, as what the student could reach; it is not an adaptive source.
+Per source: the grid IQM of each seed (the IQM over grid points of their mean returns) and their IQM with a
+bootstrap 95% CI, the return at the nominal point and on the study's target, the training steps per second
+(measured here for every source one after another, twice, on a short run each, so that the ratios compare
+like with like) and the sweep's evaluation steps per second, and the ratios the issue's goals name:
 - IDP: the best adaptive source's grid IQM >= 1.25x the nominal's and the memoryless randomized source's, and
   >= 95% of the nominal source's return at the nominal point;
 - Hopper: its grid IQM >= 1.3x the memoryless randomized source's, and on heavy_slippery >= half the
@@ -25,6 +26,7 @@ import argparse
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -55,6 +57,7 @@ CASES: dict[str, dict[str, Any]] = {
             {"quantity": "actuator_gear", "select": "all", "scale": [0.5, 1.0], "points": 5},
         ],
         "nominal_point": [1.0, 1.0],
+        "timing_steps": 20_480,
         "target": "heavy_weak",
         "goals": {"grid_vs_nominal": 1.25, "grid_vs_randomized": 1.25, "nominal_point_vs_nominal": 0.95},
     },
@@ -74,12 +77,14 @@ CASES: dict[str, dict[str, Any]] = {
             {"quantity": "geom_friction", "select": "all", "set": [0.2, 2.0], "points": 5},
         ],
         "nominal_point": None,  # friction 1.0 is not a grid point; the nominal domain is evaluated on its own
+        "timing_steps": 10_240,
         "target": "heavy_slippery",
         "reference": 2786.0,
         "goals": {"grid_vs_randomized": 1.3, "target_vs_reference": 0.5},
     },
 }
 SEEDS = 5
+TIMING_ROUNDS = 2
 STUDENT_SHARE = 0.2  # of the budget: the student's distillation steps, which the teacher trains fewer
 EPISODES = 5
 
@@ -115,6 +120,35 @@ def _train(config_path: str, seed: int, steps: int, root: Path, teacher: str | N
     if rate is not None and start == 0:  # a rate of the whole run; a resumed part's is too noisy to keep
         write_text(timing, f"{rate}\n")
     return str(result.run_dir), rate
+
+
+def _timing(case: dict[str, Any], teacher: str | None) -> dict[str, float]:
+    """Training steps per second of each source, measured here one after another (``TIMING_ROUNDS`` rounds,
+    interleaved, the median), so that the ratios compare runs under the same load; the runs' own rates are from
+    whatever else ran beside them."""
+    from rich.console import Console
+
+    from sim2real.training import train
+
+    rates: dict[str, list[float]] = {name: [] for name in case["sources"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(TIMING_ROUNDS):
+            for name, path in case["sources"].items():
+                config = load_config(path)
+                config = config.model_copy(update={
+                    "run": config.run.model_copy(update={"root": str(Path(tmp) / str(round_))}),
+                    "train": config.train.model_copy(update={
+                        "seed": round_, "total_timesteps": case["timing_steps"], "torch_threads": 1,
+                        "progress_bar": False, "checkpoint_every": 10 * case["timing_steps"]}),
+                    "eval": config.eval.model_copy(update={"episodes": 1}),
+                })  # fmt: skip
+                if config.student is not None:
+                    config = config.model_copy(
+                        update={"student": config.student.model_copy(update={"teacher": teacher})}
+                    )
+                result = train(config, console=Console(quiet=True))
+                rates[name].append(result.num_timesteps / result.learn_seconds)
+    return {name: float(np.median(values)) for name, values in rates.items()}
 
 
 def main() -> None:
@@ -153,6 +187,7 @@ def main() -> None:
                                                    args.out, trained[("teacher", seed)][0])
                     for name, _, seed in jobs if name == "student"}  # fmt: skip
         trained |= {key: future.result() for key, future in students.items()}
+    timing = _timing(case, trained[("teacher", 0)][0] if "teacher" in case["sources"] else None)
     params = [SweepParam.model_validate(p) for p in case["grid"]]
     results: dict[str, Any] = {}
     for name, path in case["sources"].items():
@@ -181,7 +216,8 @@ def main() -> None:
             "target": estimate([on_target]).as_dict(),
             "source_domain": estimate([source_domain]).as_dict(),
             "steps": budget[name],
-            "train_steps_per_s": float(np.mean([rate for _, rate in runs if rate is not None] or [np.nan])),
+            "train_steps_per_s": timing[name],
+            "runs_train_steps_per_s": float(np.mean([rate for _, rate in runs if rate is not None] or [np.nan])),
             "eval_steps_per_s": float(np.mean(eval_rates)),
         }
     ratios: dict[str, Any] = {}
