@@ -24,6 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sim2real.config import Config
 from sim2real.domain import DomainSpec, make_domain_env
+from sim2real.dynamics import parameter_name
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import ObservationNormalizer, evaluation_seed
 from sim2real.io import atomic_path
@@ -109,6 +110,11 @@ def export_policy(
 ) -> ExportResult:
     """Writes the deployed policy to ``path`` (atomically), then checks it against ``predict`` on
     ``check_steps`` recorded observations; a difference above 1e-5 is an error and nothing is left behind."""
+    if config.privileged:
+        raise Sim2RealError(
+            f"{path}: a privileged teacher acts on inputs a robot does not have (the values of "
+            f"{', '.join(parameter_name(t.quantity, t.select) for t in config.privileged)}); deploy its student"
+        )
     if hasattr(model.policy, "lstm_actor"):
         raise Sim2RealError(
             f"{path}: a recurrent policy (recurrent_ppo) carries its LSTM state between calls, which export does "

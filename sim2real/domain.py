@@ -255,8 +255,9 @@ class PrivilegedObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     Each value is read from the model, in the units its source drew it in: a factor of nominal for ``scale``, the
     value for ``set``, the difference from nominal for ``offset``. On the randomized source these are the
     randomizer's draws (``info["randomization"]``); on any other domain (a target, a sweep's grid point) they are
-    that domain's values, so a teacher can be evaluated anywhere. A shared term is the mean of its elements; a
-    per-element one gives each element (and column) its own input. Read after every reset and step, so an
+    that domain's values, so a teacher can be evaluated anywhere. A shared term is one input per column (a
+    ``scale``: the total over its elements against the nominal total, which is the common factor; otherwise the
+    mean); a per-element one gives each element (and column) its own input. Read after every reset and step, so an
     interval draw that changes the model mid-episode is seen from the next step on.
 
     Args:
@@ -298,6 +299,10 @@ class PrivilegedObservation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         parts = []
         for view, rows, nominal, op, shared in self._reads:
             current = view[rows] if view is not None else np.array([[self._model.opt.timestep]])
+            if op == "scale" and shared:  # the common factor: elements with a zero nominal (nothing scaled) add 0
+                total = nominal.sum(axis=0)
+                parts.append(np.divide(current.sum(axis=0), total, out=np.ones_like(total), where=total != 0))
+                continue
             if op == "scale":  # a factor of nominal; a zero nominal (nothing to scale) reads as the value itself
                 value = np.divide(current, nominal, out=current.astype(np.float64), where=nominal != 0)
             elif op == "offset":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -82,8 +83,11 @@ def read_teacher(config: Config, path: str | Path | None = None, trusted: bool =
         raise Sim2RealError(f"{field}: {where} is a {own.algo.name} run; a teacher is a PPO run")
     if own.history is not None:
         raise Sim2RealError(f"{field}: {where} has a history; a teacher sees the present and the dynamics only")
-    if own.env != config.env:
-        raise Sim2RealError(f"{field}: {where} was trained on {own.env}, the student is on {config.env}")
+    if own.env != config.env or own.env_kwargs != config.env_kwargs:
+        raise Sim2RealError(
+            f"{field}: {where} was trained on {own.env} {dict(own.env_kwargs) or ''}, the student is on "
+            f"{config.env} {dict(config.env_kwargs) or ''} (a teacher labels the student's states: the same env)"
+        )
     model, model_file = load_policy(own, run.path, trusted=trusted)
     return Teacher(run.path, own, model, ObservationNormalizer.from_state(model_file.normalization),
                    model_file.normalization)  # fmt: skip
@@ -157,16 +161,21 @@ def distill(
     total_timesteps: int,
     callback: BaseCallback,
     seed: int,
+    horizon: float,
 ) -> None:
     """Trains ``model`` (the student) to act as ``teacher`` for ``total_timesteps`` env steps in all, from the
     step it is at (a resumed run goes on; DAgger's data start again from its next rollout).
 
     Each round: ``algo.n_steps`` steps per env copy, acting with the teacher's action with probability
-    ``beta`` (1 at the start, 0 after ``teacher_steps`` of the budget) and the student's mean action otherwise,
-    while the teacher labels each state with its mean action and value; then minibatch regression onto those
-    labels, ``epochs`` times the round's samples drawn from the newest ``buffer_size``. Logged per round: ``distill/action_mse`` and
-    ``distill/value_mse`` (on the round's minibatches), ``distill/teacher_share`` (beta), ``rollout/ep_rew_mean``
-    and ``rollout/ep_len_mean`` (the episodes the round finished, whoever acted), ``time/fps``.
+    ``beta`` (1 at the start, 0 from step ``horizon`` on: ``teacher_steps`` of the run's first budget, so a
+    resume with a larger one does not bring the teacher back) and the student's mean action otherwise, while
+    the teacher labels each state with its mean action and value; then minibatch regression onto those labels,
+    ``epochs`` times the round's samples drawn from the newest ``buffer_size``. The buffer keeps raw
+    observations, normalized at each regression with the current statistics (which move as the student
+    explores), so old samples are fed as the policy will see them. Logged per round: ``distill/action_mse``
+    and ``distill/value_mse`` (on the round's minibatches), ``distill/teacher_share`` (beta),
+    ``rollout/ep_rew_mean`` and ``rollout/ep_len_mean`` (the episodes the round finished, whoever acted),
+    ``time/fps``. Callbacks see ``infos``, ``dones``, ``rewards``, ``new_obs`` and ``actions`` in their locals.
     """
     env = model.get_env()
     assert env is not None
@@ -174,6 +183,7 @@ def distill(
     teacher_policy = cast(ActorCriticPolicy, teacher.model.policy)
     student_act = BatchPolicy(model, deterministic=True)
     teacher_act = BatchPolicy(teacher.model, deterministic=True)
+    normalization = model.get_vec_normalize_env()
     n_envs = env.num_envs
     n_steps = int(getattr(model, "n_steps", 2048))
     obs_dim = int(np.prod(env.observation_space.shape or (1,)))
@@ -186,13 +196,17 @@ def distill(
     for group in optimizer.param_groups:
         group["lr"] = settings.learning_rate
     value_weight = float(getattr(model, "vf_coef", 0.5))
+    max_grad_norm = float(getattr(model, "max_grad_norm", 0.5))
     episodes: deque[tuple[float, float]] = deque(maxlen=100)
-    horizon = settings.teacher_steps * total_timesteps
+
+    def normalize(raw: np.ndarray) -> np.ndarray:
+        return cast(np.ndarray, normalization.normalize_obs(raw)) if normalization is not None else raw
 
     obs = env.reset()
     teacher_obs = _teacher_observations(env, [{}] * n_envs, np.ones(n_envs, dtype=bool))
     callback.on_training_start(locals(), globals())
-    while model.num_timesteps < total_timesteps:
+    stopped = False
+    while model.num_timesteps < total_timesteps and not stopped:
         started = time.perf_counter()
         callback.on_rollout_start()
         beta = max(0.0, 1.0 - model.num_timesteps / horizon) if horizon > 0 else 0.0
@@ -200,26 +214,32 @@ def distill(
         for _ in range(n_steps):
             teacher_in = teacher.normalizer(teacher_obs) if teacher.normalizer else teacher_obs
             with torch.no_grad():
-                values = teacher_policy.predict_values(torch.as_tensor(teacher_in, dtype=torch.float32))
+                values = teacher_policy.predict_values(
+                    torch.as_tensor(teacher_in, dtype=torch.float32, device=teacher_policy.device)
+                )
             labels = teacher_act(teacher_in)
             mine = student_act(np.asarray(obs, dtype=np.float32))
             actions = np.where((rng.random(n_envs) < beta)[:, None], labels, mine)
-            batch_obs.append(np.asarray(obs, dtype=np.float32))
+            raw = normalization.get_original_obs() if normalization is not None else obs
+            batch_obs.append(np.asarray(raw, dtype=np.float32))
             batch_actions.append(labels)
-            batch_values.append(values.numpy().ravel())
-            obs, _, dones, infos = env.step(actions)
+            batch_values.append(values.cpu().numpy().ravel())
+            new_obs, rewards, dones, infos = env.step(actions)
             model.num_timesteps += n_envs
             for info in infos:
                 if "episode" in info:
                     episodes.append((float(info["episode"]["r"]), float(info["episode"]["l"])))
             teacher_obs = _teacher_observations(env, infos, dones)
+            obs = new_obs
             callback.update_locals(locals())
             if not callback.on_step():
-                return
+                stopped = True
+                break
         for rows in zip(batch_obs, batch_actions, batch_values, strict=True):
             buffer.add(*rows)
         callback.on_rollout_end()
-        action_mse, value_mse = _fit(policy, optimizer, buffer, settings, value_weight, rng, n_steps * n_envs)
+        action_mse, value_mse = _fit(policy, optimizer, buffer, settings, value_weight, max_grad_norm, rng,
+                                     n_steps * n_envs, normalize)  # fmt: skip
         logger = model.logger
         logger.record("distill/action_mse", action_mse)
         logger.record("distill/value_mse", value_mse)
@@ -239,27 +259,32 @@ def _fit(
     buffer: _Buffer,
     settings: StudentConfig,
     value_weight: float,
+    max_grad_norm: float,
     rng: np.random.Generator,
     new: int,
+    normalize: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[float, float]:
     """Minibatch regression onto the teacher's labels: ``epochs`` times as many samples as the round added
     (``new``), drawn from the whole buffer, so that a round costs the same however much data has aggregated; the
-    mean losses of the minibatches."""
+    mean losses of the minibatches. ``normalize``: the current observation statistics, applied to the raw
+    observations the buffer keeps."""
     size = len(buffer)
-    obs = torch.as_tensor(buffer.obs[:size])
-    targets = torch.as_tensor(buffer.actions[:size])
-    values = torch.as_tensor(buffer.values[:size])
+    device = policy.device
+    raw = buffer.obs[:size]
+    obs = torch.as_tensor(np.asarray(normalize(raw) if normalize else raw, dtype=np.float32), device=device)
+    targets = torch.as_tensor(buffer.actions[:size], device=device)
+    values = torch.as_tensor(buffer.values[:size], device=device)
     action_losses, value_losses = [], []
     policy.set_training_mode(True)
     for _ in range(max(1, settings.epochs * new // settings.batch_size)):
-        rows = torch.as_tensor(rng.integers(size, size=min(settings.batch_size, size)))
+        rows = torch.as_tensor(rng.integers(size, size=min(settings.batch_size, size)), device=device)
         mean, value = _heads(policy, obs[rows])
         # The teacher's executed (clipped) action is the target: outside the bounds any value acts the same.
         action_loss = torch.nn.functional.mse_loss(mean, targets[rows])
         value_loss = torch.nn.functional.mse_loss(value, values[rows])
         optimizer.zero_grad()
         (action_loss + value_weight * value_loss).backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
         optimizer.step()
         action_losses.append(action_loss.item())
         value_losses.append(value_loss.item())

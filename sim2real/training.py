@@ -527,8 +527,12 @@ def train(
         remaining = config.train.total_timesteps - model.num_timesteps
         try:
             if remaining > 0 and teacher is not None and config.student is not None:
-                everything = model._init_callback([*ours, *callbacks, checkpoint, *progress])
-                distill(model, teacher, config.student, config.train.total_timesteps, everything, config.train.seed)
+                everything = model._init_callback([*ours, *callbacks, checkpoint, *progress],
+                                                  progress_bar=config.train.progress_bar)  # fmt: skip
+                # The teacher's share of the actions falls over the run's first budget (config.yaml keeps it).
+                horizon = config.student.teacher_steps * run.config().train.total_timesteps
+                distill(model, teacher, config.student, config.train.total_timesteps, everything, config.train.seed,
+                        horizon)  # fmt: skip
             elif remaining > 0:
                 model.learn(total_timesteps=remaining, callback=[*ours, *callbacks, checkpoint, *progress],
                             reset_num_timesteps=resume is None, progress_bar=config.train.progress_bar)  # fmt: skip

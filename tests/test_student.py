@@ -85,6 +85,19 @@ def test_the_teacher_sees_the_draws_of_its_source_and_the_values_of_any_other_do
     assert np.allclose(fixed[9:], [2.0, 1.0, 0.3, 0.05])  # hinge2's nominal damping is 0.05
 
 
+def test_a_shared_scale_reads_as_its_draw_where_some_elements_have_nothing_to_scale() -> None:
+    """Hopper's root joints have no damping: the shared factor is the total against the nominal total."""
+    randomized = [{"quantity": "joint_damping", "select": "all", "shared": True,
+                   "scale": {"dist": "uniform", "low": 0.5, "high": 2.0}}]  # fmt: skip
+    data = tiny_config_data(Path("runs")) | {"env": "Hopper-v5", "targets": {}, "privileged": True,
+                                            "source": {"dynamics": randomized}}  # fmt: skip
+    terms = parse_config(data).privileged_terms()
+    env = make_domain_env("Hopper-v5", Domain.model_validate({"dynamics": randomized}), seed=(0, 0), privileged=terms)
+    for episode in range(3):
+        observation, info = env.reset(seed=episode)
+        assert np.isclose(observation[-1], info["randomization"]["joint_damping/all"])
+
+
 def test_the_student_env_gives_the_policy_the_observation_and_the_teacher_the_rest() -> None:
     terms = parse_config(_teacher_data(Path("runs"))).privileged_terms()
     env = make_domain_env(IDP, Domain.model_validate({"dynamics": RANDOMIZED}), seed=(0, 0), teacher=terms)
@@ -138,6 +151,24 @@ def test_a_student_whose_teacher_had_no_privileged_inputs_is_refused_before_any_
         assert not (tmp_path / "runs").exists()
 
 
+def test_a_student_on_another_env_than_its_teacher_is_refused_before_any_folder(
+    teacher_run: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    data = _student_data(tmp_path / "runs", teacher_run)
+    data["env_kwargs"] = {"reset_noise_scale": 0.2}
+    (tmp_path / "student.yaml").write_text(yaml.safe_dump(data))
+    assert_one_line_error(cli("train", str(tmp_path / "student.yaml")), "student.teacher", "the same env")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_teacher_is_not_exported_for_a_robot(
+    teacher_run: Path, tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    out = tmp_path / "policy.onnx"
+    assert_one_line_error(cli("export", str(teacher_run), "--out", str(out)), "privileged teacher", "body_mass/all")
+    assert not out.exists()
+
+
 def test_a_student_learns_from_its_teacher_and_is_a_plain_ppo_run(teacher_run: Path, tmp_path: Path) -> None:
     data = _student_data(tmp_path / "runs", teacher_run)
     data["train"]["total_timesteps"] = 512
@@ -178,9 +209,9 @@ def test_the_regression_brings_the_students_actions_to_the_teachers() -> None:
     buffer = _Buffer(1024, 29, 1)
     obs = rng.normal(size=(1024, 29)).astype(np.float32)
     buffer.add(obs, np.tanh(obs[:, :1] - obs[:, 1:2]), obs[:, 2])
-    first, _ = _fit(model.policy, model.policy.optimizer, buffer, config.student, 0.5, rng, 256)
+    first, _ = _fit(model.policy, model.policy.optimizer, buffer, config.student, 0.5, 0.5, rng, 256)
     for _ in range(20):
-        last, _ = _fit(model.policy, model.policy.optimizer, buffer, config.student, 0.5, rng, 256)
+        last, _ = _fit(model.policy, model.policy.optimizer, buffer, config.student, 0.5, 0.5, rng, 256)
     assert last < 0.5 * first
 
 

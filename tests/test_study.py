@@ -413,6 +413,9 @@ def test_a_study_trains_a_student_after_its_teacher_and_compares_them_with_the_o
     ({"student": {"config": "student.yaml", "teacher": "mentor"}}, "sources.student.teacher: 'mentor' is not another "
                                                                    "source"),
     ({"student": {"config": "randomized.yaml", "teacher": "teacher"}}, "has no student section"),
+    ({"student": {"config": "student.yaml", "teacher": "teacher",
+                  "identify": {**IDENTIFIED["identify"], "record": {"target": "heavy", "policy": "random"}}}},
+     "sources.student: a student learns from its teacher's domain"),
 ])  # fmt: skip
 def test_a_student_source_without_a_privileged_teacher_fails_in_one_line_before_any_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, Any], message: str

@@ -276,6 +276,9 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
         plan.sources[name] = run_dir(config)
     for name, config in source_configs.items():
         teacher = study.sources[name].teacher
+        if teacher is not None and study.sources[name].identify is not None:
+            raise Sim2RealError(f"{file}: sources.{name}: a student learns from its teacher's domain; identify "
+                                "goes with a source that trains on its own (give one of teacher and identify)")  # fmt: skip
         if teacher is not None:
             add(RunSpec("source", name, "pretrain"), _with_teacher(file, name, teacher, config, source_configs,
                                                                      plan.sources), needs=(f"source {teacher}",))  # fmt: skip
