@@ -71,8 +71,8 @@ def read_teacher(config: Config, path: str | Path | None = None, trusted: bool =
     folder = Path(where)
     run = RunFolder(folder if folder.is_dir() else folder.parent)
     if not run.config_file.is_file() or not run.model.is_file():
-        raise Sim2RealError(f"{field}: {where} is not a finished run folder (no {run.config_file.name} and "
-                            f"{run.model.name})")  # fmt: skip
+        raise Sim2RealError(f"{field}: {where} is not a finished run folder (it needs {run.config_file.name} "
+                            f"and {run.model.name})")  # fmt: skip
     own = run.config()
     if not own.privileged:
         raise Sim2RealError(
