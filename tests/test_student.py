@@ -161,12 +161,15 @@ def test_a_student_on_another_env_than_its_teacher_is_refused_before_any_folder(
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_teacher_is_not_exported_for_a_robot(
+def test_a_teacher_is_not_exported_or_recorded_for_a_robot(
     teacher_run: Path, tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     out = tmp_path / "policy.onnx"
     assert_one_line_error(cli("export", str(teacher_run), "--out", str(out)), "privileged teacher", "body_mass/all")
     assert not out.exists()
+    recording = tmp_path / "recording.npz"
+    assert_one_line_error(cli("record", str(teacher_run), "--out", str(recording)), "a privileged teacher")
+    assert not recording.exists()
 
 
 def test_a_student_learns_from_its_teacher_and_is_a_plain_ppo_run(teacher_run: Path, tmp_path: Path) -> None:
