@@ -202,6 +202,35 @@ def test_a_student_resumes_from_its_checkpoint_with_its_teacher(teacher_run: Pat
     assert torch.equal(first["log_std"], after["log_std"])
 
 
+def test_a_resume_with_a_larger_budget_does_not_bring_the_teacher_back(teacher_run: Path, tmp_path: Path) -> None:
+    """The teacher's share falls over the run's first budget; user callbacks see what they see under learn()."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Seen(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.keys: set[str] = set()
+            self.ended = False
+
+        def _on_step(self) -> bool:
+            self.keys |= set(self.locals)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.ended = True
+
+    data = _student_data(tmp_path / "runs", teacher_run)
+    data["student"]["teacher_steps"] = 1.0  # over the first 256 steps; over 512 it would still act at 256
+    seen = Seen()
+    run = train(parse_config(data), console=QUIET, callbacks=[seen]).run_dir
+    assert {"infos", "dones", "rewards", "new_obs", "actions"} <= seen.keys and seen.ended
+    train(load_run_config(run, ["train.total_timesteps=512"]), resume=run, console=QUIET)
+    events = EventAccumulator(str(run / "tb")).Reload()
+    share = {e.step: e.value for e in events.Scalars("distill/teacher_share")}
+    assert share[128] == 1.0 and share[256] == 0.5  # each round's share, logged at its end
+    assert [value for step, value in share.items() if step > 256] == [0.0, 0.0]
+
+
 def test_the_regression_brings_the_students_actions_to_the_teachers() -> None:
     """On fixed labels, the minibatch regression lowers the action error (the student's update, alone)."""
     config = parse_config(_student_data(Path("runs"), "unused"))
