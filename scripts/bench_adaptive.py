@@ -18,6 +18,11 @@ like with like) and the sweep's evaluation steps per second, and the ratios the 
   >= 95% of the nominal source's return at the nominal point;
 - Hopper: its grid IQM >= 1.3x the memoryless randomized source's, and on heavy_slippery >= half the
   target-trained reference's return (2,786, benchmarks/results/hopper_study.json).
+
+    python scripts/bench_adaptive.py idp --corner --out studies/adaptive_idp --json benchmarks/results/adaptive_idp_corner.json
+
+sweeps the finished sources instead over the hinge friction and damping they were randomized over, at the nominal
+mass and gear (the grid keeps the model's: no friction loss, damping 0.05): where the nominal point is lost.
 """
 
 from __future__ import annotations
@@ -57,6 +62,12 @@ CASES: dict[str, dict[str, Any]] = {
             {"quantity": "actuator_gear", "select": "all", "scale": [0.5, 1.0], "points": 5},
         ],
         "nominal_point": [1.0, 1.0],
+        # --corner: the nominal mass and gear, with the hinge friction and damping the sources are randomized over
+        # (the grid above keeps the model's: no friction loss, damping 0.05)
+        "corner": [
+            {"quantity": "joint_frictionloss", "select": ["hinge", "hinge2"], "set": [0.0, 0.55], "points": 4},
+            {"quantity": "joint_damping", "select": ["hinge", "hinge2"], "set": [0.0, 0.55], "points": 4},
+        ],
         "timing_steps": 20_480,
         "target": "heavy_weak",
         "goals": {"grid_vs_nominal": 1.25, "grid_vs_randomized": 1.25, "nominal_point_vs_nominal": 0.95},
@@ -77,6 +88,7 @@ CASES: dict[str, dict[str, Any]] = {
             {"quantity": "geom_friction", "select": "all", "set": [0.2, 2.0], "points": 5},
         ],
         "nominal_point": None,  # friction 1.0 is not a grid point; the nominal domain is evaluated on its own
+        "corner": None,
         "timing_steps": 10_240,
         "target": "heavy_slippery",
         "reference": 2786.0,
@@ -151,6 +163,27 @@ def _timing(case: dict[str, Any], teacher: str | None) -> dict[str, float]:
     return {name: float(np.median(values)) for name, values in rates.items()}
 
 
+def _corner(case: dict[str, Any], trained: dict[tuple[str, int], tuple[str, float | None]],
+            args: argparse.Namespace) -> None:  # fmt: skip
+    """Where the randomized sources lose the nominal point: each source's return at the nominal mass and gear
+    over the hinge friction and damping of its randomization, IQM over seeds at every point."""
+    params = [SweepParam.model_validate(p) for p in case["corner"]]
+    results: dict[str, Any] = {}
+    for name, path in case["sources"].items():
+        folders = [trained[(name, seed)][0] for seed in range(args.seeds)]
+        swept = sweep(folders, params, load_config(path), episodes=EPISODES, seed=0)
+        per_seed = [[r.mean_reward for r in model.results] for model in swept.models]
+        points = [dict(zip(("joint_frictionloss", "joint_damping"), point, strict=True)) for point in swept.points()]
+        results[name] = [{**point, "iqm": float(iqm(values)), "seeds": [float(v) for v in values]}
+                         for point, values in zip(points, zip(*per_seed, strict=True), strict=True)]  # fmt: skip
+        print(f"{name}: " + ", ".join(f"{p['joint_frictionloss']:.2f}/{p['joint_damping']:.2f} {p['iqm']:,.0f}"
+                                      for p in results[name]), flush=True)  # fmt: skip
+    write_json(args.json, {"command": shlex.join(["python", *sys.argv]), "case": args.case, "seeds": args.seeds,
+                           "steps": case["steps"], "episodes_per_point": EPISODES, "grid": case["corner"],
+                           "at": "the nominal mass and motor gear", "sources": results})  # fmt: skip
+    print(f"wrote {args.json}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("case", choices=sorted(CASES))
@@ -160,8 +193,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--steps", type=int, help="each source's budget (default: the case's)")
     parser.add_argument("--sources", nargs="+", help="train and compare only these of the case's sources")
+    parser.add_argument("--corner", action="store_true",
+                        help="instead of the grid: sweep each source's finished runs over hinge friction x damping "
+                             "at the nominal mass and gear (idp)")  # fmt: skip
     args = parser.parse_args()
     case = CASES[args.case]
+    if args.corner and case["corner"] is None:
+        parser.error(f"--corner: the {args.case} case has no corner sweep (idp has)")
     if args.steps:
         case["steps"] = args.steps
     if args.sources:
@@ -187,6 +225,9 @@ def main() -> None:
                                                    args.out, trained[("teacher", seed)][0])
                     for name, _, seed in jobs if name == "student"}  # fmt: skip
         trained |= {key: future.result() for key, future in students.items()}
+    if args.corner:
+        _corner(case, trained, args)
+        return
     timing = _timing(case, trained[("teacher", 0)][0] if "teacher" in case["sources"] else None)
     params = [SweepParam.model_validate(p) for p in case["grid"]]
     results: dict[str, Any] = {}

@@ -164,7 +164,12 @@ def _add_sweep(commands: Any) -> None:
         "(give one or two)",
     )
     _evaluation_options(sweep, "first model's run config", 10, "episodes per grid point (default: 10)")
-    sweep.add_argument("--domain", metavar="NAME", help="apply the shifts on top of this domain (default: nominal)")
+    sweep.add_argument(
+        "--domain",
+        metavar="NAME",
+        help="apply the shifts on top of this domain of the config: source or a target "
+        "(default: none, the unchanged model)",
+    )
     sweep.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: <run>/sweeps/<params>)")
     sweep.add_argument("--logdir", type=Path, metavar="DIR", help="TensorBoard folder (default: each run's tb/)")
 
