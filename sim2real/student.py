@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
@@ -133,11 +134,10 @@ class _Buffer:
         self.size, self.full, self.position = size, False, 0
 
     def add(self, obs: np.ndarray, actions: np.ndarray, values: np.ndarray) -> None:
-        for row in range(len(obs)):
-            self.obs[self.position], self.actions[self.position] = obs[row], actions[row]
-            self.values[self.position] = values[row]
-            self.position = (self.position + 1) % self.size
-            self.full = self.full or self.position == 0
+        rows = (self.position + np.arange(len(obs))) % self.size  # a ring: the oldest samples are overwritten
+        self.obs[rows], self.actions[rows], self.values[rows] = obs, actions, values
+        self.full = self.full or self.position + len(obs) >= self.size
+        self.position = (self.position + len(obs)) % self.size
 
     def __len__(self) -> int:
         return self.size if self.full else self.position
@@ -182,7 +182,8 @@ def distill(
     policy = cast(ActorCriticPolicy, model.policy)
     teacher_policy = cast(ActorCriticPolicy, teacher.model.policy)
     student_act = BatchPolicy(model, deterministic=True)
-    teacher_act = BatchPolicy(teacher.model, deterministic=True)
+    space = teacher.model.action_space
+    assert isinstance(space, spaces.Box)
     normalization = model.get_vec_normalize_env()
     n_envs = env.num_envs
     n_steps = int(getattr(model, "n_steps", 2048))
@@ -213,11 +214,11 @@ def distill(
         batch_obs, batch_actions, batch_values = [], [], []
         for _ in range(n_steps):
             teacher_in = teacher.normalizer(teacher_obs) if teacher.normalizer else teacher_obs
-            with torch.no_grad():
-                values = teacher_policy.predict_values(
-                    torch.as_tensor(teacher_in, dtype=torch.float32, device=teacher_policy.device)
+            with torch.no_grad():  # one forward pass gives the teacher's action and value
+                mean, values = _heads(
+                    teacher_policy, torch.as_tensor(teacher_in, dtype=torch.float32, device=teacher_policy.device)
                 )
-            labels = teacher_act(teacher_in)
+            labels = np.clip(mean.cpu().numpy(), space.low, space.high)  # the action it would execute
             mine = student_act(np.asarray(obs, dtype=np.float32))
             actions = np.where((rng.random(n_envs) < beta)[:, None], labels, mine)
             raw = normalization.get_original_obs() if normalization is not None else obs
