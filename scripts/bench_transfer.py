@@ -21,7 +21,6 @@ import argparse
 import json
 import shlex
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +79,12 @@ def main() -> None:
     card = score(runs, references=references)
     zero_shot = {name: RunFolder(folder).read_eval() for name, folder in plan.sources.items()}
 
-    # The points most runs share (every eval_every steps, at a rollout's end).
-    grid = Counter(tuple(float(s) for s in r.curve.steps) for r in runs).most_common(1)[0][0]
-    steps = [s for s in grid if s <= max(card.budgets.values())]
+    # Curves are by target steps, which differ run by run (evaluations of a good policy take longer): a common grid.
+    budget = max(card.budgets.values())
+    steps = [
+        float(s)
+        for s in np.linspace(0.0, budget, budget // study.transfer.eval_every + 1 if study.transfer.eval_every else 2)
+    ]
     grouped = group_runs(runs)
     groups = []
     for s in card.scores:
@@ -95,6 +97,7 @@ def main() -> None:
             "method": s.group.method if s.group else s.method,
             "seeds": sorted(r.seed for r in members),
             "final_evaluation": estimate([evaluated]).as_dict() if evaluated else None,
+            "runs": [_run_figures(r.path, s.target) for r in members],
             "curve": {"steps": steps, "iqm": _curve(members, steps)},
         })  # fmt: skip
     command = shlex.join(["python", "scripts/bench_transfer.py", *sys.argv[1:]])
@@ -124,6 +127,7 @@ def main() -> None:
     identified = json.loads(report.read_text()).get("identified") if report.is_file() else None
     if identified:
         result["identified"] = identified
+    result["goals"] = _goals(groups)
     write_json(args.json, _rounded(result))
     console.print(f"wrote {args.json}")
     for g in groups:
@@ -132,6 +136,64 @@ def main() -> None:
             f"{g['target']} {g['label']:<28} seeds {len(g['seeds'])}  ratio {_text(ratio, 2)}  "
             f"final {_text(final, 0)}  of reference {_text(fraction, 2)}"
         )
+
+
+def _run_figures(path: Path, target: str) -> dict[str, Any]:
+    """One run's start and end on its target and what it spent: the step-0 return and the return of the policy
+    it hands over, on the same curve episodes; its 10-episode final evaluation; its target steps, of which
+    evaluation (the curve's points, the guard's confirmations) and the recalibration with its checks; and the
+    guard's rollbacks and the falls it did not act on."""
+    run = RunFolder(path)
+    points = run.curve_points()
+    last = points[-1]
+    state = json.loads(run.transfer_state.read_text()) if run.transfer_state.is_file() else {}
+    guard = state.get("guard") or {}
+    evaluation = sum(int(p.get("eval_steps", 0)) for p in points) + int(guard.get("confirmation_steps", 0))
+    target_steps = int(last.get("target_steps", last["step"]))
+    final = run.read_eval().get(target, {}).get("mean_reward")
+    return {
+        "seed": int((run.saved_config() or {}).get("train", {}).get("seed", 0)),
+        "start": points[0]["mean_reward"],
+        "end": last.get("kept_reward", last["mean_reward"]),
+        "final_evaluation": final,
+        "target_steps": target_steps,
+        "training_steps": int(last["step"]),
+        "evaluation_steps": evaluation,
+        "recalibration_steps": target_steps - int(last["step"]) - evaluation,
+        "rollbacks": int(guard.get("rollbacks", 0)),
+        "averted": int(guard.get("averted", 0)),
+    }
+
+
+# Issue 24's goals, as data: the script decides met or not met from what it measured.
+GOALS = {
+    "no_run_below_start": "no seed's final policy under 95% of its own step-0 return (same curve episodes)",
+    "beats_scratch": "the default's transfer-ratio CI lies above 1 (scratch)",
+    "beats_by_hand": "the default's transfer-ratio CI lies above plain stable-baselines3's IQM (by hand)",
+}
+DEFAULT_METHOD = "finetune"
+
+
+def _goals(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each goal per target and source: its figures and met / not met (None where the runs to judge it are missing)."""
+    verdicts: dict[str, Any] = {"definitions": GOALS, "cases": []}
+    for g in groups:
+        if g["method"] != DEFAULT_METHOD or g.get("source") is None:
+            continue
+        below = [r["seed"] for r in g["runs"] if r["end"] < 0.95 * r["start"]]
+        ratio = g.get("transfer_ratio") or {}
+        low = ratio.get("ci_low")
+        by_hand = next((h for h in groups if h["target"] == g["target"] and h.get("source") == g.get("source")
+                        and h["method"] == "by_hand"), None)  # fmt: skip
+        hand_ratio = (by_hand or {}).get("transfer_ratio") or {}
+        verdicts["cases"].append({
+            "target": g["target"], "source": g.get("source"),
+            "no_run_below_start": {"seeds_below": below, "met": not below},
+            "beats_scratch": {"ci_low": low, "met": None if low is None else low > 1.0},
+            "beats_by_hand": {"ci_low": low, "by_hand_iqm": hand_ratio.get("iqm"),
+                              "met": None if low is None or not hand_ratio else low > hand_ratio["iqm"]},
+        })  # fmt: skip
+    return verdicts
 
 
 def _text(e: dict[str, Any] | None, digits: int) -> str:

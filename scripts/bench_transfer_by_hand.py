@@ -8,7 +8,8 @@ model.zip)``, ``learn()`` on the target. The procedure is plain stable-baselines
 target env (its domain), so that the baseline trains on exactly the dynamics the transfer runs train on.
 
 The learning curve is measured the way sim2real measures a transfer run's: the same episodes, seeds and points,
-at step 0 and every ``--eval-every`` steps. Each seed is written as a run folder (``config.yaml``, ``curve.json``,
+at step 0 and every ``--eval-every`` steps, and its evaluations are charged the same way (``--steps`` is a budget
+of target steps, evaluations included). Each seed is written as a run folder (``config.yaml``, ``curve.json``,
 ``eval.json``, ``model.zip``) beside sim2real's runs from the same source,
 ``<out>/<env>/<source's experiment>/<target>/by_hand/seed_<n>``, so ``sim2real compare`` scores it as
 ``<source>/by_hand``. The source's pickle is read because this is the user's own file, which is what a user
@@ -81,7 +82,8 @@ def by_hand(
         evaluate = partial(evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
                            episodes=eval_episodes, deterministic=True, seed=evaluation_seed(seed),
                            normalization=normalized, name=target)  # fmt: skip
-        curve = EvalCurveCallback(evaluate, target, eval_every, run.curve_file)
+        # Charged like sim2real's runs: the evaluations are target steps, and the budget is one of target steps.
+        curve = EvalCurveCallback(evaluate, target, eval_every, run.curve_file, budget=steps)
         model.learn(total_timesteps=steps, callback=curve, reset_num_timesteps=True)
         save_with(run.model, model.save)
         results = evaluate_config(model, config, normalized)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +17,17 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
+from sim2real.config import Config
+from sim2real.domain import DomainSpec
+from sim2real.evaluation import DomainResult, evaluate_domain, evaluation_seed
 from sim2real.io import write_json
 from sim2real.logging import TB_ONLY
+from sim2real.runs import RunFolder
+from sim2real.transfer.guard import Guard, confirmation_seed
 
 if TYPE_CHECKING:
-    from sim2real.evaluation import DomainResult
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
     from sim2real.evaluation.metrics import Curve
     from sim2real.transfer import Transfer
 
@@ -242,6 +249,12 @@ class EvalCurveCallback(BaseCallback):
     Each point goes to TensorBoard as ``transfer/target_return`` (and ``transfer/target_return_std``) at its
     step and to ``curve.json`` (rewritten atomically), where jumpstart and time-to-threshold come from.
 
+    Every target step counts: a point's ``target_steps`` is the training steps plus every other step taken on
+    the target so far (``overhead``: the recalibration and check rollouts, every evaluation including its own,
+    and what :meth:`charge` adds, such as the guard's confirmations). With a ``budget``, training stops before a
+    rollout that would take the target steps, with the last point's evaluation, past it: the budget is one of
+    target steps, for every method alike.
+
     A resumed run gets no point where it resumed: its points stay where an uninterrupted run has them, so
     resumed and uninterrupted curves compare point by point.
     """
@@ -253,6 +266,8 @@ class EvalCurveCallback(BaseCallback):
         every: int,
         path: Path,
         points: list[dict[str, Any]] | None = None,
+        budget: int | None = None,
+        overhead: int = 0,
     ) -> None:
         super().__init__()
         self.evaluate = evaluate
@@ -260,27 +275,60 @@ class EvalCurveCallback(BaseCallback):
         self.every = every
         self.path = path
         self.points = list(points or [])
+        self.budget = budget
+        # A resumed run's overhead is its last point's; a new run's, the steps taken before training.
+        last = self.points[-1] if self.points else None
+        self.overhead = int(last["target_steps"]) - int(last["step"]) if last and "target_steps" in last else overhead
+        self.exhausted = False
 
     def _measure(self) -> None:
         result = self.evaluate()
         step = self.num_timesteps
+        spent = int(sum(result.lengths))
+        self.overhead += spent
         self.points = [p for p in self.points if p["step"] < step]
         self.points.append(
             {
                 "step": step,
+                "target_steps": step + self.overhead,
                 "mean_reward": result.mean_reward,
                 "std_reward": result.std_reward,
                 "episodes": result.episodes,
+                "eval_steps": spent,
             }
         )
-        write_json(self.path, {"domain": self.domain, "points": self.points})
+        self._write()
         self.logger.record("transfer/target_return", result.mean_reward)
         self.logger.record("transfer/target_return_std", result.std_reward)
+        self.logger.record("transfer/target_steps", step + self.overhead)
         self.logger.dump(step)
+
+    def _write(self) -> None:
+        write_json(self.path, {"domain": self.domain, "points": self.points})
+
+    def charge(self, steps: int, **annotations: Any) -> None:
+        """Target steps taken outside training and the curve's own evaluations (the guard's confirmations),
+        charged to the last point, with what else that point should record."""
+        self.overhead += steps
+        self.points[-1]["target_steps"] += steps
+        self.points[-1].update(annotations)
+        self._write()
+
+    def target_steps(self) -> int:
+        """Every target step the run has taken so far."""
+        return self.num_timesteps + self.overhead
 
     def _on_training_start(self) -> None:
         if not self.points:
             self._measure()
+
+    def _on_rollout_start(self) -> None:
+        if self.budget is None:
+            return
+        # Room for the next rollout and for the last point's evaluation (as long as the latest one took).
+        reserve = int(self.points[-1].get("eval_steps", 0)) if self.points else 0
+        rollout = int(getattr(self.model, "n_steps", 0)) * self.model.n_envs if hasattr(self.model, "n_steps") else 0
+        self.exhausted = self.target_steps() + rollout + reserve > self.budget
 
     def _on_rollout_end(self) -> None:
         if self.every and self.num_timesteps - self.points[-1]["step"] >= self.every:
@@ -289,6 +337,72 @@ class EvalCurveCallback(BaseCallback):
     def _on_training_end(self) -> None:
         if self.points[-1]["step"] < self.num_timesteps:
             self._measure()
+
+    def _on_step(self) -> bool:
+        if self.exhausted:
+            return False
+        if self.budget is not None and not hasattr(self.model, "n_steps"):  # off-policy: checked step by step
+            reserve = int(self.points[-1].get("eval_steps", 0)) if self.points else 0
+            self.exhausted = self.target_steps() + reserve >= self.budget
+        return not self.exhausted
+
+
+class GuardCallback(BaseCallback):
+    """Runs the negative-transfer guard (:mod:`sim2real.transfer.guard`) on each new learning-curve point.
+
+    Its confirmations are charged to the point, which also records ``kept_reward`` (the curve return of the
+    policy the run would hand over then); a rollback the guard decides happens before the next rollout, and at
+    the end a ``keep: best`` run goes back to its best policy. TensorBoard: ``transfer/guard/*`` and
+    ``transfer/kept_return``.
+    """
+
+    def __init__(
+        self, guard: Guard, curve: EvalCurveCallback, transfer: Transfer, announce: Callable[[str], Any] | None = None
+    ) -> None:
+        super().__init__()
+        self.guard = guard
+        self.curve = curve
+        self.transfer = transfer
+        self.announce = announce
+        self._seen = len(curve.points)  # a resumed run's points were judged before
+        transfer.caution = guard.caution
+
+    def _judge(self, final: bool = False) -> None:
+        points = self.curve.points
+        if len(points) <= self._seen:
+            return
+        self._seen = len(points)
+        spent = self.guard.judge(points[-1], final)
+        kept = self.guard.kept_reward(points[-1])
+        self.curve.charge(spent, kept_reward=kept)
+        self.guard.record(self.logger)
+        self.logger.record("transfer/kept_return", kept)
+        self.logger.record("transfer/target_steps", points[-1]["target_steps"])
+        self.logger.dump(self.num_timesteps)
+
+    def _on_training_start(self) -> None:
+        self._judge()
+
+    def _on_rollout_start(self) -> None:
+        if self.guard.roll_back():
+            self.transfer.caution = self.guard.caution
+            best = self.guard.state.best
+            assert best is not None
+            if self.announce is not None:
+                self.announce(
+                    f"step {self.num_timesteps:,}: the guard rolled back to the best policy (step {best.step:,}, "
+                    f"return {best.confirmed_reward:,.0f}), learning rate x{self.guard.caution:g}"
+                )
+
+    def _on_rollout_end(self) -> None:
+        self._judge()
+
+    def _on_training_end(self) -> None:
+        self._judge(final=True)
+        if self.guard.finish() and self.announce is not None:
+            best = self.guard.state.best
+            assert best is not None
+            self.announce(f"kept the best policy: step {best.step:,}, return {best.confirmed_reward:,.0f}")
 
     def _on_step(self) -> bool:
         return True
@@ -355,3 +469,50 @@ class NegativeTransferCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return not (self.stop and self.fired)
+
+
+# ------------------------------------------------------------------------------------------- a transfer run's
+
+
+def transfer_callbacks(
+    config: Config,
+    model: BaseAlgorithm,
+    run: RunFolder,
+    transfer: Transfer,
+    spec: DomainSpec,
+    reference: Curve | None,
+    announce: Callable[[str], Any],
+) -> tuple[list[BaseCallback], EvalCurveCallback]:
+    """A transfer run's callbacks, in the order they must run: its schedule, its learning curve (with the
+    target-step budget), the early warning, and the guard, which judges each point after the curve measured it."""
+    assert config.transfer is not None
+    settings = config.transfer
+    name = config.training_domain_name()
+    evaluate = partial(
+        evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
+        episodes=settings.eval_episodes, deterministic=config.eval.deterministic,
+        seed=evaluation_seed(config.train.seed),
+        normalization=model.get_vec_normalize_env(), name=name, history=config.history,
+    )  # fmt: skip
+    budget = config.train.total_timesteps if settings.budget == "target_steps" else None
+    points = run.curve_points(until=model.num_timesteps)
+    curve = EvalCurveCallback(evaluate, name, settings.eval_every, run.curve_file, points, budget=budget,
+                              overhead=transfer.recalibration_steps)  # fmt: skip
+    callbacks: list[BaseCallback] = [TransferCallback(transfer, announce=announce), curve]
+    warning = settings.early_warning
+    if warning is not None:
+        callbacks.append(NegativeTransferCallback(curve, warning.margin, warning.patience, reference=reference,
+                                                  stop=warning.stop, announce=announce))  # fmt: skip
+    if settings.guard is not None:
+        episodes = settings.guard.confirm_episodes or settings.eval_episodes
+        confirm = partial(
+            _mean_and_steps, partial(evaluate, episodes=episodes, seed=confirmation_seed(config.train.seed))
+        )
+        guard = Guard(model, settings.guard, settings.keep == "best", run.best, confirm, transfer.guard, transfer.best)
+        callbacks.append(GuardCallback(guard, curve, transfer, announce))
+    return callbacks, curve
+
+
+def _mean_and_steps(evaluate: Callable[[], DomainResult]) -> tuple[float, int]:
+    result = evaluate()
+    return result.mean_reward, int(sum(result.lengths))

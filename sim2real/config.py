@@ -492,6 +492,37 @@ class AnchorConfig(Strict):
     )
 
 
+class RollbackConfig(Strict):
+    """When the guard's evaluations fall clearly below the best policy's for a while, training goes back to the
+    best policy (weights and statistics, fresh optimizer moments) with a lower learning rate."""
+
+    margin: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.2, description="an evaluation is clearly below the best's when under (1 - margin) x the best's return"
+    )
+    patience: PositiveInt = Field(2, description="consecutive evaluations clearly below before a rollback")
+    lr_factor: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="each rollback multiplies the learning rate by this"
+    )
+    limit: Annotated[int, Field(ge=0)] = Field(
+        3, description="rollbacks at most; 0: record when the rule fires, never roll back"
+    )
+
+
+class GuardConfig(Strict):
+    """The negative-transfer guard: the learning curve's evaluations pick the best policy so far (``best/`` in
+    the run folder), confirmed on episodes of their own so that a lucky point is not taken for a better policy;
+    a run that falls clearly below its best rolls back to it."""
+
+    confirm_episodes: PositiveInt | None = Field(
+        None,
+        description="episodes (their own seeds) that confirm a candidate for the best policy, and a fall before a "
+        "rollback (default: eval_episodes); they are target steps, counted like every other",
+    )
+    rollback: RollbackConfig | None = Field(
+        default_factory=lambda: RollbackConfig(), description="go back to the best policy on a fall; null: never"
+    )
+
+
 TransferRecipe = Literal["auto", "recommended", "plain"]
 # The methods that start from the source's own weights and statistics: the recipe is for them. Scratch has no
 # source, and a progressive net's new column starts fresh beside the frozen source column.
@@ -569,6 +600,26 @@ class TransferConfig(Strict):
     early_warning: EarlyWarningConfig | None = Field(
         default_factory=lambda: EarlyWarningConfig(), description="negative-transfer warning; null: off"
     )
+    guard: GuardConfig | None = Field(
+        default_factory=lambda: GuardConfig(),
+        description="the negative-transfer guard (best policy, rollback); null: off",
+    )
+    budget: Literal["target_steps", "training_steps"] = Field(
+        "target_steps",
+        description="what train.total_timesteps counts: every step taken on the target (training, recalibration, "
+        "checks, every evaluation), or training steps only (the learning curve still counts every target step)",
+    )
+    keep: Literal["best", "last"] = Field(
+        "best",
+        description="the run's result (model.zip, eval.json, and what evaluate, sweep, export and the scorecard "
+        "read): the guard's best policy or the last one trained",
+    )
+
+    @model_validator(mode="after")
+    def _best_needs_guard(self) -> TransferConfig:
+        if self.keep == "best" and self.guard is None:
+            raise ValueError("keep: best needs the guard that picks the best policy (set guard, or keep: last)")
+        return self
 
     @property
     def label(self) -> str:
@@ -579,9 +630,14 @@ class TransferConfig(Strict):
         """These settings as ``recipe: plain`` has them: each remedy at the recipe's value back at plain's (a
         value the user chose otherwise stays). ``auto`` owns these fields: a run's config.yaml holds the values
         it filled, and the fallback must undo them there too."""
+        return self.without_remedies(tuple(RECIPE_VALUES)).model_copy(update={"recipe": "plain"})
+
+    def without_remedies(self, names: tuple[str, ...]) -> TransferConfig:
+        """These settings with the remedies ``names`` back at plain's where they hold the recipe's value (``auto``
+        decides each remedy on its own: :func:`sim2real.transfer.start_transfer`)."""
         fields = type(self).model_fields
-        plain = {name: fields[name].default for name, value in RECIPE_VALUES.items() if getattr(self, name) == value}
-        return self.model_copy(update={**plain, "recipe": "plain"})
+        plain = {name: fields[name].default for name in names if getattr(self, name) == RECIPE_VALUES[name]}
+        return self.model_copy(update=plain)
 
     def apply_recipe(self, algo: str, normalize: NormalizeConfig | None) -> None:
         """Fills the remedies this section leaves unset with the recipe's (idempotent: a filled field is set).

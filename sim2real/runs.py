@@ -14,7 +14,8 @@ A run folder (``runs/<env>/<experiment>/seed_<n>/``; a transfer run's
     eval.json          returns of the final policy on the source and every target
 
 A transfer run also holds ``source.pth`` (the source weights it started from, tensors only), ``transfer.json``
-(each layer group's state) and ``curve.json`` (the learning curve on its target, from step 0).
+(each layer group's state), ``curve.json`` (the learning curve on its target, from step 0) and ``best/`` (the
+guard's best policy so far: ``model.zip``, its statistics and ``guard.json``, what the guard measured).
 
 Training, transfer, evaluation, the scorecard, the study and the CLI all reach these files through
 :class:`RunFolder`; no other module spells a file name.
@@ -53,6 +54,9 @@ CURVE = "curve.json"
 REPLAY_BUFFER = "replay_buffer.npz"
 REPLAY_BUFFER_PICKLE = "replay_buffer.pkl"  # what earlier versions wrote: read only on trust
 ADR_STATE = "adr.json"
+# The negative-transfer guard's best policy so far: a folder like a checkpoint's, with what the guard measured.
+BEST = "best"
+GUARD_STATE = "guard.json"
 
 # Fields a resumed run may change: everything else must match the run it continues. A study also compares its
 # planned configs with existing runs on every field but these (and where its folder lives).
@@ -118,6 +122,37 @@ class Checkpoint(_ModelFiles):
 
 
 @dataclass(frozen=True)
+class BestPolicy(_ModelFiles):
+    """A transfer run's ``best/`` folder: the guard's best policy so far, replaced whole (never half-written)."""
+
+    guard_file = _File(GUARD_STATE)
+
+    @contextmanager
+    def replacing(self) -> Iterator[Path]:
+        """Yields a hidden folder to fill with the new best policy; it takes the place of ``best/`` when the block
+        ends (the old one is moved aside first and removed last, so one of the two is always whole)."""
+        partial, old = self.path.with_name(f".{BEST}.partial"), self.path.with_name(f".{BEST}.old")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        try:
+            yield partial
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        if self.path.exists():
+            self.path.rename(old)
+        partial.rename(self.path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def recover(self) -> None:
+        """Puts back a best policy moved aside by a run killed between the two renames of :meth:`replacing`."""
+        old = self.path.with_name(f".{BEST}.old")
+        if not self.path.exists() and old.is_dir():
+            old.rename(self.path)
+
+
+@dataclass(frozen=True)
 class RunFolder(_ModelFiles):
     """A run folder: file paths, creation, checkpoints and read-back.
 
@@ -133,6 +168,10 @@ class RunFolder(_ModelFiles):
     curve_file = _File(CURVE)
     source_weights = _File(SOURCE_WEIGHTS)
     anchor_weights = _File(ANCHOR_WEIGHTS)
+
+    @property
+    def best(self) -> BestPolicy:
+        return BestPolicy(self.path / BEST)
 
     # ----------------------------------------------------------------------------------- creating
     @classmethod

@@ -34,15 +34,14 @@ from sim2real.callbacks import (
     AdrCallback,
     CheckpointCallback,
     EvalCurveCallback,
-    NegativeTransferCallback,
     ProgressFile,
     RandomizationLogger,
-    TransferCallback,
+    transfer_callbacks,
 )
 from sim2real.config import Config, HistoryConfig, LinearSchedule, PrivilegedTerm, dump_config
 from sim2real.domain import DomainSpec, check_domains, make_domain_env
 from sim2real.errors import Sim2RealError
-from sim2real.evaluation import DomainResult, evaluate_config, evaluate_domain, evaluation_seed, print_results
+from sim2real.evaluation import DomainResult, evaluate_config, print_results
 from sim2real.evaluation.metrics import Curve
 from sim2real.io import save_with, write_json
 from sim2real.logging import flat_hparams, make_logger, record_hparams, record_text
@@ -381,21 +380,8 @@ def _callbacks(
         callbacks.append(RandomizationLogger())
     curve = None
     if transfer is not None and config.transfer is not None:
-        callbacks.append(TransferCallback(transfer, announce=announce))
-        name = config.training_domain_name()
-        evaluate = partial(
-            evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
-            episodes=config.transfer.eval_episodes, deterministic=config.eval.deterministic,
-            seed=evaluation_seed(config.train.seed),
-            normalization=model.get_vec_normalize_env(), name=name, history=config.history,
-        )  # fmt: skip
-        points = run.curve_points(until=model.num_timesteps)
-        curve = EvalCurveCallback(evaluate, name, config.transfer.eval_every, run.curve_file, points)
-        callbacks.append(curve)
-        warning = config.transfer.early_warning
-        if warning is not None:
-            callbacks.append(NegativeTransferCallback(curve, warning.margin, warning.patience, reference=reference,
-                                                      stop=warning.stop, announce=announce))  # fmt: skip
+        transferring, curve = transfer_callbacks(config, model, run, transfer, spec, reference, announce)
+        callbacks += transferring
     return callbacks, adr, curve
 
 
@@ -524,7 +510,9 @@ def train(
             adr.prepare(training_env)
 
         learn_started = time.perf_counter()
+        # A transfer run's budget is one of target steps: its evaluations and recalibration count too.
         remaining = config.train.total_timesteps - model.num_timesteps
+        remaining -= curve.overhead if curve is not None and curve.budget is not None else 0
         try:
             if remaining > 0 and teacher is not None and config.student is not None:
                 everything = model._init_callback([*ours, *callbacks, checkpoint, *progress],
@@ -533,8 +521,12 @@ def train(
                 horizon = config.student.teacher_steps * run.config().train.total_timesteps
                 distill(model, teacher, config.student, config.train.total_timesteps, everything, config.train.seed,
                         horizon)  # fmt: skip
-            elif remaining > 0:
-                model.learn(total_timesteps=remaining, callback=[*ours, *callbacks, checkpoint, *progress],
+            elif remaining > 0 or curve is not None:  # a curve has a start point even when nothing is left to train
+                if remaining <= 0 and resume is None:
+                    console.print(f"warning: the budget of {config.train.total_timesteps:,} target steps went to "
+                                  f"the recalibration and checks ({curve.overhead if curve else 0:,}); nothing is "
+                                  "left to train", soft_wrap=True)  # fmt: skip
+                model.learn(total_timesteps=max(remaining, 0), callback=[*ours, *callbacks, checkpoint, *progress],
                             reset_num_timesteps=resume is None, progress_bar=config.train.progress_bar)  # fmt: skip
         except KeyboardInterrupt:
             saved = save_checkpoint(model, run, adr, transfer)

@@ -88,8 +88,8 @@ def test_finetune_and_freeze_take_a_recurrent_source_and_resume(
     tmp_path: Path, recurrent_source: Path, method: str, lstm_state: str
 ) -> None:
     """freeze's first layer is the LSTM: it keeps what the source remembered, and the MLP above it trains."""
-    run = train(parse_config(recurrent_data(tmp_path, {"method": method, "source": str(recurrent_source),
-                                                       "eval_every": 64})), console=QUIET).run_dir  # fmt: skip
+    settings = {"method": method, "source": str(recurrent_source), "eval_every": 64, "budget": "training_steps"}
+    run = train(parse_config(recurrent_data(tmp_path, settings)), console=QUIET).run_dir
     state = json.loads((run / "transfer.json").read_text())["groups"]
     assert state["lstm_actor"]["state"] == lstm_state and state["mlp_extractor.policy_net.0"]["state"] == "trainable"
     resumed = train(load_run_config(run, ["train.total_timesteps=384"]), resume=run, console=QUIET)

@@ -68,12 +68,14 @@ def config_data(root: Path, algo: str = "ppo", transfer: dict | None = None, **t
     """The tiny config with two hidden layers (levels and depths need two) and, when given, a transfer section.
 
     The methods' tests see each mechanism alone: the recipe (whose remedies move the std and the statistics) is
-    plain unless a test names it; the recipe's own tests do.
+    plain, the guard (which may hand back the source itself) off and the budget one of training steps (the
+    schedules' steps stay where the tests put them), unless a test names them; their own tests do.
     """
     data = tiny_config_data(root, algo=algo, **train)
     data["algo"]["net_arch"] = [16, 16]
     if transfer is not None:
-        data["transfer"] = {"recipe": "plain", **transfer}
+        data["transfer"] = {"recipe": "plain", "guard": None, "keep": "last", "budget": "training_steps",
+                            **transfer}  # fmt: skip
     return data
 
 
@@ -952,37 +954,53 @@ def test_recalibrate_reestimates_observation_statistics_on_the_target(tmp_path: 
 
 
 @pytest.mark.parametrize("kept", [True, False])
-def test_the_auto_recipe_stands_only_where_the_recalibrated_source_does_as_well_on_the_target(
-    tmp_path: Path, ppo_source: Path, monkeypatch: pytest.MonkeyPatch, kept: bool
+@pytest.mark.parametrize("reset_std", [True, False])
+def test_the_auto_recipe_decides_each_remedy_by_what_it_measured_on_the_target(
+    tmp_path: Path, ppo_source: Path, monkeypatch: pytest.MonkeyPatch, kept: bool, reset_std: bool
 ) -> None:
-    """recipe auto (the default) runs the source policy on the target on its carried statistics, then on the
-    recalibrated ones. It keeps the recommended remedies only if the second mean return is at least the first
-    (the verdict is forced here, the rollouts are real); otherwise the run is plain fine-tuning: the source's
-    std and statistics as they were. The check is in transfer.json, and its steps are counted."""
+    """recipe auto (the default) decides each remedy on its own: the source's mean action on the carried and on
+    the recalibrated statistics (new statistics stand only if they score more), then its stochastic policy with
+    its own std and with the reset one (the reset stands unless it costs the start its return). The verdicts are
+    forced here, the rollouts are real; what is not kept is plain's. Both checks are in transfer.json, and their
+    steps are counted."""
     monkeypatch.setattr(RecipeCheck, "kept", property(lambda self: kept))
+    monkeypatch.setattr(RecipeCheck, "reset_std", property(lambda self: reset_std))
     model, transfer = started(tmp_path, ppo_source, {"method": "finetune", "recipe": "auto", "recalibration_steps": 64})
     check = transfer.recipe_check
     assert check is not None and min(check.episodes) >= CHECK_EPISODES
-    assert transfer.recalibration_steps >= 2 * 64
+    assert check.std_kept is not None and check.std_reset is not None
+    assert transfer.recalibration_steps >= 4 * 32  # the recalibration, then four sides of half its steps at least
     assert json.loads((tmp_path / "run" / "transfer.json").read_text())["recipe_check"] == check.as_dict()
     # A run's config.yaml holds the filled values as if they were set: run again, it is checked again.
     saved = {"method": "finetune", "recipe": "auto", "recalibration_steps": 64, "action_std": "initial",
              "normalization": "recalibrate", "reset_returns": True}  # fmt: skip
     (tmp_path / "again").mkdir()
     _, again = started(tmp_path / "again", ppo_source, saved)
-    assert again.recipe_check is not None and again.settings.recipe == ("auto" if kept else "plain")
+    assert again.recipe_check is not None and again.settings.recipe == ("auto" if kept or reset_std else "plain")
     venv = model.get_vec_normalize_env()
     saved = json.loads((ppo_source / "vecnormalize.json").read_text())
     log_std = model.policy.log_std.detach()
     if kept:
-        assert transfer.settings.recipe == "auto" and torch.all(log_std == 0.0)  # std 1.0, the initial one
+        assert transfer.settings.normalization == "recalibrate"
         assert not np.allclose(venv.obs_rms.mean, saved["obs_rms"]["mean"])
         assert venv.ret_rms.count == pytest.approx(1e-4)
     else:
-        assert transfer.settings.recipe == "plain" and torch.equal(log_std, source_policy(ppo_source)["log_std"])
+        assert transfer.settings.normalization == "update" and not transfer.settings.reset_returns
         assert np.allclose(venv.obs_rms.mean, saved["obs_rms"]["mean"])
         assert venv.ret_rms.count == pytest.approx(saved["ret_rms"]["count"])
+    if reset_std:
+        assert transfer.settings.action_std == "initial" and torch.all(log_std == 0.0)  # std 1.0, the initial one
+    else:
+        assert transfer.settings.action_std is None and torch.equal(log_std, source_policy(ppo_source)["log_std"])
     assert venv.training
+
+
+def test_the_std_check_keeps_a_working_start_and_resets_a_failing_one() -> None:
+    """The std reset stands unless it costs the stochastic start more than STD_TOLERANCE of its return."""
+    assert not RecipeCheck(1248.0, 1300.0, (2, 2), std_kept=1200.0, std_reset=150.0).reset_std  # a gait it breaks
+    assert RecipeCheck(232.0, 228.0, (2, 2), std_kept=230.0, std_reset=180.0).reset_std  # fails either way
+    assert RecipeCheck(-50.0, -40.0, (2, 2), std_kept=-60.0, std_reset=-80.0).reset_std  # within 50% of |-60|
+    assert not RecipeCheck(1.0, 2.0, (2, 2)).reset_std  # no std in question (SAC, or action_std unset)
 
 
 def test_a_resumed_auto_run_keeps_what_its_check_decided(tmp_path: Path, ppo_source: Path) -> None:

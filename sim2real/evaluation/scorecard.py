@@ -2,10 +2,12 @@
 
 Runs are transfer run folders (``sim2real transfer``). Each one's learning curve on its target comes from
 ``curve.json`` (evaluations with the same seeds at every point, from step 0) or, failing that, its monitor files
-(training episodes, averaged in windows). Per target and method, across seeds:
+(training episodes, averaged in windows). A curve is what the run would hand over (the guard's best policy with
+``keep: best``) by every target step it took, evaluations and recalibration included (:func:`curve_of`), so a
+method is charged all the target data it used. Per target and method, across seeds:
 
 - **jumpstart**: the return at step 0 minus scratch's (IQM over scratch's seeds);
-- **final return** (asymptotic performance): the last evaluation;
+- **final return** (asymptotic performance): the last evaluation of the policy the run hands over;
 - **time to threshold**: the first step reaching the threshold (default: scratch's final IQM less 10% of its
   size, which is 90% of it for positive returns); a seed that never reaches it counts as the budget, and the
   number that did is reported;
@@ -93,6 +95,15 @@ class NotATransferRun(Sim2RealError):
     """A run folder that trained a source (no ``transfer`` section): a pattern over a runs tree meets them."""
 
 
+def curve_of(points: list[dict[str, Any]]) -> Curve:
+    """What a run delivered against what it cost: at each point, the return of the policy the run would hand
+    over then (``kept_reward``: the guard's best with ``keep: best``) by every target step taken so far
+    (``target_steps``: training, recalibration and every evaluation). Curves of earlier versions hold neither:
+    their returns by training step."""
+    return Curve.of([p.get("target_steps", p["step"]) for p in points],
+                    [p.get("kept_reward", p["mean_reward"]) for p in points])  # fmt: skip
+
+
 def read_run(run_dir: Path) -> Run:
     """One transfer run's identity (target, method, source experiment, seed) and learning curve."""
     run = RunFolder(run_dir)
@@ -105,8 +116,7 @@ def read_run(run_dir: Path) -> Run:
     curve = None
     if run.curve_file.is_file():
         try:
-            points = run.curve_points()
-            curve = Curve.of([p["step"] for p in points], [p["mean_reward"] for p in points])
+            curve = curve_of(run.curve_points())
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise Sim2RealError(f"{run.curve_file}: unreadable learning curve ({error})") from None
     else:

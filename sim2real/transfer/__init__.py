@@ -35,7 +35,6 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.running_mean_std import RunningMeanStd
-from stable_baselines3.common.vec_env import VecNormalize
 
 from sim2real.config import Config, HistoryConfig, TransferConfig
 from sim2real.errors import Sim2RealError
@@ -43,9 +42,11 @@ from sim2real.io import atomic_path, write_json
 from sim2real.modelfile import ModelFile, apply_normalization_state, observation_size, read_model, restore_model
 from sim2real.runs import Checkpoint, RunFolder
 from sim2real.transfer.groups import LayerGroup, drift, hidden_layers, layer_groups, select, target_of
+from sim2real.transfer.guard import GuardState, Snapshot, read_best
 from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of, source_column_weights
+from sim2real.transfer.recipe import CHECK_EPISODES, RecipeCheck, compensate, recalibrate, reset_exploration
 
-__all__ = ["Transfer", "read_source", "resume_transfer", "start_transfer"]
+__all__ = ["CHECK_EPISODES", "RecipeCheck", "Transfer", "read_source", "resume_transfer", "start_transfer"]
 
 
 class _ScaledLearningRates:
@@ -154,6 +155,9 @@ class Transfer:
     held: set[str] = field(default_factory=set)  # actor groups frozen by the critic warm-up
     anchor: Anchor | None = None
     warmup_ended: int | None = None  # the step the critic warm-up ended at
+    guard: GuardState = field(default_factory=GuardState)  # the negative-transfer guard's (see guard.py)
+    best: Snapshot | None = None  # a resumed run's best policy, read from best/ when the run is restored
+    caution: float = 1.0  # the learning-rate factor the guard's rollbacks have set
 
     # ----------------------------------------------------------------------------------- building
 
@@ -248,8 +252,8 @@ class Transfer:
         transfer.warmup_ended = state.get("warmup_ended")
         check = state.get("recipe_check")
         if check is not None:  # what the run decided at its start stays in transfer.json and TensorBoard
-            transfer.recipe_check = RecipeCheck(check["carried_return"], check["recalibrated_return"],
-                                                tuple(check["episodes"]))  # fmt: skip
+            transfer.recipe_check = RecipeCheck.of(check)
+        transfer.guard = GuardState.of(state.get("guard"))
         transfer.advance_to(checkpoint.num_timesteps)
         restore_model(model, checkpoint)
         transfer._pin_targets()
@@ -493,7 +497,7 @@ class Transfer:
             for group in optimizer.param_groups:
                 if "lr_scale" not in group:
                     continue
-                factor = group["lr_scale"]
+                factor = group["lr_scale"] * self.caution
                 if warmup:
                     factor *= min(1.0, max(0, step - group["unfrozen_at"]) / warmup)
                 group["lr_factor"] = factor
@@ -540,6 +544,7 @@ class Transfer:
             "new": sorted(self.new),
             "warmup_ended": self.warmup_ended,
             "recipe_check": None if self.recipe_check is None else self.recipe_check.as_dict(),
+            "guard": self.guard.as_dict(),
             "groups": {
                 g.name: {
                     "role": g.role,
@@ -663,203 +668,30 @@ def start_transfer(
         if settings.normalization == "recalibrate" and source is not None:
             rms: Any = normalization.obs_rms
             before = (np.array(rms.mean), np.array(rms.var))
-            settings = transfer.settings = _recalibrate(transfer, normalization, settings)  # auto may fall back
+            settings = transfer.settings = recalibrate(transfer, normalization, settings)  # auto may fall back
             rms = normalization.obs_rms
             after = (np.array(rms.mean), np.array(rms.var))
             recalibrated = settings.normalization == "recalibrate"  # else auto fell back: the carried are back
             if recalibrated and settings.compensate:
-                _compensate(model.policy, [transfer.reference], before, after, normalization.epsilon)
+                compensate(model.policy, [transfer.reference], before, after, normalization.epsilon)
             elif recalibrated and settings.anchor is not None:
                 # The anchor holds the policy near what the source did, which on the new statistics is the
                 # source's weights rewritten for them (without it, the anchor pulled towards the perturbed source:
                 # 0.07 of scratch from the randomized Hopper source). The trained policy stays uncompensated.
                 anchor_reference = {name: value.clone() for name, value in transfer.reference.items()}
-                _compensate(model.policy, [anchor_reference], before, after, normalization.epsilon, policy_too=False)
+                compensate(model.policy, [anchor_reference], before, after, normalization.epsilon, policy_too=False)
                 with atomic_path(run.anchor_weights) as tmp:
                     torch.save(anchor_reference, tmp)
         if settings.reset_returns:
             normalization.ret_rms = RunningMeanStd(shape=())
             normalization.returns = np.zeros(normalization.num_envs)
         normalization.training = settings.normalization != "fixed"
-    _reset_exploration(model, settings)
+    reset_exploration(model, settings)
     _attach_anchor(transfer, anchor_reference)
     with atomic_path(run.source_weights) as tmp:
         torch.save(transfer.reference, tmp)
     write_json(run.transfer_state, transfer.state())
     return transfer
-
-
-def _reset_exploration(model: BaseAlgorithm, settings: TransferConfig) -> None:
-    """``action_std`` (PPO: the state-independent std, in log space) and ``reset_entropy`` (SAC: the temperature
-    and its optimizer back to their start): a source's exploration has often collapsed below what a new target
-    needs, and PPO's clip range then allows only small moves of the mean."""
-    policy: Any = model.policy
-    if settings.action_std is not None:
-        initial = float(model.policy_kwargs.get("log_std_init", 0.0))
-        log_std = initial if settings.action_std == "initial" else float(np.log(settings.action_std))
-        with torch.no_grad():
-            policy.log_std.fill_(log_std)
-    if settings.reset_entropy:
-        sac: Any = model
-        with torch.no_grad():
-            sac.log_ent_coef.fill_(0.0)  # SB3's start for ent_coef "auto": a temperature of 1
-        sac.ent_coef_optimizer = torch.optim.Adam([sac.log_ent_coef], lr=sac.lr_schedule(1))
-
-
-@dataclass
-class RecipeCheck:
-    """``recipe: auto``'s check at transfer: the source policy's mean episode return on the target with the
-    carried statistics and with the recalibrated ones (its mean action, from the same start states on both);
-    the recipe is kept only if the second is higher by more than ``RECIPE_MARGIN`` of the first. A source that
-    does as well either way works on the target already (both balance the quick study's pendulum to the time
-    limit), and there the recipe's perturbation cost transfer."""
-
-    carried: float
-    recalibrated: float
-    episodes: tuple[int, int]  # completed episodes behind each mean
-
-    @property
-    def kept(self) -> bool:
-        return self.recalibrated - self.carried > RECIPE_MARGIN * abs(self.carried)
-
-    def record(self, logger: Logger) -> None:
-        logger.record("transfer/recipe_kept", float(self.kept))
-        logger.record("transfer/recipe_check/carried_return", self.carried)
-        logger.record("transfer/recipe_check/recalibrated_return", self.recalibrated)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "carried_return": self.carried, "recalibrated_return": self.recalibrated,
-                "episodes": list(self.episodes)}  # fmt: skip
-
-
-# More than noise: a source held to the time limit either way scores within 0.1% (the quick study's randomized
-# source: 9,360 against 9,355); where the recipe helped, its source scored 7% to 98% more at step 0.
-RECIPE_MARGIN = 0.02
-# auto's check: each side runs the episodes that start within half the recalibration's steps, or until this
-# many have started, each to its end (at most 10x the steps in all).
-CHECK_EPISODES = 2
-
-
-def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> tuple[np.ndarray, int]:
-    """The model's policy (stochastic, on the current statistics, which stay frozen meanwhile) on the target for
-    ``steps`` steps: the raw observations that recalibrate the statistics (the first reset's included), and the
-    steps taken."""
-    normalization.training = False
-    venv = normalization.venv
-    raw = np.asarray(venv.reset())
-    observations = [raw]
-    for _ in range(max(1, steps // venv.num_envs)):
-        actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=False)
-        raw = np.asarray(venv.step(actions)[0])
-        observations.append(raw)
-    return np.concatenate(observations), (len(observations) - 1) * venv.num_envs
-
-
-def _check_returns(model: BaseAlgorithm, normalization: VecNormalize, steps: int, seed: int) -> tuple[float, int, int]:
-    """The mean action's mean episode return on the target from seeded start states, the episodes behind it and
-    the steps taken. It runs every episode that starts
-    within ``steps`` steps, or while fewer than ``CHECK_EPISODES`` have started, run to its end. Counting the
-    episodes that start in a window, not those that end in it, keeps long episodes from being left out."""
-    normalization.training = False
-    venv = normalization.venv
-    venv.seed(seed)
-    raw = np.asarray(venv.reset())
-    planned = max(1, steps // venv.num_envs)
-    running = np.zeros(venv.num_envs)
-    counted = np.ones(venv.num_envs, dtype=bool)  # does the env's current episode count?
-    started, taken = venv.num_envs, 0
-    returns: list[float] = []
-    while counted.any() and taken < 10 * planned:
-        actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=True)
-        observation, rewards, dones, _ = venv.step(actions)
-        raw, taken = np.asarray(observation), taken + 1
-        running += rewards
-        for index in np.flatnonzero(dones):
-            if counted[index]:
-                returns.append(float(running[index]))
-            running[index] = 0.0
-            counted[index] = taken < planned or started < CHECK_EPISODES
-            started += int(counted[index])
-    if not returns:  # no episode ended within 10x the steps: the source survives, and so far it scored this
-        returns = [float(r) for r in running[counted]]
-    return float(np.mean(returns)), len(returns), taken * venv.num_envs
-
-
-def _recalibrate(transfer: Transfer, normalization: VecNormalize, settings: TransferConfig) -> TransferConfig:
-    """New observation statistics from ``recalibration_steps`` target steps of the source policy (acting on the
-    source's statistics): carried statistics with a count of ~10^5 would barely move on the target. The steps
-    are target samples the learning curve does not count; they are logged as ``transfer/recalibration_steps``.
-
-    With ``recipe: auto``, the source's mean action then
-    runs on the target from the same start states on the carried and on the new statistics, and the recipe
-    stands only if its mean episode return on the new ones is higher (by 2%) than on the carried ones; otherwise the
-    carried statistics come back and the settings returned are plain's. The recipe helped where new statistics
-    under the old weights released a source that fails the target (Hopper and Walker2d from their nominal
-    sources: the source's return at step 0 rose); it hurt where they wrecked a source that works there or
-    whose failing states mislead the statistics (Hopper's randomized source, both quick-study sources: its
-    return fell). The check's steps count with the recalibration's.
-    """
-    # auto owns the remedies it fills: a config.yaml that holds them (as every run's does) is checked again.
-    checked = settings.recipe == "auto"
-    carried = copy.deepcopy(normalization.obs_rms)
-    observations, transfer.recalibration_steps = _roll_source(
-        transfer.model, normalization, settings.recalibration_steps
-    )
-    fresh = RunningMeanStd(shape=normalization.observation_space.shape or ())
-    fresh.update(observations)
-    if checked:
-        # The same start states on both sides (from the run's seed), so that the difference is the statistics'.
-        seed, steps = int(transfer.model.seed or 0) + 1, max(1, settings.recalibration_steps // 2)
-        sides = []
-        for statistics in (carried, fresh):
-            cast(Any, normalization).obs_rms = statistics
-            mean, episodes, taken = _check_returns(transfer.model, normalization, steps, seed)
-            transfer.recalibration_steps += taken
-            sides.append((mean, episodes))
-        (before, n_before), (after, n_after) = sides
-        transfer.recipe_check = RecipeCheck(before, after, (n_before, n_after))
-        if not transfer.recipe_check.kept:
-            cast(Any, normalization).obs_rms = carried
-            return settings.without_recipe()
-    cast(Any, normalization).obs_rms = fresh
-    return settings
-
-
-@torch.no_grad()
-def _compensate(
-    policy: torch.nn.Module,
-    references: list[dict[str, torch.Tensor]],
-    before: tuple[np.ndarray, np.ndarray],
-    after: tuple[np.ndarray, np.ndarray],
-    epsilon: float,
-    policy_too: bool = True,
-) -> None:
-    """Rewrites the input layers so the networks compute on the new statistics what they computed on the old.
-
-    With x = (o - m) / s before and x' = (o - m') / s' after, x = x' s'/s + (m' - m)/s, so a first layer
-    W x + b equals W' x' + b' for W' = W diag(s'/s) and b' = b + W (m' - m)/s (exactly, unless a value is
-    clipped on one side only). The policy keeps the source's behaviour at step 0, where new inputs under old
-    weights would make it do anything (a good source fell from 668 to 28 on Hopper), and its inputs and their
-    statistics now follow the target. The reference weights (``source.pth``: drift, anchor, resume) get the same
-    rewrite, so they stay the source's function on the new inputs; ``policy_too=False`` rewrites only
-    ``references`` (the anchor's copy of an uncompensated run). An input layer is a trunk's first Linear (its
-    name ends in ``.0``); a critic's takes the observation first, then the action.
-    """
-    (mean, var), (new_mean, new_var) = before, after
-    std, new_std = np.sqrt(var + epsilon), np.sqrt(new_var + epsilon)
-    n = len(mean)
-    scale = torch.as_tensor(new_std / std, dtype=torch.float32)
-    shift = torch.as_tensor((new_mean - mean) / std, dtype=torch.float32)
-    for name, module in policy.named_modules():
-        if not (isinstance(module, torch.nn.Linear) and name.endswith(".0") and module.in_features >= n):
-            continue
-        pairs = [(ref.get(f"{name}.weight"), ref.get(f"{name}.bias")) for ref in references]
-        for weight, bias in ([(module.weight, module.bias)] if policy_too else []) + pairs:
-            if weight is None or bias is None:
-                continue
-            obs_weight = weight[:, :n]
-            bias += obs_weight @ shift.to(weight.device)
-            obs_weight *= scale.to(weight.device)
 
 
 def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFolder, checkpoint: Checkpoint) -> Transfer:
@@ -868,6 +700,9 @@ def resume_transfer(model: BaseAlgorithm, settings: TransferConfig, run: RunFold
     reference = torch.load(run.source_weights, weights_only=True) if run.source_weights.is_file() else {}
     saved = read_model(checkpoint.model, with_normalization=False)  # weights-only; statistics: the caller
     transfer = Transfer.restore(model, settings, _algo_of(model), saved, state, reference)
+    if settings.guard is not None and transfer.guard.best is not None:
+        # Read (and checked) before the run writes anything: a broken best/ stops the resume here.
+        transfer.best, transfer.guard.best = read_best(run.best)
     anchored = torch.load(run.anchor_weights, weights_only=True) if run.anchor_weights.is_file() else None
     _attach_anchor(transfer, anchored)
     return transfer

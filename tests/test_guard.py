@@ -1,0 +1,303 @@
+"""The negative-transfer guard and the target-step budget: a transfer run keeps its best policy, rolls back when
+training wrecks it, counts every target step, and resumes with all of it; bad input is one line.
+
+A tiny source is trained once per module; a user callback of the kind ``train(callbacks=...)`` takes wrecks the
+policy on purpose mid-run (every action saturated), so that the guard has something real to catch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from rich.console import Console
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sim2real.config import parse_config
+from sim2real.evaluation.scorecard import read_run
+from sim2real.modelfile import read_model
+from sim2real.runs import RunFolder
+from sim2real.training import build_model, build_vec_env, load_run_config, normalize_env, train
+from sim2real.transfer.guard import Best, Guard, GuardState
+from tests.conftest import assert_one_line_error, tiny_config_data
+
+QUIET = Console(quiet=True)
+GUARD = {"confirm_episodes": 2, "rollback": {"patience": 1, "margin": 0.2}}
+
+
+def config_data(root: Path, transfer: dict[str, Any] | None = None, **train_settings: Any) -> dict[str, Any]:
+    data = tiny_config_data(root, **train_settings)
+    if transfer is not None:
+        data["transfer"] = {"recipe": "plain", "eval_every": 128, "eval_episodes": 2, **transfer}
+    return data
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(parse_config(config_data(tmp_path_factory.mktemp("source"))), console=QUIET).run_dir
+
+
+@pytest.fixture(scope="module")
+def sac_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(parse_config(config_data(tmp_path_factory.mktemp("sac"), algo="sac")), console=QUIET).run_dir
+
+
+class Wreck(BaseCallback):
+    """Saturates every action (the action head's bias far past the action bounds) at the first rollout after
+    ``at`` steps: a policy that fine-tuning destroyed, on cue."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.done = False
+
+    def _on_rollout_start(self) -> None:
+        if not self.done and self.num_timesteps >= self.at:
+            with torch.no_grad():
+                head = head_of(self.model.policy)
+                head.weight.zero_()
+                head.bias.fill_(10.0)
+            self.done = True
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def head_of(policy: Any) -> Any:
+    """The layer of the mean action: PPO's action_net, SAC's actor.mu."""
+    return policy.actor.mu if hasattr(policy, "actor") else policy.action_net
+
+
+def wrecked_run(root: Path, source: Path, transfer: dict[str, Any], **train_settings: Any) -> Path:
+    config = parse_config(config_data(root, {"method": "finetune", **transfer}, total_timesteps=768, **train_settings))
+    return train(config, callbacks=[Wreck(at=256)], source=source, console=QUIET).run_dir
+
+
+def policy_of(path: Path) -> dict[str, torch.Tensor]:
+    return read_model(path).policy
+
+
+# ------------------------------------------------------------------------------------------- the guard in a run
+
+
+def test_a_wrecked_run_rolls_back_and_ends_on_its_best_policy(tmp_path: Path, source: Path) -> None:
+    """Training that destroys the policy is caught: the fall is confirmed, training goes back to the best policy
+    with a lower learning rate (transfer.json, TensorBoard), and the run's result is the best policy: model.zip
+    is best/'s, a plain stable-baselines3 zip, and eval.json evaluates it."""
+    run = RunFolder(wrecked_run(tmp_path, source, {"guard": GUARD}))
+    state = json.loads(run.transfer_state.read_text())["guard"]
+    assert state["rollbacks"] >= 1 and state["alarms"][0]["applied"]
+    assert state["alarms"][0]["confirmed_reward"] < 0.8 * state["alarms"][0]["best_confirmed_reward"]
+    best = json.loads(run.best.guard_file.read_text())
+    assert best == state["best"]
+    final, kept = policy_of(run.path), policy_of(run.best.model)
+    assert all(torch.equal(final[name], kept[name]) for name in final)
+    assert float(final["action_net.bias"].abs().max()) < 10.0  # not the wrecked head
+    PPO.load(run.best.model, device="cpu")  # plain stable-baselines3 reads it
+    points = run.curve_points()
+    assert all(p["kept_reward"] == pytest.approx(best["curve_reward"]) for p in points if p["step"] >= best["step"])
+    scalars = EventAccumulator(str(run.tensorboard)).Reload()
+    assert scalars.Scalars("transfer/guard/rollbacks")[-1].value == state["rollbacks"]
+    assert scalars.Scalars("transfer/guard/lr_factor")[-1].value == pytest.approx(0.5 ** state["rollbacks"])
+
+
+def test_keep_last_hands_over_what_training_ended_on(tmp_path: Path, source: Path) -> None:
+    """keep: last with the rollback off: the run ends on the wrecked policy, and the guard only records the fall."""
+    guard = {"confirm_episodes": 2, "rollback": {"patience": 1, "limit": 0}}
+    run = RunFolder(wrecked_run(tmp_path, source, {"guard": guard, "keep": "last"}))
+    state = json.loads(run.transfer_state.read_text())["guard"]
+    assert state["rollbacks"] == 0 and state["alarms"] and not state["alarms"][0]["applied"]
+    assert float(policy_of(run.path)["action_net.bias"].min()) > 9.0  # still the wrecked head
+    assert run.best.model.is_file()  # the best policy is there for the user all the same
+
+
+def test_a_run_that_only_improves_keeps_its_last_policy_and_never_rolls_back(tmp_path: Path, source: Path) -> None:
+    """Without a fall, the guard changes nothing: no rollback, no alarm, and every point's kept return is the
+    best so far on the curve."""
+    config = parse_config(config_data(tmp_path, {"method": "finetune", "guard": GUARD}, total_timesteps=512))
+    run = RunFolder(train(config, source=source, console=QUIET).run_dir)
+    state = json.loads(run.transfer_state.read_text())["guard"]
+    assert state["rollbacks"] == 0
+    kept = [p["kept_reward"] for p in run.curve_points()]
+    assert kept == sorted(kept)  # the kept policy's return never falls
+
+
+def test_sac_runs_keep_their_best_policy_too(tmp_path: Path, sac_source: Path) -> None:
+    """SAC: the wrecked actor is rolled back (with its temperature), and the run hands over its best policy."""
+    run = RunFolder(wrecked_run(tmp_path, sac_source, {"guard": GUARD}, algo="sac"))
+    state = json.loads(run.transfer_state.read_text())["guard"]
+    assert state["alarms"] and state["rollbacks"] >= 1
+    final, kept = policy_of(run.path), policy_of(run.best.model)
+    assert all(torch.equal(final[name], kept[name]) for name in final)
+    assert float(final["actor.mu.bias"].abs().max()) < 10.0
+
+
+# ------------------------------------------------------------------------------------------- the guard's rules
+
+
+@pytest.fixture
+def guard(tmp_path: Path) -> Guard:
+    """A guard on a real model whose confirmations return what the test queues."""
+    config = parse_config(config_data(tmp_path, {"method": "scratch"}))
+    assert config.transfer is not None and config.transfer.guard is not None
+    model = build_model(config, normalize_env(config, build_vec_env(config)))
+    confirmations: list[float] = []
+    made = Guard(model, config.transfer.guard, True, RunFolder(tmp_path).best, lambda: (confirmations.pop(0), 100))
+    made.queue = confirmations  # type: ignore[attr-defined]
+    return made
+
+
+def point(step: int, reward: float) -> dict[str, Any]:
+    return {"step": step, "target_steps": 2 * step, "mean_reward": reward}
+
+
+def test_a_lucky_point_is_not_taken_for_a_better_policy(guard: Any) -> None:
+    """A point above the best is a candidate; its confirmation on episodes of their own decides."""
+    guard.queue += [100.0, 90.0, 130.0]
+    assert guard.judge(point(0, 100.0)) == 100  # the start is the first best, confirmed (100 target steps)
+    guard.judge(point(128, 160.0))  # lucky: confirmed at 90, below the best's 100
+    assert guard.state.best == Best(0, 100, 100.0, 100.0)
+    guard.judge(point(256, 140.0))  # confirmed at 130
+    assert guard.state.best == Best(256, 612, 140.0, 130.0)
+    assert guard.state.confirmation_steps == 300
+
+
+def test_a_fall_the_confirmation_does_not_bear_out_is_averted(guard: Any) -> None:
+    guard.queue += [100.0, 95.0]
+    guard.judge(point(0, 100.0))
+    guard.judge(point(128, 50.0))
+    guard.judge(point(256, 50.0))  # patience 2: confirmed at 95, within 20% of 100
+    assert guard.state.averted == 1 and not guard.pending_rollback and not guard.state.alarms
+
+
+def test_a_confirmed_fall_rolls_back_to_the_best_weights_statistics_and_a_lower_rate(guard: Any) -> None:
+    model = guard.model
+    guard.queue += [100.0, 10.0]
+    guard.judge(point(0, 100.0))
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    venv = model.get_vec_normalize_env()
+    mean = venv.obs_rms.mean.copy()
+    with torch.no_grad():
+        for param in model.policy.parameters():
+            param.add_(1.0)
+    venv.obs_rms.mean += 3.0
+    model.policy.optimizer.state[next(model.policy.parameters())] = {"step": torch.tensor(1.0)}
+    guard.judge(point(128, 10.0))
+    guard.judge(point(256, 10.0))
+    assert guard.pending_rollback and guard.roll_back() and not guard.pending_rollback
+    after = model.policy.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert (venv.obs_rms.mean == mean).all()
+    assert not model.policy.optimizer.state
+    assert guard.caution == 0.5 and guard.state.rollbacks == 1
+
+
+def test_the_guard_never_rolls_back_past_its_limit(guard: Any) -> None:
+    guard.settings = guard.settings.model_copy(
+        update={"rollback": guard.settings.rollback.model_copy(update={"limit": 0})}
+    )
+    guard.queue += [100.0, 10.0]
+    guard.judge(point(0, 100.0))
+    guard.judge(point(128, 10.0))
+    guard.judge(point(256, 10.0))
+    assert not guard.pending_rollback and guard.state.alarms[0]["applied"] is False
+
+
+# ------------------------------------------------------------------------------------------- target steps
+
+
+def test_every_target_step_counts_and_the_budget_is_one_of_target_steps(tmp_path: Path, source: Path) -> None:
+    """A point's target_steps is its training steps plus the recalibration, every evaluation so far (its own
+    included) and the guard's confirmations; training stops so that the run stays within its budget, with
+    room left for the last point; the scorecard's x-axis is target steps."""
+    transfer = {"method": "finetune", "normalization": "recalibrate", "recalibration_steps": 64, "guard": GUARD}
+    config = parse_config(config_data(tmp_path, transfer, total_timesteps=1024))
+    run = RunFolder(train(config, source=source, console=QUIET).run_dir)
+    points = run.curve_points()
+    state = json.loads(run.transfer_state.read_text())
+    evaluations = sum(p["eval_steps"] for p in points)
+    assert points[-1]["target_steps"] == (points[-1]["step"] + 64 + evaluations + state["guard"]["confirmation_steps"])
+    assert points[-1]["step"] < 1024  # training gave up steps to the evaluations
+    assert points[-1]["target_steps"] - points[-1]["eval_steps"] <= 1024
+    curve = read_run(run.path).curve
+    assert list(curve.steps) == [p["target_steps"] for p in points]
+    assert list(curve.returns) == [p["kept_reward"] for p in points]
+
+
+def test_a_budget_of_training_steps_trains_them_all(tmp_path: Path, source: Path) -> None:
+    config = parse_config(
+        config_data(tmp_path, {"method": "finetune", "budget": "training_steps"}, total_timesteps=512)
+    )
+    run = RunFolder(train(config, source=source, console=QUIET).run_dir)
+    assert run.curve_points()[-1]["step"] == 512
+    assert run.curve_points()[-1]["target_steps"] > 512
+
+
+# ------------------------------------------------------------------------------------------- resume
+
+
+def test_a_resumed_run_keeps_its_best_policy_and_rollbacks(tmp_path: Path, source: Path) -> None:
+    """The guard's state (best, rollbacks, confirmations) lives in each checkpoint's transfer.json and the best
+    policy in best/: a run interrupted and resumed to a larger budget carries on from both, with no pickle read."""
+    folder = wrecked_run(tmp_path, source, {"guard": GUARD})
+    run = RunFolder(folder)
+    before = json.loads(run.transfer_state.read_text())["guard"]
+    config = load_run_config(folder, ["train.total_timesteps=1280"])
+    train(config, resume=folder, console=QUIET)
+    after = json.loads(run.transfer_state.read_text())["guard"]
+    assert after["rollbacks"] >= before["rollbacks"] >= 1
+    assert after["best"]["confirmed_reward"] >= before["best"]["confirmed_reward"]
+    assert after["confirmation_steps"] > before["confirmation_steps"]
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt"])
+def test_a_broken_best_folder_stops_a_resume_with_one_line_and_changes_nothing(
+    tmp_path: Path, source: Path, cli: Any, damage: str
+) -> None:
+    folder = wrecked_run(tmp_path, source, {"guard": GUARD})
+    best = RunFolder(folder).best
+    if damage == "missing":
+        shutil.rmtree(best.path)
+    else:
+        best.model.write_bytes(b"not a zip")
+    files = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    result = cli("transfer", "--resume", str(folder), "--set", "train.total_timesteps=1024")
+    assert_one_line_error(result, "best")
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == files
+
+
+# ------------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("transfer", "needle"),
+    [
+        ({"keep": "best", "guard": None}, "keep: best needs the guard"),
+        ({"guard": {"rollback": {"margin": 1.5}}}, "transfer.guard.rollback.margin"),
+        ({"guard": {"confirm_episodes": 0}}, "transfer.guard.confirm_episodes"),
+        ({"guard": {"rollback": {"lr_factor": 0}}}, "transfer.guard.rollback.lr_factor"),
+        ({"keep": "first"}, "transfer.keep"),
+        ({"budget": "steps"}, "transfer.budget"),
+    ],
+)
+def test_a_guard_setting_out_of_range_is_one_line_naming_the_field(
+    tmp_path: Path, source: Path, cli: Any, transfer: dict[str, Any], needle: str
+) -> None:
+    import yaml
+
+    file = tmp_path / "config.yaml"
+    file.write_text(yaml.safe_dump(config_data(tmp_path / "runs", {"method": "finetune", **transfer})))
+    result = cli("transfer", str(file), "--source", str(source))
+    assert_one_line_error(result, "config.yaml", needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_guard_state_round_trips_through_transfer_json() -> None:
+    state = GuardState(Best(3, 9, 1.0, 2.0), 1, 0, 2, 40, [{"step": 3, "applied": True}])
+    assert GuardState.of(json.loads(json.dumps(state.as_dict()))) == state
