@@ -325,10 +325,13 @@ class EvalCurveCallback(BaseCallback):
     def _on_rollout_start(self) -> None:
         if self.budget is None:
             return
-        # Room for the next rollout and for the last point's evaluation (as long as the latest one took).
-        reserve = int(self.points[-1].get("eval_steps", 0)) if self.points else 0
-        rollout = int(getattr(self.model, "n_steps", 0)) * self.model.n_envs if hasattr(self.model, "n_steps") else 0
-        self.exhausted = self.target_steps() + rollout + reserve > self.budget
+        # Room for the next rollout (on-policy: its steps are all taken before it trains) and for the last
+        # point's evaluation, as long as the latest one took.
+        rollout = int(getattr(self.model, "n_steps", 0)) * self.model.n_envs
+        self.exhausted = self.target_steps() + rollout + self._reserve() > self.budget
+
+    def _reserve(self) -> int:
+        return int(self.points[-1].get("eval_steps", 0)) if self.points else 0
 
     def _on_rollout_end(self) -> None:
         if self.every and self.num_timesteps - self.points[-1]["step"] >= self.every:
@@ -342,8 +345,7 @@ class EvalCurveCallback(BaseCallback):
         if self.exhausted:
             return False
         if self.budget is not None and not hasattr(self.model, "n_steps"):  # off-policy: checked step by step
-            reserve = int(self.points[-1].get("eval_steps", 0)) if self.points else 0
-            self.exhausted = self.target_steps() + reserve >= self.budget
+            self.exhausted = self.target_steps() + self._reserve() >= self.budget
         return not self.exhausted
 
 

@@ -230,6 +230,20 @@ def test_every_target_step_counts_and_the_budget_is_one_of_target_steps(tmp_path
     assert list(curve.returns) == [p["kept_reward"] for p in points]
 
 
+def test_a_budget_the_recalibration_uses_up_trains_nothing_and_says_so(tmp_path: Path, source: Path) -> None:
+    """The recalibration alone takes more target steps than the budget: the run says so, trains nothing, and
+    still hands over the measured start (its curve point, best/ and eval.json)."""
+    import io
+
+    transfer = {"method": "finetune", "normalization": "recalibrate", "recalibration_steps": 512}
+    out = io.StringIO()
+    config = parse_config(config_data(tmp_path, transfer, total_timesteps=256))
+    run = RunFolder(train(config, source=source, console=Console(file=out, width=300)).run_dir)
+    assert "the budget of 256 target steps went to the recalibration" in out.getvalue()
+    assert [p["step"] for p in run.curve_points()] == [0]
+    assert run.best.model.is_file() and run.finished()
+
+
 def test_a_budget_of_training_steps_trains_them_all(tmp_path: Path, source: Path) -> None:
     config = parse_config(
         config_data(tmp_path, {"method": "finetune", "budget": "training_steps"}, total_timesteps=512)

@@ -112,6 +112,9 @@ STD_TOLERANCE = 0.5
 # auto's check: each side runs the episodes that start within half the recalibration's steps, or until this
 # many have started, each to its end (at most 10x the steps in all).
 CHECK_EPISODES = 2
+# ... and no more than this many: every step is the target's, and a source that falls within 15 steps would
+# otherwise run 60 episodes a side (the same start states on both sides keep a few episodes comparable).
+MAX_CHECK_EPISODES = 8
 
 
 def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> tuple[np.ndarray, int]:
@@ -135,8 +138,9 @@ def _check_returns(
     """The mean episode return on the target from seeded start states of the mean action (or, not
     ``deterministic``, of the policy's samples, drawn from a generator seeded with ``seed`` so that both sides of
     a comparison see the same noise), the episodes behind it and the steps taken. It runs every episode that starts
-    within ``steps`` steps, or while fewer than ``CHECK_EPISODES`` have started, run to its end. Counting the
-    episodes that start in a window, not those that end in it, keeps long episodes from being left out."""
+    within ``steps`` steps (``MAX_CHECK_EPISODES`` at most), or while fewer than ``CHECK_EPISODES`` have started,
+    run to its end. Counting the episodes that start in a window, not those that end in it, keeps long episodes
+    from being left out."""
     normalization.training = False
     venv = normalization.venv
     venv.seed(seed)
@@ -157,7 +161,7 @@ def _check_returns(
                 if counted[index]:
                     returns.append(float(running[index]))
                 running[index] = 0.0
-                counted[index] = taken < planned or started < CHECK_EPISODES
+                counted[index] = (taken < planned and started < MAX_CHECK_EPISODES) or started < CHECK_EPISODES
                 started += int(counted[index])
     if not returns:  # no episode ended within 10x the steps: the source survives, and so far it scored this
         returns = [float(r) for r in running[counted]]
