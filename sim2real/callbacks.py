@@ -393,7 +393,7 @@ class GuardCallback(BaseCallback):
             if self.announce is not None:
                 self.announce(
                     f"step {self.num_timesteps:,}: the guard rolled back to the best policy (step {best.step:,}, "
-                    f"return {best.confirmed_reward:,.0f}), learning rate x{self.guard.caution:g}"
+                    f"return {best.reward:,.0f}), learning rate x{self.guard.caution:g}"
                 )
 
     def _on_rollout_end(self) -> None:
@@ -404,7 +404,7 @@ class GuardCallback(BaseCallback):
         if self.guard.finish() and self.announce is not None:
             best = self.guard.state.best
             assert best is not None
-            self.announce(f"kept the best policy: step {best.step:,}, return {best.confirmed_reward:,.0f}")
+            self.announce(f"kept the best policy: step {best.step:,}, return {best.reward:,.0f}")
 
     def _on_step(self) -> bool:
         return True
@@ -507,14 +507,13 @@ def transfer_callbacks(
                                                   stop=warning.stop, announce=announce))  # fmt: skip
     if settings.guard is not None:
         episodes = settings.guard.confirm_episodes or settings.eval_episodes
-        confirm = partial(
-            _mean_and_steps, partial(evaluate, episodes=episodes, seed=confirmation_seed(config.train.seed))
-        )
+        confirm = partial(_measured, partial(evaluate, episodes=episodes, seed=confirmation_seed(config.train.seed)))
         guard = Guard(model, settings.guard, settings.keep == "best", run.best, confirm, transfer.guard, transfer.best)
         callbacks.append(GuardCallback(guard, curve, transfer, announce))
     return callbacks, curve
 
 
-def _mean_and_steps(evaluate: Callable[[], DomainResult]) -> tuple[float, int]:
+def _measured(evaluate: Callable[[], DomainResult]) -> tuple[float, int, int]:
+    """(mean return, episodes, target steps) of an evaluation."""
     result = evaluate()
-    return result.mean_reward, int(sum(result.lengths))
+    return result.mean_reward, result.episodes, int(sum(result.lengths))

@@ -93,7 +93,7 @@ def test_a_wrecked_run_rolls_back_and_ends_on_its_best_policy(tmp_path: Path, so
     run = RunFolder(wrecked_run(tmp_path, source, {"guard": GUARD}))
     state = json.loads(run.transfer_state.read_text())["guard"]
     assert state["rollbacks"] >= 1 and state["alarms"][0]["applied"]
-    assert state["alarms"][0]["confirmed_reward"] < 0.8 * state["alarms"][0]["best_confirmed_reward"]
+    assert state["alarms"][0]["reward"] < 0.8 * state["alarms"][0]["best_reward"]
     best = json.loads(run.best.guard_file.read_text())
     assert best == state["best"]
     final, kept = policy_of(run.path), policy_of(run.best.model)
@@ -101,7 +101,7 @@ def test_a_wrecked_run_rolls_back_and_ends_on_its_best_policy(tmp_path: Path, so
     assert float(final["action_net.bias"].abs().max()) < 10.0  # not the wrecked head
     PPO.load(run.best.model, device="cpu")  # plain stable-baselines3 reads it
     points = run.curve_points()
-    assert all(p["kept_reward"] == pytest.approx(best["curve_reward"]) for p in points if p["step"] >= best["step"])
+    assert all(p["kept_reward"] == pytest.approx(best["reward"]) for p in points if p["step"] >= best["step"])
     scalars = EventAccumulator(str(run.tensorboard)).Reload()
     assert scalars.Scalars("transfer/guard/rollbacks")[-1].value == state["rollbacks"]
     assert scalars.Scalars("transfer/guard/lr_factor")[-1].value == pytest.approx(0.5 ** state["rollbacks"])
@@ -148,31 +148,41 @@ def guard(tmp_path: Path) -> Guard:
     assert config.transfer is not None and config.transfer.guard is not None
     model = build_model(config, normalize_env(config, build_vec_env(config)))
     confirmations: list[float] = []
-    made = Guard(model, config.transfer.guard, True, RunFolder(tmp_path).best, lambda: (confirmations.pop(0), 100))
+    made = Guard(model, config.transfer.guard, True, RunFolder(tmp_path).best, lambda: (confirmations.pop(0), 1, 100))
     made.queue = confirmations  # type: ignore[attr-defined]
     return made
 
 
 def point(step: int, reward: float) -> dict[str, Any]:
-    return {"step": step, "target_steps": 2 * step, "mean_reward": reward}
+    """A curve point of one episode (the guard's confirmations here are one episode too)."""
+    return {"step": step, "target_steps": 2 * step, "mean_reward": reward, "episodes": 1}
 
 
 def test_a_lucky_point_is_not_taken_for_a_better_policy(guard: Any) -> None:
-    """A point above the best is a candidate; its confirmation on episodes of their own decides."""
-    guard.queue += [100.0, 90.0, 130.0]
+    """A point above the best is a candidate; its return over its curve and confirmation episodes decides, and
+    is what the run reports for the policy it keeps."""
+    guard.queue += [100.0, 20.0, 130.0]
     assert guard.judge(point(0, 100.0)) == 100  # the start is the first best, confirmed (100 target steps)
-    guard.judge(point(128, 160.0))  # lucky: confirmed at 90, below the best's 100
-    assert guard.state.best == Best(0, 100, 100.0, 100.0)
-    guard.judge(point(256, 140.0))  # confirmed at 130
-    assert guard.state.best == Best(256, 612, 140.0, 130.0)
+    assert guard.state.best == Best(0, 100, 100.0, 2, 100.0, 100.0)
+    guard.judge(point(128, 160.0))  # lucky: confirmed at 20, (160 + 20) / 2 = 90 is below the best's 100
+    assert guard.state.best.step == 0
+    guard.judge(point(256, 140.0))  # confirmed at 130: 135
+    assert guard.state.best == Best(256, 612, 135.0, 2, 140.0, 130.0)
+    assert guard.kept_reward(point(384, 50.0)) == 135.0
     assert guard.state.confirmation_steps == 300
 
 
+def test_a_point_that_does_not_beat_the_best_costs_no_confirmation(guard: Any) -> None:
+    guard.queue += [100.0]
+    guard.judge(point(0, 100.0))
+    assert guard.judge(point(128, 100.0)) == 0 and guard.judge(point(256, 90.0)) == 0
+
+
 def test_a_fall_the_confirmation_does_not_bear_out_is_averted(guard: Any) -> None:
-    guard.queue += [100.0, 95.0]
+    guard.queue += [100.0, 120.0]
     guard.judge(point(0, 100.0))
     guard.judge(point(128, 50.0))
-    guard.judge(point(256, 50.0))  # patience 2: confirmed at 95, within 20% of 100
+    guard.judge(point(256, 50.0))  # patience 2: with its confirmation, 85, within 20% of 100
     assert guard.state.averted == 1 and not guard.pending_rollback and not guard.state.alarms
 
 
@@ -313,5 +323,5 @@ def test_a_guard_setting_out_of_range_is_one_line_naming_the_field(
 
 
 def test_guard_state_round_trips_through_transfer_json() -> None:
-    state = GuardState(Best(3, 9, 1.0, 2.0), 1, 0, 2, 40, [{"step": 3, "applied": True}])
+    state = GuardState(Best(3, 9, 1.5, 6, 1.0, 2.0), 1, 0, 2, 40, [{"step": 3, "applied": True}])
     assert GuardState.of(json.loads(json.dumps(state.as_dict()))) == state

@@ -133,9 +133,12 @@ def test_a_rerun_trains_nothing_again(finished: Path, capsys: pytest.CaptureFixt
 def test_a_larger_budget_resumes_finished_runs_and_an_unstarted_folder_is_kept(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Training-step budgets keep the resume's step where the test puts it (a target-step budget moves it by the
+    # evaluations' steps, tests/test_guard.py).
     path = write_study(
-        tmp_path, methods=["scratch"], seeds=1, sweeps=[], sources={"nominal": {"config": "nominal.yaml"}}
-    )
+        tmp_path, methods=["scratch"], seeds=1, sweeps=[], sources={"nominal": {"config": "nominal.yaml"}},
+        transfer={"eval_every": 64, "eval_episodes": 1, "budget": "training_steps"},
+    )  # fmt: skip
     assert main(["study", str(path), "--workers", "1"]) == 0
     run = tmp_path / "study/runs/inverted_double_pendulum_v5/scratch/heavy/scratch/seed_0"
     first_curve = json.loads((run / "curve.json").read_text())["points"]

@@ -1,18 +1,20 @@
 """The negative-transfer guard: a transfer run never hands over a policy worse than the best it measured.
 
 At each learning-curve point (:class:`~sim2real.callbacks.EvalCurveCallback`) the guard compares the policy with
-the best one so far, on the curve's own episodes (the same seeds at every point, so a difference is the
-policy's). The curve's few episodes are noisy (Hopper's 3-episode points swing by 300 and more), and taking the
-highest of noisy points would chase luck, so a point above the best is only a candidate: it becomes the best
-when its return on ``confirm_episodes`` episodes of their own (the same confirmation seeds for every candidate)
-beats the best's return there. The start policy is the first best, confirmed the same way.
+the best one so far. The curve's few episodes are noisy (Hopper's 3-episode points swing by 300 and more; a
+balancing pendulum's are 9,360 or 100, nothing between), and taking the highest of noisy points would chase
+luck, so a point above the best is only a candidate: it runs ``confirm_episodes`` more episodes of their own (the
+same confirmation seeds for every candidate), and it becomes the best when its return over all its episodes,
+the curve's and the confirmation's, beats the best's over all of its own. The start policy is the first best,
+measured the same way. That return over all its episodes is also what the run reports for the kept policy:
+the curve's episodes alone said 3,274 of a policy that balanced through all three confirmation episodes.
 
 The best policy's weights and statistics are kept in memory and in ``best/`` (replaced whole, like a
 checkpoint). With ``transfer.keep: best`` (the default) it is the run's result: the model that ``model.zip``,
 the final evaluation, evaluate, sweep, export and the scorecard see; the curve still shows what training did.
 
-Rollback: when ``patience`` points in a row fall more than ``margin`` below the best's curve return and a
-confirmation agrees, training goes back to the best policy (weights, statistics, SAC's temperature) with fresh
+Rollback: when ``patience`` points in a row fall more than ``margin`` below the best's return and the
+confirmation episodes agree, training goes back to the best policy (weights, statistics, SAC's temperature) with fresh
 optimizer moments and the learning rate times ``lr_factor`` (again at each rollback). A fall the confirmation
 does not bear out is counted as averted, not acted on; every time the rule fires is in ``transfer.json``.
 
@@ -51,13 +53,15 @@ class Best:
 
     step: int  # training steps
     target_steps: int  # every target step the run had used when it was measured
-    curve_reward: float  # on the curve's episodes (compares with every curve point)
-    confirmed_reward: float  # on the confirmation episodes (what a candidate must beat)
+    reward: float  # over all its episodes, the curve's and the confirmation's: what a candidate must beat
+    episodes: int  # behind ``reward``
+    curve_reward: float  # on the curve's episodes alone
+    confirmed_reward: float  # on the confirmation episodes alone
 
     @classmethod
     def of(cls, saved: dict[str, Any]) -> Best:
-        return cls(int(saved["step"]), int(saved["target_steps"]), float(saved["curve_reward"]),
-                   float(saved["confirmed_reward"]))  # fmt: skip
+        return cls(int(saved["step"]), int(saved["target_steps"]), float(saved["reward"]), int(saved["episodes"]),
+                   float(saved["curve_reward"]), float(saved["confirmed_reward"]))  # fmt: skip
 
 
 @dataclass
@@ -121,7 +125,7 @@ class Guard:
         settings: ``transfer.guard``.
         keep_best: ``transfer.keep == "best"``: the run ends on the best policy.
         folder: the run's ``best/``.
-        confirm: evaluates the current policy on the confirmation episodes: (mean return, target steps taken).
+        confirm: evaluates the current policy on the confirmation episodes: (mean return, episodes, target steps).
         state: a resumed run's guard state (``transfer.json``), else a new run's.
         snapshot: a resumed run's best policy (:func:`read_best`).
     """
@@ -132,7 +136,7 @@ class Guard:
         settings: GuardConfig,
         keep_best: bool,
         folder: BestPolicy,
-        confirm: Callable[[], tuple[float, int]],
+        confirm: Callable[[], tuple[float, int, int]],
         state: GuardState | None = None,
         snapshot: Snapshot | None = None,
     ) -> None:
@@ -151,23 +155,31 @@ class Guard:
         rollback = self.settings.rollback
         return 1.0 if rollback is None else float(rollback.lr_factor**self.state.rollbacks)
 
-    def _confirmed(self) -> float:
-        mean, steps = self.confirm()
+    def _pooled(self, point: dict[str, Any]) -> tuple[float, int, float]:
+        """The point's policy over its curve episodes and a confirmation: (mean return, episodes, the
+        confirmation's mean)."""
+        confirmed, episodes, steps = self.confirm()
         self.state.confirmation_steps += steps
-        return mean
+        curve = int(point.get("episodes", 1))
+        return (
+            (float(point["mean_reward"]) * curve + confirmed * episodes) / (curve + episodes),
+            curve + episodes,
+            confirmed,
+        )
 
     def judge(self, point: dict[str, Any], final: bool = False) -> int:
-        """Weighs a new curve point (``step``, ``target_steps``, ``mean_reward``); returns the target steps its
-        confirmations took. A better policy becomes the best; a confirmed fall schedules a rollback, done by
-        :meth:`roll_back` before the next rollout (not before the update already under way, whose data the
-        fallen policy collected)."""
+        """Weighs a new curve point (``step``, ``target_steps``, ``mean_reward``, ``episodes``); returns the target
+        steps its confirmations took. A better policy becomes the best; a confirmed fall schedules a rollback,
+        done by :meth:`roll_back` before the next rollout (not before the update already under way, whose data
+        the fallen policy collected)."""
         spent_before = self.state.confirmation_steps
         value, best = float(point["mean_reward"]), self.state.best
-        if best is None or value > best.curve_reward:
-            confirmed = self._confirmed()
-            if best is None or confirmed > best.confirmed_reward:
+        if best is None or value > best.reward:
+            reward, episodes, confirmed = self._pooled(point)
+            if best is None or reward > best.reward:
                 spent = self.state.confirmation_steps - spent_before
-                self._new_best(Best(int(point["step"]), int(point["target_steps"]) + spent, value, confirmed))
+                self._new_best(Best(int(point["step"]), int(point["target_steps"]) + spent, reward, episodes, value,
+                                    confirmed))  # fmt: skip
             self.state.below = 0
         elif not final and self.settings.rollback is not None:
             self._watch(point, value, best)
@@ -176,20 +188,18 @@ class Guard:
     def _watch(self, point: dict[str, Any], value: float, best: Best) -> None:
         rollback = self.settings.rollback
         assert rollback is not None
-        self.state.below = (
-            self.state.below + 1 if value < best.curve_reward - rollback.margin * abs(best.curve_reward) else 0
-        )
+        floor = best.reward - rollback.margin * abs(best.reward)
+        self.state.below = self.state.below + 1 if value < floor else 0
         if self.state.below < rollback.patience:
             return
         self.state.below = 0
-        confirmed = self._confirmed()
-        if confirmed >= best.confirmed_reward - rollback.margin * abs(best.confirmed_reward):
+        reward, _, _ = self._pooled(point)
+        if reward >= floor:
             self.state.averted += 1
             return
         apply = self.state.rollbacks < rollback.limit
-        self.state.alarms.append({"step": int(point["step"]), "curve_reward": value, "confirmed_reward": confirmed,
-                                  "best_step": best.step, "best_confirmed_reward": best.confirmed_reward,
-                                  "applied": apply})  # fmt: skip
+        self.state.alarms.append({"step": int(point["step"]), "reward": reward, "best_step": best.step,
+                                  "best_reward": best.reward, "applied": apply})  # fmt: skip
         self.pending_rollback = apply
 
     def _new_best(self, best: Best) -> None:
@@ -218,14 +228,15 @@ class Guard:
         return True
 
     def kept_reward(self, point: dict[str, Any]) -> float:
-        """The curve return of the policy the run would hand over now."""
+        """The return of the policy the run would hand over now: the best's over all its episodes, or with
+        ``keep: last`` the point's own."""
         best = self.state.best
-        return float(point["mean_reward"]) if not self.keep_best or best is None else best.curve_reward
+        return float(point["mean_reward"]) if not self.keep_best or best is None else best.reward
 
     def record(self, logger: Logger) -> None:
         best = self.state.best
         if best is not None:
-            logger.record("transfer/guard/best_return", best.curve_reward)
+            logger.record("transfer/guard/best_return", best.reward)
             logger.record("transfer/guard/best_step", best.step)
         logger.record("transfer/guard/rollbacks", self.state.rollbacks)
         logger.record("transfer/guard/alarms", len(self.state.alarms))
