@@ -81,10 +81,8 @@ def main() -> None:
 
     # Curves are by target steps, which differ run by run (evaluations of a good policy take longer): a common grid.
     budget = max(card.budgets.values())
-    steps = [
-        float(s)
-        for s in np.linspace(0.0, budget, budget // study.transfer.eval_every + 1 if study.transfer.eval_every else 2)
-    ]
+    every = study.transfer.eval_every
+    steps = [float(s) for s in np.linspace(0.0, budget, int(budget // every) + 1 if every else 2)]
     grouped = group_runs(runs)
     groups = []
     for s in card.scores:
