@@ -28,9 +28,7 @@ mass and gear (the grid keeps the model's: no friction loss, damping 0.05): wher
 from __future__ import annotations
 
 import argparse
-import shlex
 import shutil
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -38,11 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results import command_line, write_results
 
 from sim2real.api import sweep
 from sim2real.config import SweepParam, load_config
 from sim2real.evaluation.metrics import estimate, iqm
-from sim2real.io import write_json, write_text
+from sim2real.io import write_text
 from sim2real.runs import RunFolder, run_dir
 
 CASES: dict[str, dict[str, Any]] = {
@@ -178,7 +177,7 @@ def _corner(case: dict[str, Any], trained: dict[tuple[str, int], tuple[str, floa
                          for point, values in zip(points, zip(*per_seed, strict=True), strict=True)]  # fmt: skip
         print(f"{name}: " + ", ".join(f"{p['joint_frictionloss']:.2f}/{p['joint_damping']:.2f} {p['iqm']:,.0f}"
                                       for p in results[name]), flush=True)  # fmt: skip
-    write_json(args.json, {"command": shlex.join(["python", *sys.argv]), "case": args.case, "seeds": args.seeds,
+    write_results(args.json, {"command": command_line(), "case": args.case, "seeds": args.seeds,
                            "steps": case["steps"], "episodes_per_point": EPISODES, "grid": case["corner"],
                            "at": "the nominal mass and motor gear", "sources": results})  # fmt: skip
     print(f"wrote {args.json}")
@@ -285,7 +284,7 @@ def main() -> None:
         row["goals_met"] = {goal: row[goal] >= level for goal, level in case["goals"].items() if goal in row}
         ratios[name] = row
         print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if isinstance(v, float)), flush=True)
-    write_json(args.json, {"command": shlex.join(["python", *sys.argv]), "case": args.case, "seeds": args.seeds,
+    write_results(args.json, {"command": command_line(), "case": args.case, "seeds": args.seeds,
                            "steps": case["steps"], "episodes_per_point": EPISODES, "grid": case["grid"],
                            "goals": case["goals"], "sources": results, "adaptive": ratios})  # fmt: skip
     print(f"wrote {args.json}")

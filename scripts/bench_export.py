@@ -12,19 +12,18 @@ the speed-up of each exported form over ``predict``, and writes them to ``benchm
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from results import command_line, write_results
 
 from sim2real.api import export
 from sim2real.deploy import latency, load_exported, record_observations
 from sim2real.evaluation.batched import ObservationNormalizer
-from sim2real.io import write_json
 from sim2real.modelfile import read_model
-from sim2real.training import load_policy, load_run_config
+from sim2real.models import load_policy
+from sim2real.training import load_run_config
 
 
 def main() -> None:
@@ -60,8 +59,8 @@ def main() -> None:
         row["speedup_vs_predict"] = base / row["median_us"]
         print(f"{name:<12} median {row['median_us']:8.1f} us   p99 {row['p99_us']:8.1f} us   "
               f"{row['speedup_vs_predict']:.1f}x predict")  # fmt: skip
-    write_json(args.json, {
-        "command": shlex.join(["python", "scripts/bench_export.py", *sys.argv[1:]]),
+    write_results(args.json, {
+        "command": command_line(),
         "run": str(args.run), "env": config.env, "net_arch": list(config.algo.net_arch),
         "calls_per_round": args.calls, "rounds": args.rounds, "torch_threads": 1, "latency": summary,
     })  # fmt: skip

@@ -14,14 +14,13 @@ mean returns with a bootstrap 95% CI over seeds, and that IQM as a share of the 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
+
+from results import command_line, write_results
 
 from sim2real.api import evaluate
 from sim2real.config import load_config
 from sim2real.evaluation.metrics import estimate
-from sim2real.io import write_json
 
 GOAL = 0.90
 
@@ -55,7 +54,7 @@ def main() -> None:
         summary[label] = {**score.as_dict(), "fraction_of_reference": score.iqm / reference,
                           "runs": [str(run) for run in groups[label]]}  # fmt: skip
     identified = summary.get("identified", {}).get("fraction_of_reference")
-    write_json(args.json, {"command": shlex.join(["python", *sys.argv]), "config": str(args.config),
+    write_results(args.json, {"command": command_line(), "config": str(args.config),
                            "domain": args.domain, "episodes": args.episodes, "goal_fraction": GOAL,
                            "goal_met": identified is not None and identified >= GOAL, "groups": summary})  # fmt: skip
     for label, row in summary.items():

@@ -20,8 +20,6 @@ Python on the same windows (the hot loop's speed-up).
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,10 +27,10 @@ from typing import Any
 
 import numpy as np
 import yaml
+from results import command_line, write_results
 
 from sim2real.config import Config, IdentifyParam, load_config
 from sim2real.identification import identify, record, write_identification
-from sim2real.io import write_json
 
 # What is fitted on each env, with the range it is searched in.
 CASES: dict[str, dict[str, Any]] = {
@@ -206,7 +204,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/identification.json"))
     args = parser.parse_args()
     policies = dict(item.split("=", 1) for item in args.policy)
-    results: dict[str, Any] = {"command": shlex.join(["python", *sys.argv]), "episodes": args.episodes,
+    results: dict[str, Any] = {"command": command_line(), "episodes": args.episodes,
                                "seeds": args.seeds, "conditions": {k: v or "none" for k, v in CONDITIONS.items()},
                                "envs": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
@@ -218,7 +216,7 @@ def main() -> None:
             print(f"{env}: one generation's replays ({speed['physics_steps']:,} physics steps) in "
                   f"{speed['rollout_s'] * 1e3:.1f} ms through mujoco.rollout, {speed['python_step_s'] * 1e3:.1f} ms "
                   f"stepping the gymnasium env: {speed['speedup']:.1f}x", flush=True)  # fmt: skip
-    write_json(args.json, results)
+    write_results(args.json, results)
     for env, result in results["envs"].items():
         for condition, summary in result["conditions"].items():
             seconds = summary.get("seconds", {})

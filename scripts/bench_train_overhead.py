@@ -14,20 +14,20 @@ machine's speed falls on both sides alike. Each repeat's ratio is printed with t
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from results import command_line, write_results
 from rich.console import Console
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
 
 from sim2real.config import parse_config
-from sim2real.io import write_json
-from sim2real.training import algorithm_kwargs, train
+from sim2real.models import algorithm_kwargs
+from sim2real.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "train_overhead.json"
@@ -101,8 +101,8 @@ def main() -> None:
     plain_rate = sum(plain_rates) / len(plain_rates)
     print(f"{args.env}: sim2real {sim2real_rate:.0f} steps/s, plain stable-baselines3 {plain_rate:.0f} steps/s")
     print(f"ratio sim2real / plain: {sim2real_rate / plain_rate:.3f} (goal >= 0.95 in every repeat)")
-    write_json(args.json, {
-        "command": "python " + " ".join(["scripts/bench_train_overhead.py", *sys.argv[1:]]),
+    write_results(args.json, {
+        "command": command_line(),
         "env": args.env,
         "steps": args.steps,
         "threads": args.threads,

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from bench_transfer_by_hand import by_hand
+from results import command_line, write_results
 from rich.console import Console
 
 from sim2real.cli import main as sim2real
 from sim2real.config import load_study
 from sim2real.evaluation.metrics import estimate, iqm
 from sim2real.evaluation.scorecard import Run, find_runs, group_runs, score
-from sim2real.io import write_json
 from sim2real.runs import RunFolder
 from sim2real.study import plan_study
 
@@ -98,7 +97,7 @@ def main() -> None:
             "runs": [_run_figures(r.path, s.target) for r in members],
             "curve": {"steps": steps, "iqm": _curve(members, steps)},
         })  # fmt: skip
-    command = shlex.join(["python", "scripts/bench_transfer.py", *sys.argv[1:]])
+    command = command_line()
     result: dict[str, Any] = {
         "command": command,
         "study": str(args.study),
@@ -126,7 +125,7 @@ def main() -> None:
     if identified:
         result["identified"] = identified
     result["goals"] = _goals(groups)
-    write_json(args.json, _rounded(result))
+    write_results(args.json, _rounded(result))
     console.print(f"wrote {args.json}")
     for g in groups:
         ratio, final, fraction = g.get("transfer_ratio"), g.get("final_return"), g.get("fraction_of_reference")

@@ -18,8 +18,9 @@ from sim2real.evaluation import DomainResult, evaluate_config
 from sim2real.evaluation.batched import ObservationNormalizer
 from sim2real.evaluation.scorecard import Scorecard, find_runs, score
 from sim2real.evaluation.sweep import Sweep, run_sweep
-from sim2real.runs import RunFolder, own_inputs
-from sim2real.training import TrainResult, load_policy, train
+from sim2real.models import load_policy
+from sim2real.runs import EVAL, RunFolder, own_inputs
+from sim2real.training import TrainResult, train
 
 __all__ = ["compare", "evaluate", "run_config", "sweep", "train_transfer"]
 
@@ -211,7 +212,7 @@ def compare(
         missing = sorted({r.target for r in found} - set(evaluation))
         if not evaluation or missing:
             raise Sim2RealError(
-                f"{{reference}}: no final evaluation on {', '.join(missing) or 'any target'} (eval.json)",
+                f"{{reference}}: no final evaluation on {', '.join(missing) or 'any target'} ({EVAL})",
                 reference=reference,
             )
         references = {r.target: float(evaluation[r.target]["mean_reward"]) for r in found}

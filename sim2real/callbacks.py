@@ -247,7 +247,7 @@ class EvalCurveCallback(BaseCallback):
     the end, always with the same episodes (the same seeds), so the points compare with each other.
 
     Each point goes to TensorBoard as ``transfer/target_return`` (and ``transfer/target_return_std``) at its
-    step and to ``curve.json`` (rewritten atomically), where jumpstart and time-to-threshold come from.
+    step and to the run's curve file (:attr:`RunFolder.curve`, rewritten atomically), where jumpstart and time-to-threshold come from.
 
     Every target step counts: a point's ``target_steps`` is the training steps plus every other step taken on
     the target so far (``overhead``: the recalibration and check rollouts, every evaluation including its own,

@@ -3,8 +3,8 @@
 A stable-baselines3 zip holds a ``data`` file (JSON, where objects JSON cannot hold are cloudpickled) and
 ``.pth`` files of state dicts. Unpickling ``data`` would run whatever code the file carries, so a source model
 is read here with plain ``json`` (only its plain fields: step counts and the spaces' shapes and bounds) and its
-weights with torch's weights-only loader. Normalization statistics come from ``vecnormalize.json`` (plain
-numbers); the pickled ``vecnormalize.pkl`` that plain stable-baselines3 writes is read only on explicit trust.
+weights with torch's weights-only loader. Normalization statistics come from their JSON file (plain
+numbers); the pickled file that plain stable-baselines3 writes is read only on explicit trust.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _algo_of(policy: dict[str, torch.Tensor], path: Path) -> str:
 
 
 def read_normalization(folder: Path, trusted: bool = False) -> dict[str, Any] | None:
-    """Normalization statistics saved beside a model: ``vecnormalize.json``, or on trust ``vecnormalize.pkl``."""
+    """Normalization statistics saved beside a model: their JSON file, or on trust SB3's pickle."""
     json_path = folder / VECNORMALIZE_JSON
     if json_path.is_file():
         try:

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from sim2real.config import Config, PrivilegedTerm, StudentConfig
 from sim2real.errors import Sim2RealError
@@ -48,7 +49,7 @@ class Teacher:
     config: Config
     model: BaseAlgorithm
     normalizer: ObservationNormalizer | None
-    normalization: dict[str, Any] | None  # its vecnormalize.json (return statistics for the student)
+    normalization: dict[str, Any] | None  # its normalization statistics (return statistics for the student)
 
     @property
     def terms(self) -> tuple[PrivilegedTerm, ...]:
@@ -62,7 +63,7 @@ def read_teacher(config: Config, path: str | Path | None = None, trusted: bool =
 
     Raises :class:`Sim2RealError` naming ``student.teacher`` when it is not a privileged PPO run of the same env.
     """
-    from sim2real.training import load_policy
+    from sim2real.models import load_policy
 
     assert config.student is not None
     where = path if path is not None else config.student.teacher
@@ -180,10 +181,7 @@ def distill(
     env = model.get_env()
     assert env is not None
     policy = cast(ActorCriticPolicy, model.policy)
-    teacher_policy = cast(ActorCriticPolicy, teacher.model.policy)
     student_act = BatchPolicy(model, deterministic=True)
-    space = teacher.model.action_space
-    assert isinstance(space, spaces.Box)
     normalization = model.get_vec_normalize_env()
     n_envs = env.num_envs
     n_steps = int(getattr(model, "n_steps", 2048))
@@ -200,9 +198,6 @@ def distill(
     max_grad_norm = float(getattr(model, "max_grad_norm", 0.5))
     episodes: deque[tuple[float, float]] = deque(maxlen=100)
 
-    def normalize(raw: np.ndarray) -> np.ndarray:
-        return cast(np.ndarray, normalization.normalize_obs(raw)) if normalization is not None else raw
-
     obs = env.reset()
     teacher_obs = _teacher_observations(env, [{}] * n_envs, np.ones(n_envs, dtype=bool))
     callback.on_training_start(locals(), globals())
@@ -213,23 +208,16 @@ def distill(
         beta = max(0.0, 1.0 - model.num_timesteps / horizon) if horizon > 0 else 0.0
         batch_obs, batch_actions, batch_values = [], [], []
         for _ in range(n_steps):
-            teacher_in = teacher.normalizer(teacher_obs) if teacher.normalizer else teacher_obs
-            with torch.no_grad():  # one forward pass gives the teacher's action and value
-                mean, values = _heads(
-                    teacher_policy, torch.as_tensor(teacher_in, dtype=torch.float32, device=teacher_policy.device)
-                )
-            labels = np.clip(mean.cpu().numpy(), space.low, space.high)  # the action it would execute
+            labels, values = _labels(teacher, teacher_obs)
             mine = student_act(np.asarray(obs, dtype=np.float32))
             actions = np.where((rng.random(n_envs) < beta)[:, None], labels, mine)
             raw = normalization.get_original_obs() if normalization is not None else obs
             batch_obs.append(np.asarray(raw, dtype=np.float32))
             batch_actions.append(labels)
-            batch_values.append(values.cpu().numpy().ravel())
+            batch_values.append(values)
             new_obs, rewards, dones, infos = env.step(actions)
             model.num_timesteps += n_envs
-            for info in infos:
-                if "episode" in info:
-                    episodes.append((float(info["episode"]["r"]), float(info["episode"]["l"])))
+            episodes.extend((float(i["episode"]["r"]), float(i["episode"]["l"])) for i in infos if "episode" in i)
             teacher_obs = _teacher_observations(env, infos, dones)
             obs = new_obs
             callback.update_locals(locals())
@@ -240,18 +228,40 @@ def distill(
             buffer.add(*rows)
         callback.on_rollout_end()
         action_mse, value_mse = _fit(policy, optimizer, buffer, settings, value_weight, max_grad_norm, rng,
-                                     n_steps * n_envs, normalize)  # fmt: skip
-        logger = model.logger
-        logger.record("distill/action_mse", action_mse)
-        logger.record("distill/value_mse", value_mse)
-        logger.record("distill/teacher_share", beta)
-        logger.record("distill/samples", len(buffer))
-        if episodes:
-            logger.record("rollout/ep_rew_mean", float(np.mean([r for r, _ in episodes])))
-            logger.record("rollout/ep_len_mean", float(np.mean([length for _, length in episodes])))
-        logger.record("time/fps", int(n_steps * n_envs / (time.perf_counter() - started)))
-        logger.dump(model.num_timesteps)
+                                     n_steps * n_envs, partial(_normalize, normalization))  # fmt: skip
+        _log_round(model, action_mse, value_mse, beta, len(buffer), episodes, n_steps * n_envs, started)
     callback.on_training_end()
+
+
+def _normalize(normalization: VecNormalize | None, raw: np.ndarray) -> np.ndarray:
+    return cast(np.ndarray, normalization.normalize_obs(raw)) if normalization is not None else raw
+
+
+def _labels(teacher: Teacher, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's mean action (clipped: the action it would execute) and value for each observation."""
+    policy = cast(ActorCriticPolicy, teacher.model.policy)
+    space = teacher.model.action_space
+    assert isinstance(space, spaces.Box)
+    inputs = teacher.normalizer(observations) if teacher.normalizer else observations
+    with torch.no_grad():  # one forward pass gives the teacher's action and value
+        mean, values = _heads(policy, torch.as_tensor(inputs, dtype=torch.float32, device=policy.device))
+    return np.clip(mean.cpu().numpy(), space.low, space.high), values.cpu().numpy().ravel()
+
+
+def _log_round(
+    model: BaseAlgorithm, action_mse: float, value_mse: float, beta: float, samples: int,
+    episodes: deque[tuple[float, float]], steps: int, started: float,
+) -> None:  # fmt: skip
+    logger = model.logger
+    logger.record("distill/action_mse", action_mse)
+    logger.record("distill/value_mse", value_mse)
+    logger.record("distill/teacher_share", beta)
+    logger.record("distill/samples", samples)
+    if episodes:
+        logger.record("rollout/ep_rew_mean", float(np.mean([r for r, _ in episodes])))
+        logger.record("rollout/ep_len_mean", float(np.mean([length for _, length in episodes])))
+    logger.record("time/fps", int(steps / (time.perf_counter() - started)))
+    logger.dump(model.num_timesteps)
 
 
 def _fit(

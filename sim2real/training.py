@@ -13,21 +13,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import gymnasium as gym
 import torch
 import yaml
 from rich.console import Console
-from sb3_contrib import RecurrentPPO
-from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.utils import LinearSchedule as SB3LinearSchedule
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from sim2real.callbacks import (
@@ -38,7 +34,7 @@ from sim2real.callbacks import (
     RandomizationLogger,
     transfer_callbacks,
 )
-from sim2real.config import Config, HistoryConfig, LinearSchedule, PrivilegedTerm, dump_config
+from sim2real.config import Config, HistoryConfig, PrivilegedTerm, dump_config
 from sim2real.domain import DomainSpec, check_domains, make_domain_env
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_config, print_results
@@ -55,37 +51,10 @@ from sim2real.modelfile import (
     restore_model,
     save_replay_buffer,
 )
-from sim2real.runs import Checkpoint, RunFolder, read_curve_points
+from sim2real.models import DEFAULT_POLICY, Policy, build_model
+from sim2real.runs import VECNORMALIZE_JSON, Checkpoint, RunFolder, read_curve_points
 from sim2real.student import Teacher, distill, prepare_student, read_teacher
 from sim2real.transfer import Transfer, read_source, resume_transfer, start_transfer
-from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of
-
-
-class _SAC(SAC):
-    """stable-baselines3's SAC, except that a transfer run's critic warm-up lets the source policy act from the
-    first step: SB3 takes uniform random actions until ``learning_starts``, which would fill the replay buffer
-    the critic warms up on with transitions no policy of this run takes. Its zips load with plain ``SAC``."""
-
-    policy_acts_at_start: bool = False
-
-    def _sample_action(self, learning_starts: int, action_noise: Any = None, n_envs: int = 1) -> Any:
-        return super()._sample_action(0 if self.policy_acts_at_start else learning_starts, action_noise, n_envs)
-
-
-ALGORITHMS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": _SAC, "recurrent_ppo": RecurrentPPO}
-DEFAULT_POLICY = "MlpPolicy"
-# The policy class each algorithm builds when the caller names none (SB3's names).
-_POLICIES = {"recurrent_ppo": "MlpLstmPolicy"}
-_ACTIVATIONS = {
-    "tanh": torch.nn.Tanh,
-    "relu": torch.nn.ReLU,
-    "elu": torch.nn.ELU,
-    "leaky_relu": torch.nn.LeakyReLU,
-}
-_POLICY_KEYS = {"name", "net_arch", "activation", "log_std_init"}
-_LSTM_KEYS = ("lstm_hidden_size", "n_lstm_layers", "shared_lstm", "enable_critic_lstm")
-
-Policy = str | type[BasePolicy]
 
 
 @dataclass
@@ -178,83 +147,6 @@ def normalize_env(config: Config, venv: VecEnv) -> VecEnv:
     )
 
 
-def algorithm_kwargs(config: Config) -> dict[str, Any]:
-    """Constructor keywords of the stable-baselines3 algorithm (hyperparameters and policy_kwargs)."""
-    algo = config.algo
-    kwargs = algo.model_dump(exclude=_POLICY_KEYS | set(_LSTM_KEYS))
-    if isinstance(algo.learning_rate, LinearSchedule):
-        kwargs["learning_rate"] = SB3LinearSchedule(algo.learning_rate.initial, algo.learning_rate.final, 1.0)
-    kwargs["policy_kwargs"] = {
-        "net_arch": list(algo.net_arch),
-        "activation_fn": _ACTIVATIONS[algo.activation],
-        "log_std_init": algo.log_std_init,
-        **{key: getattr(algo, key) for key in _LSTM_KEYS if hasattr(algo, key)},
-    }
-    return kwargs
-
-
-def build_model(config: Config, env: VecEnv, policy: Policy = DEFAULT_POLICY) -> BaseAlgorithm:
-    """A fresh stable-baselines3 model of ``config.algo`` on ``env`` (``policy``: SB3's name or a policy class)."""
-    if policy == DEFAULT_POLICY:
-        policy = _POLICIES.get(config.algo.name, DEFAULT_POLICY)
-    return ALGORITHMS[config.algo.name](
-        policy, env, seed=config.train.seed, device=config.train.device, verbose=0, **algorithm_kwargs(config)
-    )
-
-
-def load_policy(config: Config, path: Path, trusted: bool = False) -> tuple[BaseAlgorithm, ModelFile]:
-    """A saved model rebuilt for evaluation from its weights alone (read weights-only, see modelfile).
-
-    The network's layer sizes come from the weights (a progressive net's columns too); the algorithm and
-    activation from ``config``, whose env must have the model's observation and action spaces.
-    """
-    model_file = read_model(path, trusted=trusted)
-    if model_file.algo != config.algo.name:
-        raise Sim2RealError(
-            f"{model_file.path} is a {model_file.algo.upper()} model but the config says {config.algo.name.upper()} "
-            f"(set algo.name: {model_file.algo})"
-        )
-    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
-    env = make_domain_env(config.env, (), seed=0, check_friction=False, history=config.history,
-                          privileged=config.privileged_terms(), **env_kwargs)  # fmt: skip
-    mismatch = [
-        f"{kind} space: model shape {saved.shape}, config shape {tuple(space.shape or ())}"
-        + (" (the config's history lengthens it)" if kind == "observation" and config.history else "")
-        + (" (the config's privileged inputs lengthen it)" if kind == "observation" and config.privileged else "")
-        for kind, saved, space in (
-            ("observation", model_file.observation, env.observation_space),
-            ("action", model_file.action, env.action_space),
-        )
-        if saved is not None and saved.shape != tuple(space.shape or ())
-    ]
-    if mismatch:
-        env.close()
-        raise Sim2RealError(f"{model_file.path} does not fit {config.env}: " + "; ".join(mismatch))
-    normalize = config.train.normalize
-    if normalize is not None and normalize.observations and model_file.normalization is None:
-        env.close()
-        raise Sim2RealError(
-            f"{model_file.path}: no normalization statistics beside it (vecnormalize.json), but the config "
-            "normalizes observations; on raw observations its returns would be wrong. Pass the run folder, "
-            "or set train.normalize: null in the config if it was trained on raw observations"
-        )
-    trunk = "actor.latent_pi" if config.algo.name == "sac" else "mlp_extractor.policy_net"
-    progressive = is_progressive(model_file.policy)
-    arch = source_arch_of(model_file.policy, trunk + ".column" if progressive else trunk)
-    algo = config.algo.model_copy(update={"net_arch": arch or list(config.algo.net_arch)})
-    model = build_model(config.model_copy(update={"algo": algo}), DummyVecEnv([lambda: env]))
-    if progressive:
-        make_progressive(model.policy, config.algo.name, source_arch_of(model_file.policy, trunk), arch)
-    try:
-        model.policy.load_state_dict(model_file.policy)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[-1].strip()
-        raise Sim2RealError(
-            f"{model_file.path}: weights do not fit a {config.algo.name.upper()} policy ({first})"
-        ) from None
-    return model, model_file
-
-
 # ------------------------------------------------------------------------------------------- checkpoints
 
 
@@ -297,7 +189,9 @@ def _load_checkpoint(
             env = normalize_env(config, env)
             state = read_normalization(checkpoint.path, trusted)
             if state is None:
-                raise Sim2RealError(f"checkpoint {checkpoint.path} has no normalization statistics (vecnormalize.json)")
+                raise Sim2RealError(
+                    f"checkpoint {checkpoint.path} has no normalization statistics ({VECNORMALIZE_JSON})"
+                )
             venv = cast(VecNormalize, env)
             apply_normalization_state(venv, state)
             venv.training = config.transfer is None or config.transfer.normalization != "fixed"
@@ -351,7 +245,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 
 def _reference_curve(reference: str | None) -> Curve | None:
-    """A scratch run's learning curve (its folder or its curve.json), for the negative-transfer warning."""
+    """A scratch run's learning curve (its folder or its curve file), for the negative-transfer warning."""
     if reference is None:
         return None
     try:
@@ -457,7 +351,7 @@ def train(
         config: the experiment (for a resume: the run's own config, see :func:`load_run_config`).
         callbacks: stable-baselines3 callbacks of your own, called after sim2real's.
         policy: the policy, as stable-baselines3 takes it (``"MlpPolicy"`` or a policy class).
-        command: the command line to record in ``command.txt``.
+        command: the command line to record in the run folder (:meth:`RunFolder.append_command`).
         resume: an existing run folder to continue from its last checkpoint.
         console: where the progress and the evaluation table go.
         source: a transfer run's source (run folder, zip, or a model already read); default ``transfer.source``.
@@ -476,29 +370,8 @@ def train(
     with torch_threads(config.train.torch_threads):
         warning = config.transfer.early_warning if config.transfer is not None else None
         reference = _reference_curve(warning.reference) if warning is not None else None
-        teacher = read_teacher(config, trusted=trust_source) if config.student is not None else None
-        if teacher is not None and config.student is not None:  # the run's own config records its teacher
-            student = config.student.model_copy(update={"teacher": str(teacher.path.resolve())})
-            config = config.model_copy(update={"student": student})
-        if resume is None:
-            source_file = None
-            if config.transfer is not None:
-                source_file = source if isinstance(source, ModelFile) else read_source(config, source, trust_source)
-                if source_file is not None:  # the run's own config records where its source came from
-                    settings = config.transfer.model_copy(update={"source": str(source_file.path.resolve())})
-                    config = config.model_copy(update={"transfer": settings})
-            parameters = check_domains(config)
-            session = _open_new(config, policy, command, source_file, teacher)
-        else:
-            check_domains(config)
-            session = _open_resumed(config, policy, command, resume, console, trust_source, teacher)
+        config, session, teacher = _open(config, policy, command, resume, console, source, trust_source)
         run, model, transfer = session.run, session.model, session.transfer
-        model.set_logger(make_logger(run.tensorboard, purge_step=None if resume is None else model.num_timesteps + 1))
-        if resume is None:
-            record_text(model.logger, "config", dump_config(config))
-            record_text(model.logger, "domains", yaml.safe_dump(parameters, sort_keys=False))
-            model.logger.dump(0)
-
         ours, adr, curve = _callbacks(config, session, console, reference)
         checkpoint = CheckpointCallback(
             partial(save_checkpoint, model, run, adr, transfer), config.train.checkpoint_every
@@ -510,24 +383,8 @@ def train(
             adr.prepare(training_env)
 
         learn_started = time.perf_counter()
-        # A transfer run's budget is one of target steps: its evaluations and recalibration count too.
-        remaining = config.train.total_timesteps - model.num_timesteps
-        remaining -= curve.overhead if curve is not None and curve.budget is not None else 0
         try:
-            if remaining > 0 and teacher is not None and config.student is not None:
-                everything = model._init_callback([*ours, *callbacks, checkpoint, *progress],
-                                                  progress_bar=config.train.progress_bar)  # fmt: skip
-                # The teacher's share of the actions falls over the run's first budget (config.yaml keeps it).
-                horizon = config.student.teacher_steps * run.config().train.total_timesteps
-                distill(model, teacher, config.student, config.train.total_timesteps, everything, config.train.seed,
-                        horizon)  # fmt: skip
-            elif remaining > 0 or curve is not None:  # a curve has a start point even when nothing is left to train
-                if remaining <= 0 and resume is None:
-                    console.print(f"warning: the budget of {config.train.total_timesteps:,} target steps went to "
-                                  f"the recalibration and checks ({curve.overhead if curve else 0:,}); nothing is "
-                                  "left to train", soft_wrap=True)  # fmt: skip
-                model.learn(total_timesteps=max(remaining, 0), callback=[*ours, *callbacks, checkpoint, *progress],
-                            reset_num_timesteps=resume is None, progress_bar=config.train.progress_bar)  # fmt: skip
+            _learn(config, session, teacher, [*ours, *callbacks, checkpoint, *progress], curve, console)
         except KeyboardInterrupt:
             saved = save_checkpoint(model, run, adr, transfer)
             _close_env(model)
@@ -544,6 +401,60 @@ def train(
         _close_env(model)
     print_results(results, console)
     return TrainResult(run.path, model.num_timesteps, results, time.perf_counter() - started, learn_seconds)
+
+
+def _open(
+    config: Config, policy: Policy, command: str, resume: Path | None, console: Console,
+    source: str | Path | ModelFile | None, trust_source: bool,
+) -> tuple[Config, _Session, Teacher | None]:  # fmt: skip
+    """The run opened (new or resumed) with its logger, the config as the run records it, and its teacher."""
+    teacher = read_teacher(config, trusted=trust_source) if config.student is not None else None
+    if teacher is not None and config.student is not None:  # the run's own config records its teacher
+        student = config.student.model_copy(update={"teacher": str(teacher.path.resolve())})
+        config = config.model_copy(update={"student": student})
+    if resume is not None:
+        check_domains(config)
+        session = _open_resumed(config, policy, command, resume, console, trust_source, teacher)
+        session.model.set_logger(make_logger(session.run.tensorboard, purge_step=session.model.num_timesteps + 1))
+        return config, session, teacher
+    source_file = None
+    if config.transfer is not None:
+        source_file = source if isinstance(source, ModelFile) else read_source(config, source, trust_source)
+        if source_file is not None:  # the run's own config records where its source came from
+            settings = config.transfer.model_copy(update={"source": str(source_file.path.resolve())})
+            config = config.model_copy(update={"transfer": settings})
+    parameters = check_domains(config)
+    session = _open_new(config, policy, command, source_file, teacher)
+    model = session.model
+    model.set_logger(make_logger(session.run.tensorboard, purge_step=None))
+    record_text(model.logger, "config", dump_config(config))
+    record_text(model.logger, "domains", yaml.safe_dump(parameters, sort_keys=False))
+    model.logger.dump(0)
+    return config, session, teacher
+
+
+def _learn(
+    config: Config, session: _Session, teacher: Teacher | None, callbacks: list[BaseCallback],
+    curve: EvalCurveCallback | None, console: Console,
+) -> None:  # fmt: skip
+    """Trains for what is left of the budget: a transfer run's budget is one of target steps, so its
+    evaluations and recalibration count too."""
+    model, resumed = session.model, session.resumed_from is not None
+    remaining = config.train.total_timesteps - model.num_timesteps
+    remaining -= curve.overhead if curve is not None and curve.budget is not None else 0
+    if remaining > 0 and teacher is not None and config.student is not None:
+        everything = model._init_callback(callbacks, progress_bar=config.train.progress_bar)
+        # The teacher's share of the actions falls over the run's first budget (config.yaml keeps it).
+        horizon = config.student.teacher_steps * session.run.config().train.total_timesteps
+        distill(model, teacher, config.student, config.train.total_timesteps, everything, config.train.seed,
+                horizon)  # fmt: skip
+    elif remaining > 0 or curve is not None:  # a curve has a start point even when nothing is left to train
+        if remaining <= 0 and not resumed:
+            console.print(f"warning: the budget of {config.train.total_timesteps:,} target steps went to "
+                          f"the recalibration and checks ({curve.overhead if curve else 0:,}); nothing is "
+                          "left to train", soft_wrap=True)  # fmt: skip
+        model.learn(total_timesteps=max(remaining, 0), callback=callbacks, reset_num_timesteps=not resumed,
+                    progress_bar=config.train.progress_bar)  # fmt: skip
 
 
 def _save(model: BaseAlgorithm, run: RunFolder, adr: AdrCallback | None, transfer: Transfer | None) -> None:

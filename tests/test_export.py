@@ -15,7 +15,8 @@ from sim2real.config import parse_config
 from sim2real.deploy import record_observations, reference_actions
 from sim2real.evaluation.batched import ObservationNormalizer
 from sim2real.modelfile import read_model
-from sim2real.training import load_policy, load_run_config, train
+from sim2real.models import load_policy
+from sim2real.training import load_run_config, train
 from tests.conftest import CliResult, assert_one_line_error, tiny_config_data
 
 

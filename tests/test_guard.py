@@ -22,8 +22,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from sim2real.config import parse_config
 from sim2real.evaluation.scorecard import read_run
 from sim2real.modelfile import read_model
+from sim2real.models import build_model
 from sim2real.runs import RunFolder
-from sim2real.training import build_model, build_vec_env, load_run_config, normalize_env, train
+from sim2real.training import build_vec_env, load_run_config, normalize_env, train
 from sim2real.transfer.guard import Best, Guard, GuardState
 from tests.conftest import assert_one_line_error, tiny_config_data
 

@@ -21,8 +21,9 @@ from stable_baselines3 import PPO, SAC
 from sim2real.config import Domain, HistoryConfig, parse_config
 from sim2real.domain import make_domain_env
 from sim2real.errors import Sim2RealError
+from sim2real.models import build_model
 from sim2real.runs import RunFolder
-from sim2real.training import build_model, build_vec_env, normalize_env, train
+from sim2real.training import build_vec_env, normalize_env, train
 from sim2real.transfer import read_source, start_transfer
 from sim2real.wrappers import ObservationHistory
 from tests.conftest import CliResult, assert_one_line_error, tiny_config_data

@@ -16,7 +16,8 @@ from sb3_contrib import RecurrentPPO
 from sim2real.config import parse_config
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation.batched import BatchPolicy
-from sim2real.training import load_policy, load_run_config, train
+from sim2real.models import load_policy
+from sim2real.training import load_run_config, train
 from sim2real.transfer.groups import layer_groups
 from tests.conftest import tiny_config_data
 

@@ -37,17 +37,9 @@ from sim2real.cli import main
 from sim2real.config import parse_config
 from sim2real.errors import Sim2RealError
 from sim2real.modelfile import read_model
+from sim2real.models import ALGORITHMS, build_model, load_policy
 from sim2real.runs import RunFolder
-from sim2real.training import (
-    ALGORITHMS,
-    TrainResult,
-    build_model,
-    build_vec_env,
-    load_policy,
-    load_run_config,
-    normalize_env,
-    train,
-)
+from sim2real.training import TrainResult, build_vec_env, load_run_config, normalize_env, train
 from sim2real.transfer import CHECK_EPISODES, RecipeCheck, Transfer, read_source, start_transfer
 from sim2real.transfer.groups import LayerGroup, groups_of, layer_groups
 from tests.conftest import CliResult, assert_one_line_error, tiny_config_data

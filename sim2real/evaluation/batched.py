@@ -30,7 +30,7 @@ class ObservationNormalizer:
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> ObservationNormalizer | None:
-        """From ``vecnormalize.json`` (see :func:`sim2real.modelfile.normalization_state`); None when off."""
+        """From the run's normalization statistics (see :func:`sim2real.modelfile.normalization_state`); None when off."""
         if state is None or not state.get("norm_obs", True):
             return None
         rms = state["obs_rms"]

@@ -1,7 +1,7 @@
 """The transfer scorecard: learning curves of transfer runs grouped by method, scored against scratch.
 
 Runs are transfer run folders (``sim2real transfer``). Each one's learning curve on its target comes from
-``curve.json`` (evaluations with the same seeds at every point, from step 0) or, failing that, its monitor files
+its curve file (evaluations with the same seeds at every point, from step 0) or, failing that, its monitor files
 (training episodes, averaged in windows). A curve is what the run would hand over (the guard's best policy with
 ``keep: best``) by every target step it took, evaluations and recalibration included (:func:`curve_of`), so a
 method is charged all the target data it used. Per target and method, across seeds:

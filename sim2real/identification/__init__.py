@@ -122,12 +122,7 @@ def identify(
     from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
     from sim2real.dynamics import Change
 
-    if not params:
-        raise Sim2RealError("give at least one parameter to identify ({params})", params=None)
-    names = [p.name for p in params]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise Sim2RealError(f"{{params}}: {', '.join(repeated)} given twice", params=None)
+    _check_params(params)
     trajectories = read_trajectories(recording)
     spec = DomainSpec.from_config(config.source)
     if spec.randomized:
@@ -160,27 +155,47 @@ def identify(
             losses = {delay: fits[delay][0].loss for delay in fits}
             result, replay = fits[chosen]
             cut = replay.windows
-            if not result.converged:
-                raise Sim2RealError(
-                    f"{recording}: the fit did not converge in {result.generations} generations (stopped: "
-                    f"{result.stop}); nothing written. Give more {{max_generations}}, narrower ranges, fewer "
-                    "parameters or a recording that moves more",
-                    max_generations=max_generations,
-                )
-            # The figure replays longer windows than the fit, so that drift shows: a few control steps from a
-            # recorded state look alike under any parameters.
-            longest = int(np.max(np.unique(trajectories.episode, return_counts=True)[1]))
-            display_horizon = max(horizon, min(DISPLAY_HORIZON, longest - 1 - chosen))
-            display = cut_windows(trajectories, model, frame_skip, display_horizon, 64, latency=chosen)
-            shown = Replay(model, base, params, display, frame_skip, threads or default_threads())
-            before = shown.simulate(replay.values(start_point(params))[None])[0]
-            after = shown.simulate(np.array([e.value for e in result.estimates])[None])[0]
+            _check_converged(recording, result, max_generations)
+            display, before, after = _display(trajectories, replay, result, horizon, chosen)
         finally:
             close_pool()
     finally:
         env.close()
     return Identification(config, Path(recording), trajectories, list(params), result, cut, display, before, after,
                           horizon, chosen, losses)  # fmt: skip
+
+
+def _check_converged(recording: Path, result: Fit, max_generations: int) -> None:
+    if not result.converged:
+        raise Sim2RealError(
+            f"{recording}: the fit did not converge in {result.generations} generations (stopped: "
+            f"{result.stop}); nothing written. Give more {{max_generations}}, narrower ranges, fewer "
+            "parameters or a recording that moves more",
+            max_generations=max_generations,
+        )
+
+
+def _check_params(params: Sequence[IdentifyParam]) -> None:
+    if not params:
+        raise Sim2RealError("give at least one parameter to identify ({params})", params=None)
+    names = [p.name for p in params]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise Sim2RealError(f"{{params}}: {', '.join(repeated)} given twice", params=None)
+
+
+def _display(
+    trajectories: Trajectories, replay: Replay, result: Fit, horizon: int, latency: int
+) -> tuple[Windows, np.ndarray, np.ndarray]:
+    """The figure's windows and their replays from the start point and from the estimate. They are longer than
+    the fit's, so that drift shows: a few control steps from a recorded state look alike under any parameters."""
+    longest = int(np.max(np.unique(trajectories.episode, return_counts=True)[1]))
+    display_horizon = max(horizon, min(DISPLAY_HORIZON, longest - 1 - latency))
+    display = cut_windows(trajectories, replay.model, replay.frame_skip, display_horizon, 64, latency=latency)
+    shown = Replay(replay.model, replay.base, replay.params, display, replay.frame_skip, replay.threads)
+    before = shown.simulate(replay.values(start_point(replay.params))[None])[0]
+    after = shown.simulate(np.array([e.value for e in result.estimates])[None])[0]
+    return display, before, after
 
 
 def _dynamics_entries(config: Config, values: dict[str, Any], identification: Identification) -> list[dict[str, Any]]:

@@ -143,6 +143,7 @@ class Replay:
         self.params = list(params)
         self.windows = windows
         self.frame_skip = frame_skip
+        self.threads = threads
         self.low = np.array([p.bounds[0] for p in params])
         self.high = np.array([p.bounds[1] for p in params])
         self._copies: list[Dynamics] = []

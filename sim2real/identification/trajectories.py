@@ -42,7 +42,8 @@ from sim2real.io import atomic_path, write_text
 if TYPE_CHECKING:
     import gymnasium as gym
 
-    from sim2real.config import Config
+    from sim2real.config import Config, HistoryConfig
+    from sim2real.evaluation.batched import BatchPolicy, ObservationNormalizer
 
 FORMAT = "sim2real.trajectories"
 FORMAT_VERSION = 1
@@ -273,39 +274,14 @@ def record(
             the one sent), as the ``action_latency`` reality-gap wrapper makes it.
         trust_source: allow reading a pickled ``vecnormalize.pkl``.
     """
-    import torch
-
     import sim2real
     from sim2real.domain import make_domain_env
-    from sim2real.evaluation.batched import BatchPolicy, ObservationNormalizer, episode_seeds
-    from sim2real.runs import own_inputs
     from sim2real.wrappers import ActionLatency, ObservationHistory
 
     domains = config.domains()
     if domain not in domains:
         raise Sim2RealError(f"{config.origin}: no domain '{domain}' (domains: {', '.join(domains)})", domain=domain)
-    policy: BatchPolicy | None = None
-    normalizer: ObservationNormalizer | None = None
-    # The policy's input is its own run's (with the observation history it was trained with, if any).
-    own = config if model_path is None else own_inputs(model_path, config)
-    history = own.history
-    if own.privileged:
-        raise Sim2RealError(
-            f"{model_path}: a privileged teacher acts on inputs a robot does not have; a recording stands in for "
-            "the robot's, so record with a policy that needs none (the teacher's student)"
-        )
-    if noise and history is not None:
-        raise Sim2RealError(
-            f"{model_path}: the policy sees its past (history), and the recorded noise would have to be on that "
-            "past too; recording it with {noise} is not supported: record without noise",
-            noise=noise,
-        )
-    if model_path is not None:
-        from sim2real.training import load_policy
-
-        model, model_file = load_policy(own, model_path, trusted=trust_source)
-        policy = BatchPolicy(model, deterministic)
-        normalizer = ObservationNormalizer.from_state(model_file.normalization)
+    history, policy, normalizer = _recording_policy(config, model_path, deterministic, noise, trust_source)
     env_kwargs: dict[str, Any] = dict(config.env_kwargs)
     env = make_domain_env(config.env, domains[domain], seed=(seed, 0), **env_kwargs)
     size = int(np.prod(env.observation_space.shape or (1,)))  # the env's own observation: what is recorded
@@ -313,6 +289,65 @@ def record(
         env = ActionLatency(env, steps=latency, seed=seed)
     if history is not None:  # outermost: the policy's past holds its commands, before the delay
         env = ObservationHistory(env, history.steps, history.actions)
+    try:
+        rows = _roll_out(env, size, policy, normalizer, episodes, seed, noise)
+    finally:
+        env.close()
+    arrays = {name: np.stack(values) for name, values in rows.items()}
+    arrays["episode"] = arrays["episode"].astype(np.int64)
+    header = {
+        "env": config.env,
+        "env_kwargs": dict(config.env_kwargs),
+        "control_period": control_period(env),
+        "domain": domain,
+        "produced_by": str(model_path) if model_path is not None else "random actions",
+        "deterministic": deterministic if model_path is not None else None,
+        "episodes": episodes,
+        "seed": seed,
+        "noise": noise,
+        "latency": latency,
+        "sim2real_version": sim2real.__version__,
+    }
+    return Trajectories(**arrays, header=header)
+
+
+def _recording_policy(
+    config: Config, model_path: Path | None, deterministic: bool, noise: float, trust_source: bool
+) -> tuple[HistoryConfig | None, BatchPolicy | None, ObservationNormalizer | None]:
+    """The policy that records (None: random actions), its observation history and its normalization."""
+    from sim2real.evaluation.batched import BatchPolicy, ObservationNormalizer
+    from sim2real.runs import own_inputs
+
+    # The policy's input is its own run's (with the observation history it was trained with, if any).
+    own = config if model_path is None else own_inputs(model_path, config)
+    if own.privileged:
+        raise Sim2RealError(
+            f"{model_path}: a privileged teacher acts on inputs a robot does not have; a recording stands in for "
+            "the robot's, so record with a policy that needs none (the teacher's student)"
+        )
+    if noise and own.history is not None:
+        raise Sim2RealError(
+            f"{model_path}: the policy sees its past (history), and the recorded noise would have to be on that "
+            f"past too; recording it with {noise} is not supported: record without noise",
+            noise=noise,
+        )
+    if model_path is None:
+        return own.history, None, None
+    from sim2real.models import load_policy
+
+    model, model_file = load_policy(own, model_path, trusted=trust_source)
+    return own.history, BatchPolicy(model, deterministic), ObservationNormalizer.from_state(model_file.normalization)
+
+
+def _roll_out(
+    env: gym.Env, size: int, policy: BatchPolicy | None, normalizer: ObservationNormalizer | None, episodes: int,
+    seed: int, noise: float,
+) -> dict[str, list[np.ndarray]]:  # fmt: skip
+    """Every step of ``episodes`` episodes: the state, the action, the observation (``size`` entries) and reward."""
+    import torch
+
+    from sim2real.evaluation.batched import episode_seeds
+
     data: Any = env.unwrapped.data  # type: ignore[attr-defined]
     rng = np.random.default_rng(seed)
     rows: dict[str, list[np.ndarray]] = {name: [] for name in (*REQUIRED, *OPTIONAL)}
@@ -344,20 +379,4 @@ def record(
                     rows[name].append(np.asarray(value, dtype=np.float64))
     finally:
         torch.random.set_rng_state(generator_state)
-        env.close()
-    arrays = {name: np.stack(values) for name, values in rows.items()}
-    arrays["episode"] = arrays["episode"].astype(np.int64)
-    header = {
-        "env": config.env,
-        "env_kwargs": dict(config.env_kwargs),
-        "control_period": control_period(env),
-        "domain": domain,
-        "produced_by": str(model_path) if model_path is not None else "random actions",
-        "deterministic": deterministic if model_path is not None else None,
-        "episodes": episodes,
-        "seed": seed,
-        "noise": noise,
-        "latency": latency,
-        "sim2real_version": sim2real.__version__,
-    }
-    return Trajectories(**arrays, header=header)
+    return rows

@@ -229,109 +229,19 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
 
     Each run's config is a typed copy of its source's config or of the study's base config (see
     :func:`_study_run`); the study file's ``set`` overrides are the only text applied, as the file spells them.
+    The jobs come in the order they should start: sources, sweeps, transfer runs.
     """
-    from sim2real.evaluation.sweep import check_params
-
     _check_env(study, file)
-    here = file.parent
     folder = (output or (Path(study.output) if study.output else default_output(file))).resolve()
     if folder.exists() and not folder.is_dir():
         raise Sim2RealError(f"{folder}: the study folder is a file")
-    runs = folder / "runs"
-    command = f"sim2real study {file}"
-
-    base_path = here / study.config
-    base = parse_config(_load_data(base_path, study.set, str(file)), str(base_path))
-    if base.env != study.env:
-        raise Sim2RealError(f"{base_path}: env is {base.env}, the study's env is {study.env}")
-    for target in study.targets:
-        if target not in base.targets:
-            raise Sim2RealError(
-                f"{file}: targets: no target '{target}' in {base_path} (targets: {', '.join(base.targets)})"
-            )
-    check_domains(base)
-
-    plan = Plan(study, file, folder, base, [], {})
-
-    def add(spec: RunSpec, config: Config, needs: tuple[str, ...] = (), identified: str = "") -> None:
-        plan.jobs.append(replace(_train_job(spec, config, folder, command, needs), identified=identified))
-
-    source_configs: dict[str, Config] = {}
-    for name, source in study.sources.items():
-        if name == "scratch":
-            raise Sim2RealError(
-                f"{file}: sources: 'scratch' names the method without a source; call the source otherwise"
-            )
-        path = here / source.config
-        data = _load_data(path, study.set, str(file))
-        data.pop("transfer", None)  # a source pretrains; the study's methods do the transferring
-        config = _study_run(parse_config(data, str(path)), runs, name, source.seed, study.source_steps(name))
-        # Every source is evaluated zero-shot on every study target, also one its own config does not define.
-        missing = {t: base.targets[t] for t in study.targets if t not in config.targets}
-        config = config.model_copy(update={"targets": {**config.targets, **missing}}) if missing else config
-        if config.env != study.env:
-            raise Sim2RealError(f"{path}: env is {config.env}, the study's env is {study.env}")
-        check_domains(config)
-        source_configs[name] = config
-        plan.sources[name] = run_dir(config)
-    for name, config in source_configs.items():
-        teacher = study.sources[name].teacher
-        if teacher is not None and study.sources[name].identify is not None:
-            raise Sim2RealError(f"{file}: sources.{name}: a student learns from its teacher's domain; identify "
-                                "goes with a source that trains on its own (give one of teacher and identify)")  # fmt: skip
-        if teacher is not None:
-            add(RunSpec("source", name, "pretrain"), _with_teacher(file, name, teacher, config, source_configs,
-                                                                     plan.sources), needs=(f"source {teacher}",))  # fmt: skip
-            continue
-        identification = study.sources[name].identify
-        if identification is None:
-            add(RunSpec("source", name, "pretrain"), config)
-            continue
-        job = _identify_job(file, name, identification, config, folder, command, plan.sources)
-        plan.jobs.append(job)
-        identified = str(Path(job.folder) / IDENTIFIED_FILES[identification.use])
-        if spec_complete(job):
-            # Identified already: the source's config is known, so its run folder can be checked like any other.
-            config = with_identified_source(config, Path(identified))
-        add(RunSpec("source", name, "pretrain"), config, needs=(job.name,), identified=identified)
-
+    plan = Plan(study, file, folder, _base_config(file, study), [], {})
+    source_configs = _source_configs(plan)
+    _plan_sources(plan, source_configs)
     # Sweeps first: they need only the sources, and started early they run beside the transfer runs
     # instead of alone at the end.
-    for index, sweep in enumerate(study.sweeps):
-        check_params(base, sweep.params, DomainSpec.from_config(base.source))
-        names = sweep.sources or list(study.sources)
-        spec = SweepSpec(tuple(sweep.params), tuple((n, str(plan.sources[n])) for n in names), sweep.episodes,
-                         sweep.seed)  # fmt: skip
-        tag = "__".join(p.tag() for p in sweep.params)
-        out = folder / "sweeps" / (tag if tag not in {s.name for s in plan.sweeps} else f"{tag}_{index}")
-        plan.sweeps.append(out)
-        points = 1
-        for p in sweep.params:
-            points *= p.points
-        plan.jobs.append(Job(spec, f"sweep {out.name}", str(out), base, points * len(names),
-                             str(folder / "logs" / f"sweep_{out.name}.log"),
-                             str(folder / "logs" / f"sweep_{out.name}.progress.json"), command,
-                             needs=tuple(f"source {n}" for n in names)))  # fmt: skip
-
-    for target in study.targets:
-        for method in study.methods:
-            origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from(method))
-            origins = [o for o in origins if o is None or _transfers(file, o, method, study, source_configs[o])]
-            for origin in origins:
-                for seed in study.seed_list():
-                    source_path = str(plan.sources[origin]) if origin else None
-                    settings = study.transfer_settings(method).model_copy(update={"target": target,
-                                                                                  "source": source_path})  # fmt: skip
-                    settings.apply_recipe(base.algo.name, base.train.normalize)
-                    config = _study_run(base, runs, origin or "scratch", seed, study.budgets.transfer)
-                    # A run from a source with an observation history keeps it (the policy's input is the same);
-                    # from a memoryless source into a base config with one, the source's weights are widened.
-                    history = (source_configs[origin].history if origin else None) or base.history
-                    config = config.model_copy(update={"transfer": settings, "history": history})
-                    add(RunSpec("transfer", origin, method, target, seed), config,
-                        needs=(f"source {origin}",) if origin else ())  # fmt: skip
-                    plan.transfers.append(run_dir(config))
-
+    _plan_sweeps(plan)
+    _plan_transfers(plan, source_configs)
     for job in plan.jobs:
         if isinstance(job.spec, (SweepSpec, IdentifySpec)):
             plan.status[job.name] = "done" if spec_complete(job) else "new"
@@ -342,6 +252,124 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
     # A source that is not finished invalidates nothing, but a transfer run waits for it (its ``needs``).
     plan.jobs[:] = [_with_resume(job, plan.status[job.name]) for job in plan.jobs]
     return plan
+
+
+def _command(plan: Plan) -> str:
+    return f"sim2real study {plan.file}"
+
+
+def _add(plan: Plan, spec: RunSpec, config: Config, needs: tuple[str, ...] = (), identified: str = "") -> None:
+    job = _train_job(spec, config, plan.folder, _command(plan), needs)
+    plan.jobs.append(replace(job, identified=identified))
+
+
+def _base_config(file: Path, study: StudyConfig) -> Config:
+    """The study's base config (``config:``, with the study's ``set``), checked to hold the study's targets."""
+    base_path = file.parent / study.config
+    base = parse_config(_load_data(base_path, study.set, str(file)), str(base_path))
+    if base.env != study.env:
+        raise Sim2RealError(f"{base_path}: env is {base.env}, the study's env is {study.env}")
+    for target in study.targets:
+        if target not in base.targets:
+            raise Sim2RealError(
+                f"{file}: targets: no target '{target}' in {base_path} (targets: {', '.join(base.targets)})"
+            )
+    check_domains(base)
+    return base
+
+
+def _source_configs(plan: Plan) -> dict[str, Config]:
+    """Each source's run config, with every study target to be evaluated on; its run folder into the plan."""
+    file, study = plan.file, plan.study
+    configs: dict[str, Config] = {}
+    for name, source in study.sources.items():
+        if name == "scratch":
+            raise Sim2RealError(
+                f"{file}: sources: 'scratch' names the method without a source; call the source otherwise"
+            )
+        path = file.parent / source.config
+        data = _load_data(path, study.set, str(file))
+        data.pop("transfer", None)  # a source pretrains; the study's methods do the transferring
+        config = _study_run(parse_config(data, str(path)), plan.folder / "runs", name, source.seed,
+                            study.source_steps(name))  # fmt: skip
+        # Every source is evaluated zero-shot on every study target, also one its own config does not define.
+        missing = {t: plan.base.targets[t] for t in study.targets if t not in config.targets}
+        config = config.model_copy(update={"targets": {**config.targets, **missing}}) if missing else config
+        if config.env != study.env:
+            raise Sim2RealError(f"{path}: env is {config.env}, the study's env is {study.env}")
+        check_domains(config)
+        configs[name] = config
+        plan.sources[name] = run_dir(config)
+    return configs
+
+
+def _plan_sources(plan: Plan, source_configs: dict[str, Config]) -> None:
+    """A pretraining job per source: after its teacher's, or after the identification that gives its domain."""
+    file, study = plan.file, plan.study
+    for name, config in source_configs.items():
+        teacher = study.sources[name].teacher
+        if teacher is not None and study.sources[name].identify is not None:
+            raise Sim2RealError(f"{file}: sources.{name}: a student learns from its teacher's domain; identify "
+                                "goes with a source that trains on its own (give one of teacher and identify)")  # fmt: skip
+        if teacher is not None:
+            _add(plan, RunSpec("source", name, "pretrain"), _with_teacher(file, name, teacher, config,
+                 source_configs, plan.sources), needs=(f"source {teacher}",))  # fmt: skip
+            continue
+        identification = study.sources[name].identify
+        if identification is None:
+            _add(plan, RunSpec("source", name, "pretrain"), config)
+            continue
+        job = _identify_job(file, name, identification, config, plan.folder, _command(plan), plan.sources)
+        plan.jobs.append(job)
+        identified = str(Path(job.folder) / IDENTIFIED_FILES[identification.use])
+        if spec_complete(job):
+            # Identified already: the source's config is known, so its run folder can be checked like any other.
+            config = with_identified_source(config, Path(identified))
+        _add(plan, RunSpec("source", name, "pretrain"), config, needs=(job.name,), identified=identified)
+
+
+def _plan_sweeps(plan: Plan) -> None:
+    from sim2real.evaluation.sweep import check_params
+
+    base, folder = plan.base, plan.folder
+    for index, sweep in enumerate(plan.study.sweeps):
+        check_params(base, sweep.params, DomainSpec.from_config(base.source))
+        names = sweep.sources or list(plan.study.sources)
+        spec = SweepSpec(tuple(sweep.params), tuple((n, str(plan.sources[n])) for n in names), sweep.episodes,
+                         sweep.seed)  # fmt: skip
+        tag = "__".join(p.tag() for p in sweep.params)
+        out = folder / "sweeps" / (tag if tag not in {s.name for s in plan.sweeps} else f"{tag}_{index}")
+        plan.sweeps.append(out)
+        points = 1
+        for p in sweep.params:
+            points *= p.points
+        plan.jobs.append(Job(spec, f"sweep {out.name}", str(out), base, points * len(names),
+                             str(folder / "logs" / f"sweep_{out.name}.log"),
+                             str(folder / "logs" / f"sweep_{out.name}.progress.json"), _command(plan),
+                             needs=tuple(f"source {n}" for n in names)))  # fmt: skip
+
+
+def _plan_transfers(plan: Plan, source_configs: dict[str, Config]) -> None:
+    """A run per target, method, source it transfers from (none for scratch) and seed."""
+    file, study, base = plan.file, plan.study, plan.base
+    for target in study.targets:
+        for method in study.methods:
+            origins: list[str | None] = [None] if method == "scratch" else list(study.sources_to_transfer_from(method))
+            origins = [o for o in origins if o is None or _transfers(file, o, method, study, source_configs[o])]
+            for origin in origins:
+                for seed in study.seed_list():
+                    source_path = str(plan.sources[origin]) if origin else None
+                    settings = study.transfer_settings(method).model_copy(update={"target": target,
+                                                                                  "source": source_path})  # fmt: skip
+                    settings.apply_recipe(base.algo.name, base.train.normalize)
+                    config = _study_run(base, plan.folder / "runs", origin or "scratch", seed, study.budgets.transfer)
+                    # A run from a source with an observation history keeps it (the policy's input is the same);
+                    # from a memoryless source into a base config with one, the source's weights are widened.
+                    history = (source_configs[origin].history if origin else None) or base.history
+                    config = config.model_copy(update={"transfer": settings, "history": history})
+                    _add(plan, RunSpec("transfer", origin, method, target, seed), config,
+                         needs=(f"source {origin}",) if origin else ())  # fmt: skip
+                    plan.transfers.append(run_dir(config))
 
 
 # The identified domain a source trains on: the point estimate, or randomized over its uncertainty.

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -133,7 +133,7 @@ def _identify(job: Job, console: Console) -> None:
 def _sweep(job: Job) -> None:
     from sim2real.evaluation.batched import ObservationNormalizer
     from sim2real.evaluation.sweep import log_sweep, run_sweep, write_sweep
-    from sim2real.training import load_policy
+    from sim2real.models import load_policy
 
     spec = job.spec
     assert isinstance(spec, SweepSpec)
@@ -319,16 +319,82 @@ def _restoring(signum: int, handler: Any) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+@dataclass
+class _Execution:
+    """What :func:`execute` tracks while it runs a plan: the jobs waiting, running, finished and failed, and
+    the progress bars that show them."""
+
+    plan: Plan
+    backend: Backend
+    console: Console
+    progress: Progress
+    pending: list[Job]
+    finished: set[str]
+    running: dict[Future[Outcome], Job] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    bars: dict[str, Any] = field(default_factory=dict)
+
+    def count(self) -> str:
+        return f"[{len(self.finished) + len(self.failed)}/{len(self.plan.jobs)}]"
+
+    def start_ready(self) -> None:
+        """Starts the pending jobs whose needs are done, as many as the backend has slots for."""
+        for job in list(self.pending):
+            if len(self.running) >= self.backend.slots:
+                break
+            if any(need in self.failed for need in job.needs):
+                self.pending.remove(job)
+                self.failed[job.name] = f"not run: {next(n for n in job.needs if n in self.failed)} failed"
+                continue
+            if not all(need in self.finished for need in job.needs):
+                continue
+            self.pending.remove(job)
+            if self.plan.status[job.name] == "restart":
+                moved = set_aside(Path(job.folder), self.plan.folder)
+                self.console.print(f"{job.folder} stopped before its first checkpoint: moved to {moved}")
+            Path(job.progress).unlink(missing_ok=True)
+            try:
+                self.running[self.backend.submit(job)] = job
+            except BrokenProcessPool:
+                raise Sim2RealError(
+                    f"a worker process died (killed, or out of memory); {len(self.finished)}/{len(self.plan.jobs)} "
+                    "runs are done and the others keep their checkpoints: run the same command again to continue"
+                ) from None
+            step = self.plan.resume_step.get(job.name, 0) if job.resume else 0
+            resumed = f" (resuming at step {step:,})" if job.resume else ""
+            self.console.print(f"{self.count()} started {job.name}{resumed}", highlight=False)
+            self.bars[job.name] = self.progress.add_task(f"  {job.name}", total=job.steps, completed=step)
+
+    def collect(self, done: set[Future[Outcome]]) -> None:
+        """Records the jobs that ended, finished or failed."""
+        for future in done:
+            job = self.running.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as error:
+                outcome = Outcome(job.name, 0.0, f"{type(error).__name__}: {error}")
+            self.progress.remove_task(self.bars.pop(job.name))
+            if outcome.error is None:
+                self.finished.add(job.name)
+                self.console.print(f"{self.count()} finished {job.name} in {outcome.seconds:,.0f} s", highlight=False)
+            else:
+                self.failed[job.name] = outcome.error
+                self.console.print(f"{self.count()} [red]failed[/red] {job.name}: {outcome.error}", highlight=False)
+
+    def steps(self) -> dict[str, int | None]:
+        """Each running job's steps so far, its bar brought up to date."""
+        steps = {job.name: _read_step(job.progress) for job in self.running.values()}
+        for name, done_steps in steps.items():
+            if done_steps is not None:
+                self.progress.update(self.bars[name], completed=done_steps)
+        return steps
+
+
 def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
     """Runs the plan's pending jobs, each once its sources are done; returns the failed jobs' errors.
 
     Shows the whole study's progress (runs done / total) and each running run's steps.
     """
-    total = len(plan.jobs)
-    finished = {job.name for job in plan.jobs if plan.status[job.name] == "done"}
-    pending = plan.pending()
-    running: dict[Future[Outcome], Job] = {}
-    failed: dict[str, str] = {}
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -338,13 +404,10 @@ def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
         transient=True,
         disable=not console.is_terminal,
     )
-    overall = progress.add_task("study", total=total, completed=len(finished))
-    bars: dict[str, Any] = {}
-
+    finished = {job.name for job in plan.jobs if plan.status[job.name] == "done"}
+    run = _Execution(plan, backend, console, progress, plan.pending(), finished)
+    overall = progress.add_task("study", total=len(plan.jobs), completed=len(finished))
     status_every, last_status = 60.0, time.monotonic()
-
-    def count() -> str:
-        return f"[{len(finished) + len(failed)}/{total}]"
 
     # A kill (SIGTERM) stops the study the way Ctrl-C does, its workers included (they would train on, orphaned).
     terminated = [False]
@@ -356,62 +419,23 @@ def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
     previous = signal.signal(signal.SIGTERM, on_terminate) if _main_thread() else None
     with progress, _restoring(signal.SIGTERM, previous):
         try:
-            while pending or running:
-                for job in list(pending):
-                    if len(running) >= backend.slots:
-                        break
-                    if any(need in failed for need in job.needs):
-                        pending.remove(job)
-                        failed[job.name] = f"not run: {next(n for n in job.needs if n in failed)} failed"
-                        continue
-                    if not all(need in finished for need in job.needs):
-                        continue
-                    pending.remove(job)
-                    if plan.status[job.name] == "restart":
-                        moved = set_aside(Path(job.folder), plan.folder)
-                        console.print(f"{job.folder} stopped before its first checkpoint: moved to {moved}")
-                    Path(job.progress).unlink(missing_ok=True)
-                    try:
-                        running[backend.submit(job)] = job
-                    except BrokenProcessPool:
-                        raise Sim2RealError(
-                            f"a worker process died (killed, or out of memory); {len(finished)}/{total} runs are "
-                            f"done and the others keep their checkpoints: run the same command again to continue"
-                        ) from None
-                    step = plan.resume_step.get(job.name, 0) if job.resume else 0
-                    resumed = f" (resuming at step {step:,})" if job.resume else ""
-                    console.print(f"{count()} started {job.name}{resumed}", highlight=False)
-                    bars[job.name] = progress.add_task(f"  {job.name}", total=job.steps, completed=step)
-                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = running.pop(future)
-                    try:
-                        outcome = future.result()
-                    except Exception as error:
-                        outcome = Outcome(job.name, 0.0, f"{type(error).__name__}: {error}")
-                    progress.remove_task(bars.pop(job.name))
-                    if outcome.error is None:
-                        finished.add(job.name)
-                        console.print(f"{count()} finished {job.name} in {outcome.seconds:,.0f} s", highlight=False)
-                    else:
-                        failed[job.name] = outcome.error
-                        console.print(f"{count()} [red]failed[/red] {job.name}: {outcome.error}", highlight=False)
-                steps = {job.name: _read_step(job.progress) for job in running.values()}
-                for name, done_steps in steps.items():
-                    if done_steps is not None:
-                        progress.update(bars[name], completed=done_steps)
-                progress.update(overall, completed=len(finished) + len(failed))
-                if not console.is_terminal and running and time.monotonic() - last_status >= status_every:
+            while run.pending or run.running:
+                run.start_ready()
+                done, _ = wait(run.running, timeout=0.5, return_when=FIRST_COMPLETED)
+                run.collect(done)
+                steps = run.steps()
+                progress.update(overall, completed=len(run.finished) + len(run.failed))
+                if not console.is_terminal and run.running and time.monotonic() - last_status >= status_every:
                     # No live bars in a log file: a line now and then says where each running job is.
                     last_status = time.monotonic()
-                    states = [f"{job.name} {steps[job.name] or 0:,}/{job.steps:,}" for job in running.values()]
-                    console.print(f"{count()} running: {'; '.join(states)}", highlight=False, soft_wrap=True)
+                    states = [f"{job.name} {steps[job.name] or 0:,}/{job.steps:,}" for job in run.running.values()]
+                    console.print(f"{run.count()} running: {'; '.join(states)}", highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             # Each running job saves a checkpoint before it stops; waiting for them keeps those whole.
             backend.interrupt(forward=terminated[0])
-            wait(running, timeout=120)
+            wait(run.running, timeout=120)
             raise Sim2RealError(
-                f"interrupted; {len(finished)}/{total} runs are done and the others keep their checkpoints: "
-                f"run the same command again to continue"
+                f"interrupted; {len(run.finished)}/{len(plan.jobs)} runs are done and the others keep their "
+                "checkpoints: run the same command again to continue"
             ) from None
-    return failed
+    return run.failed

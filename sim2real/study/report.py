@@ -255,18 +255,7 @@ def _markdown(
     for name in study.sources:
         lines.append(f"| {name} | " + " | ".join(_mean_cell(zero_shot[name].get(d)) for d in domains) + " |")
     for name, found in identified.items():
-        record = found["record"]
-        policy = "random actions" if record["policy"] == "random" else f"the {record['policy']} source"
-        latency = f"; latency {found['latency']} steps" if found["latency"] else ""
-        lines += ["", f"## Identified source: {name}", "",
-                  f"{record['episodes']} episodes of {policy} on {record['target']}, fitted in "
-                  f"{found['seconds']:.1f} s{latency}; {name} trains on the {found['use']} "
-                  f"(`{found['folder']}`, report.md there).", "",
-                  "| parameter | op | estimate | 95% interval | identified |", "|---|---|---|---|---|"]  # fmt: skip
-        for param in found["parameters"]:
-            low, high = param["interval"]
-            lines.append(f"| {param['name']} | {param['op']} | {param['value']:.4g} | [{low:.4g}, {high:.4g}] | "
-                         f"{'yes' if param['identified'] else param['note']} |")  # fmt: skip
+        lines += _identified_section(name, found)
     lines += [
         "",
         "## After transfer: return on the target",
@@ -303,22 +292,43 @@ def _markdown(
                 f"{cell(row['steps_to_level'])} | {row['sample_fraction']:.1%} |"
             )
     for sweep in sweeps:
-        lines += [
-            "",
-            f"## Robustness sweep: {' x '.join(sweep['params'])}",
-            "",
-            f"Zero-shot, {sweep['episodes']} episodes per point. Grid IQM: interquartile mean of the points' mean returns.",
-            "",
-            f"![sweep]({sweep['image']})",
-            "",
-            "| source | grid IQM | grid mean | IQM ratio to the first |",
-            "|---|---|---|---|",
-        ]  # fmt: skip
-        for label, value in sweep["grid_iqm"].items():
-            ratio = sweep["ratio_to_first"][label]
-            lines.append(f"| {label} | {value:,.0f} | {sweep['grid_mean'][label]:,.0f} | "
-                         f"{'-' if ratio is None else f'{ratio:.2f}x'} |")  # fmt: skip
-        for label, values in sweep["grid"].items():
-            lines += ["", *_grid_table(label, sweep["params"], sweep["values"], values)]
+        lines += _sweep_section(sweep)
     lines += ["", f"TensorBoard: `tensorboard --logdir {plan.folder}` (HPARAMS compares every run and method)."]
     return "\n".join(lines) + "\n"
+
+
+def _identified_section(name: str, found: dict[str, Any]) -> list[str]:
+    record = found["record"]
+    policy = "random actions" if record["policy"] == "random" else f"the {record['policy']} source"
+    latency = f"; latency {found['latency']} steps" if found["latency"] else ""
+    lines = ["", f"## Identified source: {name}", "",
+             f"{record['episodes']} episodes of {policy} on {record['target']}, fitted in "
+             f"{found['seconds']:.1f} s{latency}; {name} trains on the {found['use']} "
+             f"(`{found['folder']}`, report.md there).", "",
+             "| parameter | op | estimate | 95% interval | identified |", "|---|---|---|---|---|"]  # fmt: skip
+    for param in found["parameters"]:
+        low, high = param["interval"]
+        lines.append(f"| {param['name']} | {param['op']} | {param['value']:.4g} | [{low:.4g}, {high:.4g}] | "
+                     f"{'yes' if param['identified'] else param['note']} |")  # fmt: skip
+    return lines
+
+
+def _sweep_section(sweep: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        f"## Robustness sweep: {' x '.join(sweep['params'])}",
+        "",
+        f"Zero-shot, {sweep['episodes']} episodes per point. Grid IQM: interquartile mean of the points' mean returns.",
+        "",
+        f"![sweep]({sweep['image']})",
+        "",
+        "| source | grid IQM | grid mean | IQM ratio to the first |",
+        "|---|---|---|---|",
+    ]  # fmt: skip
+    for label, value in sweep["grid_iqm"].items():
+        ratio = sweep["ratio_to_first"][label]
+        lines.append(f"| {label} | {value:,.0f} | {sweep['grid_mean'][label]:,.0f} | "
+                     f"{'-' if ratio is None else f'{ratio:.2f}x'} |")  # fmt: skip
+    for label, values in sweep["grid"].items():
+        lines += ["", *_grid_table(label, sweep["params"], sweep["values"], values)]
+    return lines

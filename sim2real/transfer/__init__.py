@@ -18,15 +18,17 @@ A run sets its transfer up once: :func:`read_source` reads and checks the source
 it into the new model (weights, frozen groups, optimizers, normalization statistics, ``source.pth``,
 ``transfer.json``); :func:`resume_transfer` rebuilds that state from a checkpoint. The schedule runs in
 :class:`~sim2real.callbacks.TransferCallback`.
+
+Beside this module: ``groups`` (layer groups), ``source`` (reading and checking the source), ``optimizers``
+(per-group learning rates in SB3's layout), ``anchor`` (the KL anchor), ``history`` (a source widened for an
+observation history), ``recipe`` (the fine-tuning remedies and their check), ``guard`` (the negative-transfer
+guard), ``prognet`` (progressive networks) and ``inspect``.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
@@ -36,94 +38,31 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.running_mean_std import RunningMeanStd
 
-from sim2real.config import Config, HistoryConfig, TransferConfig
+from sim2real.config import HistoryConfig, TransferConfig
 from sim2real.errors import Sim2RealError
 from sim2real.io import atomic_path, write_json
 from sim2real.modelfile import ModelFile, apply_normalization_state, observation_size, read_model, restore_model
 from sim2real.runs import Checkpoint, RunFolder
-from sim2real.transfer.groups import LayerGroup, drift, hidden_layers, layer_groups, select, target_of
+from sim2real.transfer.anchor import Anchor
+from sim2real.transfer.groups import (
+    LayerGroup,
+    drift,
+    hidden_layers,
+    is_actor,
+    is_head_target,
+    layer_groups,
+    select,
+    target_of,
+    trunk,
+)
 from sim2real.transfer.guard import GuardState, Snapshot, read_best
+from sim2real.transfer.history import history_inputs, widen_inputs, widen_statistics
+from sim2real.transfer.optimizers import sb3_layout, scaled
 from sim2real.transfer.prognet import is_progressive, make_progressive, source_arch_of, source_column_weights
 from sim2real.transfer.recipe import CHECK_EPISODES, RecipeCheck, compensate, recalibrate, reset_exploration
+from sim2real.transfer.source import read_source, space_mismatch
 
 __all__ = ["CHECK_EPISODES", "RecipeCheck", "Transfer", "read_source", "resume_transfer", "start_transfer"]
-
-
-class _ScaledLearningRates:
-    """Mixin for a torch optimizer: each step runs every parameter group at ``lr x lr_factor``.
-
-    SB3's learning-rate schedule sets every group's ``lr`` to the same base rate before each update; the factor
-    (the group's ``lr_scale`` times its warm-up, kept current by :meth:`Transfer.update_learning_rates`) is
-    applied inside ``step`` only, so the schedule, the saved state and plain SB3 all see the base rate. Any SB3
-    model of the right algorithm keeps per-layer rates this way, without a subclass of the algorithm.
-    """
-
-    param_groups: list[dict[str, Any]]
-    defaults: dict[str, Any]
-    # A loss added to the algorithm's before each step (the source anchor): its gradient joins theirs.
-    extra_loss: Callable[[], torch.Tensor | None] | None = None
-    # Every parameter of the network in the order SB3's own optimizer holds them, frozen ones too. The saved
-    # state uses that layout (one group), so a model zip loads in plain stable-baselines3, and reads back here.
-    layout: list[torch.nn.Parameter] | None = None
-
-    def state_dict(self) -> dict[str, Any]:
-        own: dict[str, Any] = super().state_dict()  # type: ignore[misc]
-        if self.layout is None:
-            return own
-        position = {id(p): i for i, p in enumerate(self.layout)}
-        packed = [p for group in self.param_groups for p in group["params"]]
-        state = {position[id(p)]: own["state"][j] for j, p in enumerate(packed) if j in own["state"]}
-        rate = self.param_groups[0]["lr"] if self.param_groups else self.defaults["lr"]
-        return {
-            "state": state,
-            "param_groups": [{**self.defaults, "lr": rate, "params": list(range(len(self.layout)))}],
-        }
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict["param_groups"]
-        if self.layout is None or len(saved) != 1 or len(saved[0]["params"]) != len(self.layout):
-            super().load_state_dict(state_dict)  # type: ignore[misc]
-            return
-        # SB3's layout: each parameter's state goes to the group that holds it here (frozen ones hold none).
-        position = {id(p): i for i, p in enumerate(self.layout)}
-        packed = [p for group in self.param_groups for p in group["params"]]
-        state = {j: state_dict["state"][position[id(p)]] for j, p in enumerate(packed)
-                 if position[id(p)] in state_dict["state"]}  # fmt: skip
-        groups, start = [], 0
-        for group in self.param_groups:
-            groups.append({**{k: v for k, v in group.items() if k != "params"},
-                           "params": list(range(start, start + len(group["params"])))})  # fmt: skip
-            start += len(group["params"])
-        super().load_state_dict({"state": state, "param_groups": groups})  # type: ignore[misc]
-
-    def step(self, closure: Any = None) -> Any:
-        if self.extra_loss is not None:
-            with torch.enable_grad():
-                loss = self.extra_loss()
-                if loss is not None:
-                    loss.backward()
-        base = [group["lr"] for group in self.param_groups]
-        for group in self.param_groups:
-            group["lr"] = group["lr"] * group.get("lr_factor", 1.0)
-        try:
-            return super().step(closure)  # type: ignore[misc]
-        finally:
-            for group, rate in zip(self.param_groups, base, strict=True):
-                group["lr"] = rate
-
-
-_SCALED: dict[type, type] = {}
-
-
-def _scaled(optimizer_class: type[torch.optim.Optimizer]) -> type[torch.optim.Optimizer]:
-    """``optimizer_class`` (SB3's Adam, or the user's) with per-group learning-rate factors."""
-    if issubclass(optimizer_class, _ScaledLearningRates):
-        return optimizer_class
-    if optimizer_class not in _SCALED:
-        _SCALED[optimizer_class] = type(
-            f"Scaled{optimizer_class.__name__}", (_ScaledLearningRates, optimizer_class), {}
-        )
-    return _SCALED[optimizer_class]
 
 
 def _net_arch(model: BaseAlgorithm) -> list[int]:
@@ -179,13 +118,13 @@ class Transfer:
             )
         widened = None
         if settings.method == "prognet":
-            make_progressive(model.policy, algo, source_arch_of(source.policy, _trunk(algo)), _net_arch(model))
+            make_progressive(model.policy, algo, source_arch_of(source.policy, trunk(algo)), _net_arch(model))
             weights = source_column_weights(source.policy, algo, _net_arch(model))
         else:
             weights = dict(source.policy)
             widened = history_inputs(source, model, history)
             if widened is not None:
-                weights = _widen_inputs(weights, model.policy.state_dict(), *widened)
+                weights = widen_inputs(weights, model.policy.state_dict(), *widened)
         transfer.groups = layer_groups(model.policy)
         fresh = {name: value.detach().clone() for name, value in model.policy.state_dict().items()}
         loaded = transfer._load(weights, source)
@@ -245,7 +184,7 @@ class Transfer:
         """
         transfer = cls(model, settings, algo)
         if is_progressive(checkpoint.policy):
-            make_progressive(model.policy, algo, source_arch_of(checkpoint.policy, _trunk(algo)), _net_arch(model))
+            make_progressive(model.policy, algo, source_arch_of(checkpoint.policy, trunk(algo)), _net_arch(model))
         transfer.groups = layer_groups(model.policy)
         transfer.reference = reference
         transfer._finish(step=0, loaded=set(state.get("loaded", [])), new=set(state.get("new", [])))
@@ -273,7 +212,7 @@ class Transfer:
                 continue
             if fresh_value and group.name == "value_net":
                 continue
-            if skip_heads and group.role == "target" and _is_head_target(group, self.groups):
+            if skip_heads and group.role == "target" and is_head_target(group, self.groups):
                 continue
             names = list(group.params)
             if not all(name in weights for name in names):
@@ -283,13 +222,13 @@ class Transfer:
                 continue
             loaded.add(group.name)
         if mismatched and not self.settings.adapter:
-            raise Sim2RealError(_space_mismatch(source, self.model, mismatched))
+            raise Sim2RealError(space_mismatch(source, self.model, mismatched))
         frozen_misfits = [name for name in mismatched if ".source." in name]
         if frozen_misfits:
             # A progressive net's source column is frozen: a layer that cannot take the source's weights would
             # stay random for good, so an adapter cannot help here.
             raise Sim2RealError(
-                _space_mismatch(source, self.model, frozen_misfits).split("; set transfer.adapter")[0]
+                space_mismatch(source, self.model, frozen_misfits).split("; set transfer.adapter")[0]
                 + "; prognet keeps the source column as it is, so it needs the source's spaces (use finetune with adapter)"
             )
         with torch.no_grad():
@@ -334,7 +273,7 @@ class Transfer:
         self.frozen |= {g.name for g in self.groups if g.role == "source"}
         if self.settings.critic_warmup is not None and self.settings.method != "scratch":
             permanent = self.frozen if method == "freeze" else set()
-            self.held = {g.name for g in trainable if _is_actor(g.name)} - permanent
+            self.held = {g.name for g in trainable if is_actor(g.name)} - permanent
             self.frozen |= self.held
             if self.algo == "sac":
                 # The source policy acts from the first step, so its transitions, not uniform random actions,
@@ -383,9 +322,9 @@ class Transfer:
                 and g.role in ("hidden", "head")
                 and (g.name not in self.frozen or g.name in self.held)
             ]
-            optimizer = cast(Any, _scaled(type(old)))(groups, lr=base, **policy.optimizer_kwargs)
+            optimizer = cast(Any, scaled(type(old)))(groups, lr=base, **policy.optimizer_kwargs)
             owner = policy if network == "policy" else getattr(policy, network)
-            optimizer.layout = _sb3_layout(policy, network)
+            optimizer.layout = sb3_layout(policy, network)
             owner.optimizer = optimizer
 
     def _pin_targets(self) -> None:
@@ -556,95 +495,7 @@ class Transfer:
         }
 
 
-# --------------------------------------------------------------------------------------------- history
-
-
-def history_inputs(source: ModelFile, model: BaseAlgorithm, history: HistoryConfig | None) -> tuple[int, int] | None:
-    """(source, target) observation sizes when the target sees a history (``ObservationHistory``) that the
-    source did not: its observation is then the source's followed by the past, and the source's weights carry
-    over with zero weights on the past. None when the spaces are not related that way."""
-    if history is None or source.observation is None or len(source.observation.shape) != 1:
-        return None
-    n = int(source.observation.shape[0])
-    target = int(np.prod(model.observation_space.shape or (1,)))
-    actions = int(np.prod(model.action_space.shape or (1,))) if history.actions else 0
-    return (n, target) if target == (history.steps + 1) * n + history.steps * actions else None
-
-
-def _widen_inputs(
-    weights: dict[str, torch.Tensor], target: dict[str, torch.Tensor], source_size: int, target_size: int
-) -> dict[str, torch.Tensor]:
-    """The source's input layers widened for the target's longer observation: the source's columns on the
-    current observation (the first ``source_size`` inputs; a critic's action inputs follow the observation on
-    both sides), zeros on the past. At step 0 the target computes exactly what the source did, and it learns
-    to use the past; a zero column still gets gradients, so nothing is frozen out."""
-    widened = dict(weights)
-    for name, weight in weights.items():
-        wanted = target.get(name)
-        if not name.endswith(".0.weight") or wanted is None or weight.ndim != 2 or wanted.shape == weight.shape:
-            continue
-        extra = weight.shape[1] - source_size  # a critic's action inputs
-        if wanted.shape != (weight.shape[0], target_size + extra) or extra < 0:
-            continue
-        grown = torch.zeros(wanted.shape, dtype=weight.dtype)
-        grown[:, :source_size] = weight[:, :source_size]
-        grown[:, target_size:] = weight[:, source_size:]
-        widened[name] = grown
-    return widened
-
-
-def _widen_statistics(state: dict[str, Any], history: HistoryConfig, actions: int) -> dict[str, Any]:
-    """The source's observation statistics for a history observation: the source's for the current and every
-    past observation, mean 0 and variance 1 for the past actions (whose columns start at zero weight)."""
-    rms = state["obs_rms"]
-    mean, var = np.asarray(rms["mean"], dtype=np.float64), np.asarray(rms["var"], dtype=np.float64)
-    past = history.steps * actions if history.actions else 0
-    obs_rms = {
-        "mean": np.concatenate([mean] * (history.steps + 1) + [np.zeros(past)]).tolist(),
-        "var": np.concatenate([var] * (history.steps + 1) + [np.ones(past)]).tolist(),
-        "count": rms["count"],
-    }
-    return {**state, "obs_rms": obs_rms}
-
-
 # --------------------------------------------------------------------------------------------- setup
-
-
-def read_source(config: Config, source: str | Path | None, trusted: bool = False) -> ModelFile | None:
-    """The source model of a transfer run (None for scratch), read weights-only and checked against the config.
-
-    Args:
-        config: the transfer run's config.
-        source: the source's run folder or zip (default: ``config.transfer.source``).
-        trusted: allow the source's pickled normalization statistics (``vecnormalize.pkl``) to be read.
-    """
-    assert config.transfer is not None
-    if config.transfer.method == "scratch":
-        return None
-    source = source if source is not None else config.transfer.source
-    if source is None:
-        raise Sim2RealError(
-            f"transfer method '{config.transfer.method}' needs a source: pass {{source}} (a run folder or zip) "
-            "or set transfer.source",
-            source="RUN_DIR_OR_ZIP",
-        )
-    model_file = read_model(Path(source), trusted=trusted)
-    if model_file.algo != config.algo.name:
-        raise Sim2RealError(
-            f"source {model_file.path} is a {model_file.algo.upper()} model but the config trains "
-            f"{config.algo.name.upper()} (set algo.name: {model_file.algo})"
-        )
-    if config.train.normalize is not None and model_file.normalization is None:
-        raise Sim2RealError(
-            f"source {model_file.path} has no normalization statistics (vecnormalize.json) but the config normalizes "
-            "observations; its weights expect raw observations: set train.normalize: null"
-        )
-    if config.train.normalize is None and model_file.normalization is not None:
-        raise Sim2RealError(
-            f"source {model_file.path} was trained on normalized observations; its weights need them: "
-            "set train.normalize in the config"
-        )
-    return model_file
 
 
 def start_transfer(
@@ -661,7 +512,7 @@ def start_transfer(
         size = int(np.prod(model.observation_space.shape or (1,)))
         state = source.normalization
         if history is not None and settings.method != "prognet" and history_inputs(source, model, history):
-            state = _widen_statistics(state, history, int(np.prod(model.action_space.shape or (1,))))
+            state = widen_statistics(state, history, int(np.prod(model.action_space.shape or (1,))))
         if observation_size(state) == size:
             apply_normalization_state(normalization, state)
     if normalization is not None:
@@ -719,94 +570,7 @@ def _attach_anchor(transfer: Transfer, reference: dict[str, torch.Tensor] | None
         cast(Any, optimizer).extra_loss = transfer.anchor.loss
 
 
-class Anchor:
-    """``weight(t) x KL(source || current)`` on observations of the current rollout, against a frozen copy of the
-    source policy: added to each PPO update's loss through the optimizer (:class:`_ScaledLearningRates`).
-
-    The weight falls linearly from ``settings.weight`` to zero over the first ``settings.decay`` of the budget.
-    The KL is between the two diagonal Gaussians of the actions, summed over action dimensions, averaged over a
-    mini-batch of the rollout's (normalized) observations drawn with the run's seed.
-    """
-
-    def __init__(self, model: BaseAlgorithm, reference: dict[str, torch.Tensor], weight: float, decay: float) -> None:
-        self.model = model
-        self.source: torch.nn.Module = copy.deepcopy(model.policy)
-        self.source.load_state_dict({**self.source.state_dict(), **reference})
-        for param in self.source.parameters():
-            param.requires_grad_(False)
-        self.initial = weight
-        self.decay = decay
-        self.generator = torch.Generator().manual_seed(int(model.seed or 0))
-        self.last_kl = 0.0
-
-    def weight(self) -> float:
-        progress = 1.0 - float(self.model._current_progress_remaining)
-        return self.initial * max(0.0, 1.0 - progress / self.decay)
-
-    def loss(self) -> torch.Tensor | None:
-        """The weighted KL on a mini-batch of the rollout's observations; None once the weight is zero."""
-        weight = self.weight()
-        policy: Any = self.model.policy
-        if weight == 0.0:
-            return None
-        buffer: Any = getattr(self.model, "rollout_buffer", None)
-        observations = torch.as_tensor(buffer.observations.reshape(-1, *buffer.obs_shape), device=policy.device)
-        size = min(len(observations), int(getattr(self.model, "batch_size", 64)))
-        batch = observations[torch.randperm(len(observations), generator=self.generator)[:size].to(policy.device)]
-        frozen: Any = self.source
-        with torch.no_grad():
-            source = frozen.get_distribution(batch).distribution
-        current = policy.get_distribution(batch).distribution
-        kl = torch.distributions.kl_divergence(source, current).sum(dim=-1).mean()
-        self.last_kl = float(kl.detach())
-        return weight * kl
-
-    def record(self, logger: Logger) -> None:
-        logger.record("transfer/anchor_weight", self.weight())
-        logger.record("transfer/anchor_kl", self.last_kl)
-
-
 def _algo_of(model: BaseAlgorithm) -> str:
     if isinstance(model, SAC):
         return "sac"
     return "recurrent_ppo" if hasattr(model.policy, "lstm_actor") else "ppo"
-
-
-def _trunk(algo: str) -> str:
-    return "actor.latent_pi" if algo == "sac" else "mlp_extractor.policy_net"
-
-
-def _sb3_layout(policy: Any, network: str) -> list[torch.nn.Parameter]:
-    """The parameters SB3's optimizer of ``network`` holds, in its order (``ActorCriticPolicy._build``,
-    ``SACPolicy._build``: the critic leaves out a features extractor it shares with the actor)."""
-    if network == "policy":
-        return list(policy.parameters())
-    module = getattr(policy, network)
-    if network == "critic" and policy.share_features_extractor:
-        return [p for name, p in module.named_parameters() if "features_extractor" not in name]
-    return list(module.parameters())
-
-
-def _is_actor(group: str) -> bool:
-    """The actor (the critic warm-up holds it): PPO's trunk, action head and std; SAC's ``actor.*``."""
-    return group.startswith(("mlp_extractor.policy_net", "actor.")) or group in ("action_net", "log_std")
-
-
-def _is_head_target(group: LayerGroup, groups: list[LayerGroup]) -> bool:
-    mirror = "critic." + group.name.removeprefix("critic_target.")
-    return any(g.name == mirror and g.role == "head" for g in groups)
-
-
-def _space_mismatch(source: ModelFile, model: BaseAlgorithm, groups: list[str]) -> str:
-    obs_shape = tuple(model.observation_space.shape or ())
-    act_shape = tuple(model.action_space.shape or ())
-    parts = []
-    if source.observation is not None and source.observation.shape != obs_shape:
-        # Shapes only: a history's bounds are long arrays, which would wrap the one-line error.
-        parts.append(f"observation space: source shape {source.observation.shape}, target shape {obs_shape}")
-    if source.action is not None and source.action.shape != act_shape:
-        parts.append(f"action space: source shape {source.action.shape}, target shape {act_shape}")
-    what = "; ".join(parts) or f"layer shapes differ in {', '.join(groups)} (another net_arch?)"
-    return f"source {source.path} does not fit the target: {what}; set transfer.adapter: true to re-initialize " + (
-        f"the layers that differ ({', '.join(groups)})"
-    )

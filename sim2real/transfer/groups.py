@@ -137,3 +137,17 @@ def drift(group: LayerGroup, reference: dict[str, torch.Tensor]) -> float | None
         return None
     total = sum(float(torch.sum((p.detach().cpu() - reference[n]) ** 2)) for n, p in group.params.items())
     return total**0.5
+
+
+def trunk(algo: str) -> str:
+    return "actor.latent_pi" if algo == "sac" else "mlp_extractor.policy_net"
+
+
+def is_actor(group: str) -> bool:
+    """The actor (the critic warm-up holds it): PPO's trunk, action head and std; SAC's ``actor.*``."""
+    return group.startswith(("mlp_extractor.policy_net", "actor.")) or group in ("action_net", "log_std")
+
+
+def is_head_target(group: LayerGroup, groups: list[LayerGroup]) -> bool:
+    mirror = "critic." + group.name.removeprefix("critic_target.")
+    return any(g.name == mirror and g.role == "head" for g in groups)

@@ -1,0 +1,66 @@
+"""The committed benchmark results: figures a reader can trace, with no path of the machine that made them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from results import command_line, portable
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in (key, *_strings(item))]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+def _absolute(text: str) -> bool:
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    return any(os.path.isabs(word.strip("'\",;()")) for word in [text, *words])
+
+
+def test_no_committed_result_names_a_path_of_the_machine_that_ran_it() -> None:
+    tracked = subprocess.run(["git", "ls-files", "benchmarks"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()  # fmt: skip
+    found = [
+        f"{path}: {text[:80]}"
+        for path in tracked
+        if path.endswith(".json")
+        for text in _strings(json.loads((ROOT / path).read_text()))
+        if _absolute(text)
+    ]
+    assert tracked and not found, found
+
+
+def test_paths_in_results_are_made_relative_to_the_repository(tmp_path: Path) -> None:
+    data = {
+        "run": str(ROOT / "studies" / "x" / "seed_0"),
+        "command": f"python scripts/bench_transfer.py c.yaml --output {ROOT.parent / 'studies' / 'h'} --json 'a b.json'",
+        "runs": [str(ROOT / "runs" / "a")],
+        "ratio": 1.5,
+        "note": "m/s and 3/5 seeds stay as they are",
+    }
+    made = portable(data)
+    assert made["run"] == "studies/x/seed_0"
+    assert made["command"] == "python scripts/bench_transfer.py c.yaml --output ../studies/h --json 'a b.json'"
+    assert made["runs"] == ["runs/a"]
+    assert made["ratio"] == 1.5 and made["note"] == data["note"]
+    assert not any(_absolute(text) for text in _strings(made))
+
+
+def test_the_recorded_command_is_relative(monkeypatch: Any) -> None:
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "scripts" / "bench_export.py"), "--json", str(ROOT / "r.json")])
+    assert command_line() == "python scripts/bench_export.py --json r.json"
