@@ -111,3 +111,16 @@ def test_export_writes_a_checked_policy_from_the_library(source: Path, tmp_path:
     assert result.path.is_file() and result.observations == 200 and result.max_abs_difference <= 1e-5
     with pytest.raises(sim2real.Sim2RealError, match="format='tflite': unknown export format"):
         sim2real.export(source, "tflite")
+
+
+def test_a_wheel_holds_every_package() -> None:
+    """A non-editable install (``pip install .``) ships only the packages pyproject lists: each folder of
+    sim2real/ and envs/ must be one of them."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "sim2real").rglob("__init__.py")}
+    found |= {"sim2real_envs" + "".join("." + part for part in p.parent.relative_to(root / "envs").parts)
+              for p in (root / "envs").rglob("__init__.py")}  # fmt: skip
+    assert found <= listed, f"pyproject.toml leaves out {sorted(found - listed)}"
