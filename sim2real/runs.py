@@ -273,7 +273,7 @@ class RunFolder(_ModelFiles):
                 )
         if overrides and isinstance(saved, dict):
             saved = apply_overrides(saved, list(overrides))
-        return parse_config(saved, str(self.config_file))
+        return parse_config(saved, str(self.config_file), overrides or ())
 
     def append_command(self, command: str) -> None:
         history = self.command_file

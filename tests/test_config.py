@@ -474,3 +474,32 @@ def test_a_name_too_long_for_a_folder_is_refused_before_any_folder_exists(tmp_pa
     with pytest.raises(Sim2RealError, match=r"run\.experiment"):
         parse_config(data)
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_override_s_error_names_the_override_and_its_value_not_the_file() -> None:
+    """A value from --set is the user's, not the file's: the error says so and shows it, cut short."""
+    nominal = ROOT / "configs/inverted_double_pendulum/nominal.yaml"
+    with pytest.raises(Sim2RealError) as error:
+        load_config(nominal, ["run.experiment=" + "x" * 300])
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 250
+    assert "run.experiment (--set run.experiment='xxxx" in message and "(300 characters)" in message
+    assert "at most 100 characters" in message
+    # A field the file sets, beside an override of another one, is still the file's.
+    with pytest.raises(Sim2RealError) as error:
+        load_config(nominal, ["train.seed=-3"])
+    assert "train.seed (--set train.seed='-3'): Input should be greater than or equal to 0" in str(error.value)
+
+
+def test_a_study_s_set_is_named_in_the_error_of_the_config_it_changes(tmp_path: Path) -> None:
+    study = tmp_path / "study.yaml"
+    shutil.copy(ROOT / "configs/inverted_double_pendulum/nominal.yaml", tmp_path / "nominal.yaml")
+    study.write_text(
+        "env: InvertedDoublePendulum-v5\nconfig: nominal.yaml\nsources: {nominal: {config: nominal.yaml}}\n"
+        "targets: [heavy_weak]\nmethods: [scratch]\nseeds: 1\nbudgets: {source: 1000, transfer: 1000}\n"
+        "set: [train.n_envs=0]\n"
+    )
+    with pytest.raises(Sim2RealError) as error:
+        plan_study(study, load_study(study), tmp_path / "out")
+    assert f"train.n_envs ({study}: set: train.n_envs='0')" in str(error.value)
+    assert not (tmp_path / "out").exists()

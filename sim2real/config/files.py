@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -15,8 +16,15 @@ from sim2real.config.study import StudyConfig
 from sim2real.errors import Sim2RealError
 
 
-def _format_error(source: str, error: ValidationError, root: type[BaseModel] | None = None) -> str:
-    """All validation problems on one line: ``file: field.path: what is wrong``."""
+def _format_error(
+    source: str,
+    error: ValidationError,
+    root: type[BaseModel] | None = None,
+    overrides: Sequence[str] = (),
+    set_by: str = "--set",
+) -> str:
+    """All validation problems on one line: ``file: field.path: what is wrong``. A field an override set is named
+    with it (``field.path (--set field.path='value'): ...``): the value came from there, not from the file."""
     by_path: dict[str, list[tuple[str, str]]] = {}
     for item in error.errors():
         unknown_key = item["type"] == "extra_forbidden"
@@ -32,8 +40,20 @@ def _format_error(source: str, error: ValidationError, root: type[BaseModel] | N
         # A value that fits one member of a union (a distribution, say) reports why it is not the others
         # (not a number, not a list): the member it was meant for says what is really wrong.
         specific = [m for kind, m in items if not kind.endswith(("_type", "_parsing"))] or [m for _, m in items]
-        problems.extend(f"{path}: {m}" if path else m for m in dict.fromkeys(specific))
+        label = f"{path} ({_override_of(path, overrides, set_by)})" if _override_of(path, overrides, set_by) else path
+        problems.extend(f"{label}: {m}" if path else m for m in dict.fromkeys(specific))
     return f"{source}: " + "; ".join(problems)
+
+
+def _override_of(path: str, overrides: Sequence[str], set_by: str) -> str:
+    """The override that set ``path`` (or a field inside it, or the section that holds it), as the user gave it,
+    its value cut to a few dozen characters; "" when the file set it."""
+    for item in reversed(overrides):  # the last one given is the one that holds
+        key, _, value = item.partition("=")
+        if path and (key == path or key.startswith(path + ".") or path.startswith(key + ".")):
+            shown = value if len(value) <= 40 else f"{value[:37]}... ({len(value)} characters)"
+            return f"{set_by} {key}={shown!r}" if set_by == "--set" else f"{set_by}: {key}={shown!r}"
+    return ""
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -85,14 +105,15 @@ def _walk(loc: tuple[int | str, ...], unknown_key: bool, root: type[BaseModel]) 
     return ".".join(shown), sorted({key for m in models for key in m.model_fields})
 
 
-def parse_config(data: Any, source: str = "config") -> Config:
-    """Validates already-parsed YAML data; ``source`` names it in error messages."""
+def parse_config(data: Any, source: str = "config", overrides: Sequence[str] = (), set_by: str = "--set") -> Config:
+    """Validates already-parsed YAML data; ``source`` names it in error messages, and a field set by one of
+    ``overrides`` (given by ``set_by``) is named with it."""
     if not isinstance(data, dict):
         raise Sim2RealError(f"{source}: expected a mapping of keys (env, source, targets, algo, ...)")
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        raise Sim2RealError(_format_error(source, error)) from None
+        raise Sim2RealError(_format_error(source, error, overrides=overrides, set_by=set_by)) from None
     config._origin = source
     return config
 
@@ -197,7 +218,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     data = read_config_data(path)
     if isinstance(data, dict) and overrides:
         data = apply_overrides(data, overrides)
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), overrides or ())
 
 
 def dump_config(config: Config) -> str:
@@ -215,4 +236,4 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> StudyCon
     try:
         return StudyConfig.model_validate(data)
     except ValidationError as error:
-        raise Sim2RealError(_format_error(str(path), error, StudyConfig)) from None
+        raise Sim2RealError(_format_error(str(path), error, StudyConfig, overrides or ())) from None

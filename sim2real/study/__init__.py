@@ -266,7 +266,7 @@ def _add(plan: Plan, spec: RunSpec, config: Config, needs: tuple[str, ...] = (),
 def _base_config(file: Path, study: StudyConfig) -> Config:
     """The study's base config (``config:``, with the study's ``set``), checked to hold the study's targets."""
     base_path = file.parent / study.config
-    base = parse_config(_load_data(base_path, study.set, str(file)), str(base_path))
+    base = parse_config(_load_data(base_path, study.set, str(file)), str(base_path), study.set, f"{file}: set")
     if base.env != study.env:
         raise Sim2RealError(f"{base_path}: env is {base.env}, the study's env is {study.env}")
     for target in study.targets:
@@ -290,7 +290,7 @@ def _source_configs(plan: Plan) -> dict[str, Config]:
         path = file.parent / source.config
         data = _load_data(path, study.set, str(file))
         data.pop("transfer", None)  # a source pretrains; the study's methods do the transferring
-        config = _study_run(parse_config(data, str(path)), plan.folder / "runs", name, source.seed,
+        config = _study_run(parse_config(data, str(path), study.set, f"{file}: set"), plan.folder / "runs", name, source.seed,
                             study.source_steps(name))  # fmt: skip
         # Every source is evaluated zero-shot on every study target, also one its own config does not define.
         missing = {t: plan.base.targets[t] for t in study.targets if t not in config.targets}
