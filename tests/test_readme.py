@@ -19,14 +19,12 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_quick_start_runs_the_quick_study_on_its_built_in_default() -> None:
-    from sim2real.cli import DEFAULT_STUDY, _default_config
+    from sim2real.cli import DEFAULT_STUDY, default_config
 
     readme = (ROOT / "README.md").read_text()
     main_command = _bash_blocks(readme)[0]
     assert main_command.endswith("&& sim2real study")
-    assert (
-        Path(_default_config(DEFAULT_STUDY)).resolve() == ROOT / "configs" / "inverted_double_pendulum" / "study.yaml"
-    )
+    assert Path(default_config(DEFAULT_STUDY)).resolve() == ROOT / "configs" / "inverted_double_pendulum" / "study.yaml"
 
 
 def test_the_train_script_the_readme_names_exists() -> None:

@@ -1,0 +1,3 @@
+from sim2real.cli import main
+
+raise SystemExit(main())
