@@ -25,18 +25,25 @@ from sim2real.training import TrainResult, train
 __all__ = ["compare", "evaluate", "run_config", "sweep", "train_transfer"]
 
 
-def run_config(model: Path, config: str | Path | Config | None = None) -> Config:
+def run_config(
+    model: Path, config: str | Path | Config | None = None, overrides: Sequence[str] | None = None
+) -> Config:
     """The config an evaluation of ``model`` uses: ``config`` when given (with the model's own observation
     history and privileged inputs, when its run folder has them: the policy's input is what it was trained on),
-    else the model's run folder's own."""
+    else the model's run folder's own. ``overrides`` (``FIELD=VALUE``, as the CLI's ``--set``) change the config
+    file's fields as it is read; the file itself is left as it is."""
+    if isinstance(config, Config):
+        if overrides:
+            raise Sim2RealError("{overrides} apply to a config file; change a Config with model_copy", overrides=None)
+        return own_inputs(model, config)
     if config is not None:
-        return own_inputs(model, config if isinstance(config, Config) else load_config(config))
+        return own_inputs(model, load_config(config, list(overrides or [])))
     run = RunFolder(model if model.is_dir() else model.parent)
     if not run.config_file.is_file():
         raise Sim2RealError(
             f"{model}: not a run folder with a {run.config_file.name}; pass {{config}} CONFIG", config=None
         )
-    return load_config(run.config_file)
+    return load_config(run.config_file, list(overrides or []))
 
 
 def train_transfer(

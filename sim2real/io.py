@@ -15,7 +15,10 @@ from typing import Any
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yields a temporary path beside ``path``; renames it onto ``path`` only if the block succeeds."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    except OSError as error:
+        raise _naming(error, path) from error
     os.close(fd)
     # mkstemp makes the file 0600; a file the user's programs make follows their umask (a teammate's
     # TensorBoard server must be able to read a run when the umask lets it).
@@ -24,8 +27,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        if error.filename != tmp_name:
+            raise
+        raise _naming(error, path) from error
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The error with the path the caller asked for in place of the temporary file's, which nobody knows."""
+    return OSError(error.errno, error.strerror, str(path))
 
 
 def _umask() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,7 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim2real.cli import main
+from sim2real.cli import main, run_train_script
+from sim2real.config import load_config
+from sim2real.identification import read_trajectories
+from sim2real.io import write_text
 from tests.conftest import ROOT, CliResult, assert_one_line_error, run_cli_process, tiny_config_data
 
 Cli = Callable[..., CliResult]
@@ -214,36 +218,50 @@ def test_resume_of_a_run_without_its_command_history_still_works(tmp_path: Path)
     assert (run / "command.txt").read_text().count("--resume") == 1
 
 
+SWEEP_AXIS = "{quantity: body_mass, select: all, scale: [1, 2], points: 2}"
+
+
 @pytest.mark.parametrize(
     ("command", "flag", "kind"),
     [
         (["evaluate", "MODEL"], "--json", "file"),
         (["evaluate", "MODEL"], "--csv", "file"),
-        (
-            ["sweep", "MODEL", "--param", "{quantity: body_mass, select: all, scale: [1, 2], points: 2}"],
-            "--out",
-            "folder",
-        ),
+        (["sweep", "MODEL", "--param", SWEEP_AXIS], "--out", "folder"),
+        (["sweep", "MODEL", "--param", SWEEP_AXIS], "--logdir", "folder"),
         (["compare", "MODEL"], "--out", "folder"),
+        (["study", "MODEL"], "--output", "folder"),
+        (["export", "MODEL"], "--out", "file"),
+        (["record", "MODEL"], "--out", "file"),
+        (["identify", "MODEL", "--param", "{quantity: body_mass, select: all, scale: [1, 2]}"], "--out", "folder"),
     ],
 )
 def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
     tmp_path: Path, cli: Cli, command: list[str], flag: str, kind: str
 ) -> None:
-    """A file where a folder goes, a path under a file, a name too long: one line naming the user's path (not a
-    temporary file's), before the model is even read."""
+    """A file where a folder goes, a path under a file, a name too long, a folder where nothing can be made: one
+    line naming the user's path (not a temporary file's), before the model is even read."""
     (tmp_path / "a_file").write_text("mine")
     (tmp_path / "a_folder").mkdir()
     model = str(tmp_path / "no_model_needed")  # the path is checked first
     args = [model if a == "MODEL" else a for a in command]
     wrong = tmp_path / ("a_folder" if kind == "file" else "a_file")
-    for path, needle in (
+    cases = [
         (wrong, f"is a {'folder' if kind == 'file' else 'file'}"),
         (tmp_path / "a_file" / "x", "a_file is a file, so nothing can be written under it"),
         (tmp_path / ("n" * 300), "longer than a file name can be"),
-    ):
+    ]
+    if Path("/proc/self").is_dir():  # Linux: permission bits let root "write" in /proc, where no file can be made
+        cases.append((Path("/proc") / ("s2r.npz" if kind == "file" else "s2r_out"), "cannot write in /proc"))
+    for path, needle in cases:
         assert_one_line_error(cli(*args, flag, str(path)), f"{flag} {path}", needle)
     assert (tmp_path / "a_file").read_text() == "mine" and not any((tmp_path / "a_folder").iterdir())
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be made")
+def test_a_write_that_fails_names_the_path_given_not_a_temporary_file() -> None:
+    with pytest.raises(OSError) as caught:
+        write_text(Path("/proc/s2r.csv"), "domain\n")
+    assert caught.value.filename == "/proc/s2r.csv"
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
@@ -251,3 +269,123 @@ def test_non_finite_numbers_on_the_command_line_are_usage_errors(cli: Cli, value
     """argparse's float() takes nan and inf; a number option refuses them (usage, then the error, exit 2)."""
     result = cli("compare", "runs", f"--threshold={value}")
     assert result.returncode == 2 and "expected a finite number" in result.stderr
+
+
+# ------------------------------------------------------------------------------------------- scripts/train_<env>.py
+
+
+def test_a_train_script_says_its_own_name_and_default_config() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_hopper.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: train_hopper.py ")
+    assert "default: configs/hopper/nominal.yaml" in done.stdout
+    assert "inverted_double_pendulum" not in done.stdout
+
+
+def test_a_train_script_takes_its_config_after_an_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``train_hopper.py --set ... CONFIG`` trains CONFIG, as ``sim2real train --set ... CONFIG`` does."""
+    config = write_config(tmp_path)
+    assert run_train_script("hopper", ["--set", "train.total_timesteps=128", str(config)]) == 0, capsys.readouterr()
+    run = tmp_path / "runs" / "inverted_double_pendulum_v5" / "tiny" / "seed_0"
+    assert "trained 128 steps" in capsys.readouterr().out and (run / "model.zip").is_file()
+
+
+# ------------------------------------------------------------------------------------------- --set in every verb
+
+LIGHT = "targets.light={dynamics: [{quantity: body_mass, select: all, scale: 0.5}]}"
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny run folder (normalized observations), its config file, and a plain stable-baselines3 zip (raw
+    observations) that the normalizing config refuses."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    import sim2real
+
+    folder = tmp_path_factory.mktemp("verbs")
+    config = folder / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_config_data(folder / "runs")))
+    run = sim2real.train(sim2real.load_config(config)).run_dir
+    plain = PPO("MlpPolicy", gym.make("InvertedDoublePendulum-v5"), policy_kwargs={"net_arch": [16]}, device="cpu")
+    plain.save(folder / "plain.zip")
+    return {"run": run, "config": config, "plain": folder / "plain.zip"}
+
+
+def test_evaluate_set_lets_a_plain_zip_run_on_a_normalizing_config(models: dict[str, Path], cli: Cli) -> None:
+    args = ["evaluate", str(models["plain"]), "--config", str(models["config"]), "--episodes", "1"]
+    assert_one_line_error(cli(*args), "train.normalize: null")
+    done = cli(*args, "--set", "train.normalize=null")
+    assert done.returncode == 0, done.stderr
+    assert "heavy" in done.stdout
+
+
+def test_evaluate_set_overrides_a_run_folders_config_for_this_command_only(
+    models: dict[str, Path], tmp_path: Path, cli: Cli
+) -> None:
+    saved = (models["run"] / "config.yaml").read_bytes()
+    out = tmp_path / "eval.json"
+    done = cli("evaluate", str(models["run"]), "--set", "eval.episodes=3", "--set", LIGHT, "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    domains = json.loads(out.read_text())["domains"]
+    assert set(domains) == {"source", "heavy", "light"} and len(domains["light"]["returns"]) == 3
+    assert (models["run"] / "config.yaml").read_bytes() == saved
+    assert_one_line_error(cli("evaluate", str(models["run"]), "--set", "eval.episodes"), "--set", "FIELD=VALUE")
+
+
+def test_sweep_set_adds_the_domain_the_shifts_apply_to(models: dict[str, Path], tmp_path: Path, cli: Cli) -> None:
+    saved = (models["run"] / "config.yaml").read_bytes()
+    args = ["sweep", str(models["run"]), "--param", SWEEP_AXIS, "--episodes", "1", "--domain", "light"]
+    args += ["--out", str(tmp_path / "sweep"), "--logdir", str(tmp_path / "tb")]
+    assert_one_line_error(cli(*args), "--domain light: no such domain")
+    done = cli(*args, "--set", LIGHT)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "sweep" / "sweep.json").is_file()
+    assert (models["run"] / "config.yaml").read_bytes() == saved
+
+
+def test_record_set_adds_the_domain_recorded_on(models: dict[str, Path], tmp_path: Path, cli: Cli) -> None:
+    saved = (models["run"] / "config.yaml").read_bytes()
+    args = ["record", str(models["run"]), "--domain", "light", "--episodes", "1", "--out", str(tmp_path / "r.npz")]
+    assert_one_line_error(cli(*args), "no domain 'light'")
+    done = cli(*args, "--set", LIGHT)
+    assert done.returncode == 0, done.stderr
+    assert read_trajectories(tmp_path / "r.npz").header["domain"] == "light"
+    assert (models["run"] / "config.yaml").read_bytes() == saved
+
+
+def test_export_set_lets_a_plain_zip_be_exported(models: dict[str, Path], tmp_path: Path, cli: Cli) -> None:
+    out = tmp_path / "policy.pt"
+    args = ["export", str(models["plain"]), "--config", str(models["config"]), "--format", "torchscript"]
+    args += ["--out", str(out), "--check-steps", "50"]
+    assert_one_line_error(cli(*args), "train.normalize: null")
+    assert not out.exists()
+    done = cli(*args, "--set", "train.normalize=null")
+    assert done.returncode == 0, done.stderr
+    assert out.is_file()
+
+
+def test_identify_set_starts_from_the_overridden_config_and_writes_it(
+    models: dict[str, Path], tmp_path: Path, cli: Cli
+) -> None:
+    """The fit starts from the overridden source, and identified.yaml holds the overridden config (not an
+    ``extends:`` of the file, which would lose the overrides)."""
+    damping = "source.dynamics=[{quantity: joint_damping, select: [hinge, hinge2], set: 0.2}]"
+    overrides = ["--set", damping, "--set", "algo.net_arch=[8]"]
+    recording = tmp_path / "r.npz"
+    done = cli("record", "random", "--config", str(models["config"]), *overrides, "--episodes", "20",
+               "--out", str(recording))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "identified"
+    done = cli("identify", str(recording), "--config", str(models["config"]), *overrides,
+               "--param", "{quantity: body_mass, select: [pole, pole2], scale: [0.5, 2.0]}", "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    identified = load_config(out / "identified.yaml")
+    assert identified.algo.net_arch == [8]
+    assert [change.quantity for change in identified.source.dynamics] == ["joint_damping", "body_mass"]

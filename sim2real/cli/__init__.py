@@ -7,19 +7,17 @@ adds its parser and names the function that runs it; this one assembles the pars
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 from rich.console import Console
 
 from sim2real.cli.evaluate import add_compare, add_evaluate, add_sweep
 from sim2real.cli.identify import add_identify, add_record
 from sim2real.cli.models import add_export, add_inspect
-from sim2real.cli.options import CHECKOUT, DEFAULT_CONFIG, DEFAULT_STUDY, default_config
+from sim2real.cli.options import DEFAULT_CONFIG, DEFAULT_STUDY, default_config
 from sim2real.cli.study import add_study
-from sim2real.cli.train import add_train, add_transfer
+from sim2real.cli.train import add_train, add_transfer, train_script_parser
 from sim2real.errors import NoEffectWarning, Sim2RealError, python_spelling
 
 __all__ = ["DEFAULT_CONFIG", "DEFAULT_STUDY", "default_config", "flag_spelling", "main", "run_train_script"]
@@ -72,7 +70,17 @@ def flag_spelling(name: str, value: object) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line ``argv`` (default: ``sys.argv[1:]``) and returns the exit code."""
-    args = _parser().parse_args(argv)
+    return _execute(_parser().parse_args(argv))
+
+
+def run_train_script(env_dir: str, argv: Sequence[str] | None = None) -> int:
+    """``sim2real train`` as ``scripts/train_<env_dir>.py``: the same arguments in any order, the script's name in
+    its usage, and ``configs/<env_dir>/nominal.yaml`` as the default config."""
+    return _execute(train_script_parser(env_dir).parse_args(argv))
+
+
+def _execute(args: argparse.Namespace) -> int:
+    """Runs the verb that parsed ``args``, showing warnings that a setting has no effect on one line each."""
     console = Console()
     err = Console(stderr=True)
 
@@ -106,13 +114,3 @@ def _run(args: argparse.Namespace, console: Console, err: Console) -> int:
     except KeyboardInterrupt:
         err.print("[red]interrupted[/red]")
         return 130
-
-
-def run_train_script(env_dir: str, argv: Sequence[str] | None = None) -> int:
-    """``sim2real train`` with ``configs/<env_dir>/nominal.yaml`` as the default config (for scripts/)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    config_given = bool(args) and not args[0].startswith("-")
-    default = CHECKOUT / "configs" / env_dir / "nominal.yaml"
-    if not default.is_file():
-        default = Path("configs") / env_dir / "nominal.yaml"
-    return main(["train", *([] if config_given or "--resume" in args else [str(default)]), *args])

@@ -96,13 +96,13 @@ def add_compare(commands: Any) -> None:
 
 
 def run_evaluate(args: argparse.Namespace, console: Console) -> int:
-    from sim2real.api import evaluate
+    from sim2real.api import evaluate, run_config
     from sim2real.evaluation import print_results, write_results
 
     check_output(args.json, "--json")
     check_output(args.csv, "--csv")
-
-    results = evaluate(args.model, args.config, domains=args.domain, episodes=args.episodes, seed=args.seed,
+    config = run_config(args.model, args.config, args.overrides)
+    results = evaluate(args.model, config, domains=args.domain, episodes=args.episodes, seed=args.seed,
                        deterministic=not args.stochastic, n_envs=args.n_envs, trust_source=args.trust_source)  # fmt: skip
     print_results(results, console)
     meta = {"model": str(_model_zip(args.model)), "seed": args.seed, "deterministic": not args.stochastic}
@@ -119,17 +119,18 @@ def _model_zip(path: Path) -> Path:
 def run_sweep(args: argparse.Namespace, console: Console) -> int:
     from rich.progress import Progress
 
-    from sim2real.api import model_labels, sweep
+    from sim2real.api import model_labels, run_config, sweep
     from sim2real.evaluation.sweep import log_sweep, write_sweep
     from sim2real.runs import RunFolder
 
     params = [parse_sweep_param(text) for text in args.param]
     check_output(args.out, "--out", folder=True)
     check_output(args.logdir, "--logdir", folder=True)
+    config = run_config(args.models[0], args.config, args.overrides)
     labels = model_labels(args.models)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("sweeping", total=None)
-        result = sweep(args.models, params, args.config, domain=args.domain, episodes=args.episodes, seed=args.seed,
+        result = sweep(args.models, params, config, domain=args.domain, episodes=args.episodes, seed=args.seed,
                        n_envs=args.n_envs, trust_source=args.trust_source,
                        progress=lambda done, total: progress.update(task, completed=done, total=total))  # fmt: skip
     first = args.models[0]

@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 
 from sim2real.cli.options import (
+    FOR_THIS_COMMAND,
+    add_set,
     add_trust_source,
     check_output,
     command_line,
@@ -32,6 +34,7 @@ def add_record(commands: Any) -> None:
     record.add_argument("model", metavar="MODEL", help="run folder or model zip, or 'random' for random actions")
     record.add_argument("--config", type=Path, help="config YAML (default: the model's run config; for random: "
                         "the built-in InvertedDoublePendulum config)")  # fmt: skip
+    add_set(record, "train.normalize=null", note=FOR_THIS_COMMAND)
     record.add_argument("--domain", default="source", metavar="NAME", help="domain to record on (default: source)")
     record.add_argument("--episodes", type=positive, default=10, help="episodes (default: 10)")
     record.add_argument("--out", type=Path, required=True, metavar="FILE", help="the recording (.npz or .csv)")
@@ -57,6 +60,7 @@ def add_identify(commands: Any) -> None:
     identify.add_argument("recording", type=Path, metavar="FILE", help="a recording (.npz or .csv)")
     identify.add_argument("--config", type=Path, help="config YAML whose env and source domain the fit starts "
                           "from (default: the built-in InvertedDoublePendulum config)")  # fmt: skip
+    add_set(identify, "'source.dynamics=[]'", note="(identified.yaml holds the overridden config)")
     identify.add_argument(
         "--param",
         action="append",
@@ -90,7 +94,10 @@ def run_record(args: argparse.Namespace, console: Console) -> int:
     model = None if random else Path(args.model)
     if model is not None and not model.exists():
         raise Sim2RealError(f"{model}: no such run folder or model zip (or 'random' for random actions)")
-    config = load_config(args.config or default_config()) if model is None else run_config(model, args.config)
+    if model is None:
+        config = load_config(args.config or default_config(), args.overrides)
+    else:
+        config = run_config(model, args.config, args.overrides)
     trajectories = record(config, model_path=model, domain=args.domain, episodes=args.episodes, seed=args.seed,
                           deterministic=not args.stochastic, noise=args.noise, latency=args.latency,
                           trust_source=args.trust_source)  # fmt: skip
@@ -113,7 +120,7 @@ def run_identify(args: argparse.Namespace, console: Console) -> int:
               for text in args.param]  # fmt: skip
     out = args.out or Path("identified") / args.recording.stem
     check_output(out, "--out", folder=True)
-    config = load_config(args.config or default_config())
+    config = load_config(args.config or default_config(), args.overrides)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("identifying", total=args.max_generations * len(set(args.latency)))
         result = identify(args.recording, config, params, horizon=args.horizon, windows=args.windows, seed=args.seed,

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from sim2real.cli.options import add_trust_source, check_output, positive
+from sim2real.cli.options import FOR_THIS_COMMAND, add_set, add_trust_source, check_output, positive
 
 
 def add_inspect(commands: Any) -> None:
@@ -33,6 +33,7 @@ def add_export(commands: Any) -> None:
     export.add_argument("--format", choices=["onnx", "torchscript"], default="onnx", help="default: onnx")
     export.add_argument("--out", type=Path, metavar="PATH", help="default: policy.onnx / policy.pt in the run folder")
     export.add_argument("--config", type=Path, help="config YAML (default: the run's own)")
+    add_set(export, "train.normalize=null", note=FOR_THIS_COMMAND)
     export.add_argument("--check-steps", type=positive, default=1000, help="recorded observations to check on")
     add_trust_source(export)
     export.set_defaults(run=run_export)
@@ -46,10 +47,11 @@ def run_inspect(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_export(args: argparse.Namespace, console: Console) -> int:
-    from sim2real.api import export
+    from sim2real.api import export, run_config
 
     check_output(args.out, "--out")
-    result = export(args.model, args.format, args.out, args.config, check_steps=args.check_steps,
+    config = run_config(args.model, args.config, args.overrides)
+    result = export(args.model, args.format, args.out, config, check_steps=args.check_steps,
                     trust_source=args.trust_source)  # fmt: skip
     console.print(
         f"wrote {result.path} ({result.format}); on {result.observations:,} recorded observations it matches "

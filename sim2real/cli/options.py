@@ -4,10 +4,12 @@ same in every verb, output paths checked before any work, and ``--param`` mappin
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -50,11 +52,29 @@ def add_trust_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-source", action="store_true", help=TRUST_HELP)
 
 
+# Said of --set in the commands that read a config without training: the run's own config.yaml keeps its settings.
+FOR_THIS_COMMAND = "for this command only (a run's config.yaml is left as it is)"
+
+
+def add_set(parser: argparse.ArgumentParser, example: str, what: str = "config", note: str = "") -> None:
+    """``--set FIELD=VALUE`` (repeatable): one field of the config (or study) the command reads."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"override one {what} field{' ' + note if note else ''}, e.g. --set {example} (repeatable)",
+    )
+
+
 def evaluation_options(
     parser: argparse.ArgumentParser, config_default: str, episodes_default: int | None, episodes_help: str
 ) -> None:
-    """The options evaluate and sweep share: which config, how many episodes, seed, copies, trust."""
+    """The options evaluate and sweep share: which config and its overrides, how many episodes, seed, copies,
+    trust."""
     parser.add_argument("--config", type=Path, help=f"config YAML (default: the {config_default})")
+    add_set(parser, "train.normalize=null", note=FOR_THIS_COMMAND)
     parser.add_argument("--episodes", type=positive, default=episodes_default, help=episodes_help)
     parser.add_argument("--seed", type=non_negative, default=0, help="evaluation seed (default: 0)")
     parser.add_argument("--n-envs", type=positive, default=16, help="env copies stepped together (default: 16)")
@@ -65,7 +85,8 @@ def check_output(path: Path | None, flag: str, folder: bool = False) -> None:
     """Refuses an output path that cannot be written before any work starts (not after an evaluation ran).
 
     It must not be a file where a folder goes or a folder where a file goes, each name must fit the file
-    system, and the nearest folder on it that exists must be one this user can write in.
+    system, and the nearest folder on it that exists must be one this user can write in: a file is made and
+    removed there, since permission bits do not tell (root may "write" in /proc, where nothing can be made).
     """
     if path is None:
         return
@@ -80,8 +101,16 @@ def check_output(path: Path | None, flag: str, folder: bool = False) -> None:
         existing = existing.parent
     if existing != path.absolute() and not existing.is_dir():
         raise Sim2RealError(f"{where}: {existing} is a file, so nothing can be written under it")
-    if not os.access(existing if existing.is_dir() else existing.parent, os.W_OK | os.X_OK):
-        raise Sim2RealError(f"{where}: cannot write in {existing if existing.is_dir() else existing.parent}")
+    folder_on_disk = existing if existing.is_dir() else existing.parent
+    if not os.access(folder_on_disk, os.W_OK | os.X_OK):
+        raise Sim2RealError(f"{where}: cannot write in {folder_on_disk}")
+    try:
+        with tempfile.TemporaryFile(dir=folder_on_disk):
+            pass
+    except OSError as error:
+        # ENOENT for a file that cannot be made says nothing the user can act on (/proc answers so).
+        reason = "" if error.errno == errno.ENOENT else f" ({error.strerror or error})"
+        raise Sim2RealError(f"{where}: cannot write in {folder_on_disk}{reason}") from None
 
 
 def parse_sweep_param(text: str) -> SweepParam:

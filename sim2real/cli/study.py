@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from sim2real.cli.options import DEFAULT_STUDY, check_output, default_config, positive
+from sim2real.cli.options import DEFAULT_STUDY, add_set, check_output, default_config, positive
 from sim2real.errors import Sim2RealError
 
 
@@ -30,14 +30,7 @@ def add_study(commands: Any) -> None:
     study.add_argument("--backend", choices=("local", "ray"), default="local", help="local process pool or Ray")
     study.add_argument("--address", metavar="HOST:PORT", help="Ray cluster to join (default: start one here)")
     study.add_argument("--output", type=Path, metavar="DIR", help="study folder (default: the file's output)")
-    study.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override one study field, e.g. --set budgets.transfer=20000 (repeatable)",
-    )
+    add_set(study, "budgets.transfer=20000", what="study")
     study.add_argument("--dry-run", action="store_true", help="print the plan (what runs, resumes, is skipped) only")
     study.set_defaults(run=run_study)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from sim2real.cli.options import DEFAULT_CONFIG, add_trust_source, command_line, default_config
+from sim2real.cli.options import DEFAULT_CONFIG, add_set, add_trust_source, command_line, default_config
 from sim2real.config import TRANSFER_METHODS
 from sim2real.errors import Sim2RealError
 
@@ -16,25 +16,33 @@ if TYPE_CHECKING:
     from sim2real.training import TrainResult
 
 
+TRAIN_DESCRIPTION = "Train a policy on a config's source domain, then evaluate it on the source and every target."
+
+
 def add_train(commands: Any) -> None:
     train = commands.add_parser(
         "train",
         help="train a source policy and evaluate it on the source and every target",
-        description="Train a policy on a config's source domain, then evaluate it on the source and every target.",
+        description=TRAIN_DESCRIPTION,
     )
-    train.add_argument("config", nargs="?", default=None, help=f"config YAML (default: {DEFAULT_CONFIG})")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override one config field, e.g. --set train.total_timesteps=20000 (repeatable)",
-    )
-    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
-    add_trust_source(train)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.set_defaults(run=run_train)
+    _train_arguments(train, DEFAULT_CONFIG)
+
+
+def train_script_parser(env_dir: str) -> argparse.ArgumentParser:
+    """``sim2real train`` as a script of its own (scripts/train_<env_dir>.py): the script's name in its usage,
+    ``configs/<env_dir>/nominal.yaml`` as the default config."""
+    parser = argparse.ArgumentParser(description=TRAIN_DESCRIPTION)
+    _train_arguments(parser, f"configs/{env_dir}/nominal.yaml")
+    return parser
+
+
+def _train_arguments(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("config", nargs="?", default=None, help=f"config YAML (default: {default})")
+    add_set(parser, "train.total_timesteps=20000")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    add_trust_source(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run_train, default_config=default)
 
 
 def add_transfer(commands: Any) -> None:
@@ -49,14 +57,7 @@ def add_transfer(commands: Any) -> None:
     transfer.add_argument("--source", type=Path, metavar="RUN_DIR_OR_ZIP", help="the source model (run folder or zip)")
     transfer.add_argument("--method", choices=TRANSFER_METHODS, help="how to reuse the source (default: finetune)")
     transfer.add_argument("--target", metavar="NAME", help="the target domain to train on (default: the only one)")
-    transfer.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override one config field, e.g. --set transfer.freeze.layers=2 (repeatable)",
-    )
+    add_set(transfer, "transfer.freeze.layers=2")
     transfer.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a transfer run")
     add_trust_source(transfer)
     transfer.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -75,7 +76,7 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
             raise Sim2RealError("give either a CONFIG or --resume RUN_DIR (a resumed run uses its own config)")
         config = load_run_config(args.resume, overrides)
     else:
-        config = load_config(args.config or default_config(), overrides)
+        config = load_config(args.config or default_config(args.default_config), overrides)
     if config.transfer is not None:
         raise Sim2RealError("this config has a transfer section: run it with `sim2real transfer`")
     result = train(config, command=command_line(), resume=args.resume, console=console, trust_source=args.trust_source)

@@ -4,7 +4,8 @@
 dynamics quantities that make the simulator reproduce them (:mod:`sim2real.identification.fitting`) and writes an
 identification folder:
 
-- ``identified.yaml``: the config with the estimate as its source domain (``extends:`` the config);
+- ``identified.yaml``: the config with the estimate as its source domain (``extends:`` the config file, or the
+  whole config where it differs from its file);
 - ``identified_randomized.yaml``: the same, randomized uniformly over each estimate's 95% interval, and over
   the whole range of what the recording does not identify;
 - ``report.json`` and ``report.md``: each parameter's estimate, interval and sensitivity, the fit's numbers;
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sim2real.config import Config, IdentifyParam
+from sim2real.config import Config, IdentifyParam, load_config
 from sim2real.errors import Sim2RealError
 from sim2real.identification.fitting import (
     Fit,
@@ -210,13 +211,21 @@ def _dynamics_entries(config: Config, values: dict[str, Any], identification: Id
     return entries
 
 
+def _reads_as(origin: Path, config: Config) -> bool:
+    """Whether the file ``origin`` holds ``config`` as it is (so that a config may say ``extends:`` it)."""
+    try:
+        return origin.is_file() and load_config(origin) == config
+    except Sim2RealError:  # changed or removed since it was read
+        return False
+
+
 def _config_text(identification: Identification, folder: Path, values: dict[str, Any], comment: str) -> str:
     config = identification.config
     origin = Path(config.origin)
     data: dict[str, Any]
-    if origin.is_file():
+    if _reads_as(origin, config):
         data = {"extends": os.path.relpath(origin.resolve(), folder.resolve())}
-    else:  # a config built in Python: the whole of it
+    else:  # a config built in Python, or a file's with fields overridden: the whole of it
         data = config.model_dump(mode="json", exclude={"source", "transfer"})
     data["source"] = {"dynamics": _dynamics_entries(config, values, identification)}
     if identification.latency:
