@@ -389,3 +389,11 @@ def test_identify_set_starts_from_the_overridden_config_and_writes_it(
     identified = load_config(out / "identified.yaml")
     assert identified.algo.net_arch == [8]
     assert [change.quantity for change in identified.source.dynamics] == ["joint_damping", "body_mass"]
+
+
+def test_an_override_s_error_names_the_override_not_the_file(cli: Cli, tmp_path: Path) -> None:
+    result = cli("train", "configs/inverted_double_pendulum/nominal.yaml", "--set", "run.experiment=" + "e" * 300,
+                 "--set", f"run.root={tmp_path}")  # fmt: skip
+    assert_one_line_error(result, "nominal.yaml: run.experiment (--set run.experiment='eeee", "(300 characters)",
+                          "at most 100 characters")  # fmt: skip
+    assert not any(tmp_path.iterdir())
