@@ -292,7 +292,9 @@ def test_overrides_are_validated_with_the_file(tmp_path):
     path = write(tmp_path, minimal())
 
     assert load_config(path, ["train.seed=7"]).train.seed == 7
-    with pytest.raises(Sim2RealError, match=r"experiment.yaml: train.n_envs: .*greater than or equal to 1"):
+    with pytest.raises(
+        Sim2RealError, match=r"experiment.yaml: train.n_envs \(--set train.n_envs='0'\): .*greater than or equal to 1"
+    ):
         load_config(path, ["train.n_envs=0"])
 
 
