@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
+from render_benchmarks import BLOCK, DOCUMENTS, render
 from results import command_line, portable
 
 
@@ -64,3 +67,20 @@ def test_paths_in_results_are_made_relative_to_the_repository(tmp_path: Path) ->
 def test_the_recorded_command_is_relative(monkeypatch: Any) -> None:
     monkeypatch.setattr(sys, "argv", [str(ROOT / "scripts" / "bench_export.py"), "--json", str(ROOT / "r.json")])
     assert command_line() == "python scripts/bench_export.py --json r.json"
+
+
+def test_the_committed_documents_hold_what_their_files_render() -> None:
+    """Every rendered block of README.md and BENCHMARKS.md is what scripts/render_benchmarks.py makes of its
+    file today: a figure changed by hand, or a result file re-run without re-rendering, fails here."""
+    blocks = 0
+    for name in DOCUMENTS:
+        text = (ROOT / name).read_text()
+        blocks += len(BLOCK.findall(text))
+        assert render(text, name) == text, f"{name} is stale: run python scripts/render_benchmarks.py"
+    assert blocks >= 5
+
+
+def test_a_block_that_names_no_file_is_an_error_naming_the_document() -> None:
+    text = "<!-- render goals benchmarks/results/nope.json -->\n<!-- end render -->\n"
+    with pytest.raises(SystemExit, match=r"^BENCHMARKS.md: render goals benchmarks/results/nope.json: no such file$"):
+        render(text, "BENCHMARKS.md")
