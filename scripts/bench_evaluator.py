@@ -9,17 +9,20 @@ For each env it times the same number of episodes three ways and prints steps pe
 Goals: batched / evaluate_policy >= 4, batched / plain env >= 0.8. The policy is a freshly initialised PPO
 MLP (64, 64), the default size: what is timed is the evaluation machinery, not what the policy has learnt.
 
-    python scripts/bench_evaluator.py [--episodes 256] [--n-envs 16] [--envs InvertedDoublePendulum-v5 Hopper-v5]
+    python scripts/bench_evaluator.py [--episodes 256] [--n-envs 16] [--envs InvertedDoublePendulum-v5 Hopper-v5] \\
+        [--json benchmarks/results/evaluator.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from results import command_line, goal, write_results
 from stable_baselines3 import PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
@@ -50,7 +53,9 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=16)
     parser.add_argument("--envs", nargs="+", default=["InvertedDoublePendulum-v5", "Hopper-v5"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the figures and the goals' verdicts here")
     args = parser.parse_args()
+    figures: dict[str, dict[str, float]] = {}
     torch.set_num_threads(1)  # the evaluators run in one process; one thread is what a worker gets
     print(f"{'env':<28}{'batched':>12}{'evaluate_policy':>17}{'plain env':>12}{'vs SB3':>9}{'vs env':>9}")
     for env_id in args.envs:
@@ -72,6 +77,18 @@ def main() -> None:
         print(
             f"{env_id:<28}{batched:>12,.0f}{sb3:>17,.0f}{plain:>12,.0f}{batched / sb3:>8.2f}x{batched / plain:>8.2f}x"
         )
+        figures[env_id] = {"batched_steps_per_s": round(batched), "evaluate_policy_steps_per_s": round(sb3),
+                           "plain_env_steps_per_s": round(plain)}  # fmt: skip
+    if args.json is not None:
+        goals = {f"{env_id}: {name}": goal(value, at_least, what)
+                 for env_id, f in figures.items()
+                 for name, value, at_least, what in (
+                     ("vs_evaluate_policy", f["batched_steps_per_s"] / f["evaluate_policy_steps_per_s"], 4.0,
+                      "the batched evaluator's steps/s over stable-baselines3's evaluate_policy"),
+                     ("vs_plain_env", f["batched_steps_per_s"] / f["plain_env_steps_per_s"], 0.8,
+                      "the batched evaluator's steps/s over the plain env stepped with a fixed action"))}  # fmt: skip
+        write_results(args.json, {"command": command_line(), "episodes": args.episodes, "n_envs": args.n_envs,
+                                  "figures": figures, "goals": goals})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ the local pool with the same workers (goal >= 0.9x), and checks that all three m
     python scripts/bench_study.py                          # the quick study (about 35 minutes on 2 cores)
     python scripts/bench_study.py --set budgets.source=60000 --set budgets.transfer=20000   # a shorter check
     python scripts/bench_study.py --keep /tmp/bench     # keeps the three studies and their reports
+    python scripts/bench_study.py --json benchmarks/results/study_scaling.json   # the figures and verdicts
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results import command_line, goal, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +43,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray backend")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the studies in DIR/study_<n> (default: deleted)")
+    parser.add_argument("--json", type=Path, help="also write the figures and the goals' verdicts here")
     args = parser.parse_args()
     if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
         sys.exit(f"error: --keep {args.keep}: not empty; give a new folder (a study there would be skipped, not timed)")
@@ -64,6 +68,15 @@ def main() -> None:
         reference = results["local, 1 worker"]
         same = all(r == reference for r in results.values())
         print(f"same numbers from every backend and worker count: {'yes' if same else 'NO'}")
+    if args.json is not None:
+        goals = {"local_scaling": goal(seconds["local, 1 worker"] / seconds["local, 2 workers"], 1.8,
+                                       "the study's wall time on 1 local worker over 2 (2 cores)")}  # fmt: skip
+        if "ray, 2 workers" in seconds:
+            goals["ray_vs_local"] = goal(seconds["local, 2 workers"] / seconds["ray, 2 workers"], 0.9,
+                                         "the local pool's wall time over Ray's, 2 workers each")  # fmt: skip
+        write_results(args.json, {"command": command_line(), "config": str(args.config), "overrides": args.overrides,
+                                  "seconds": {k: round(v, 1) for k, v in seconds.items()}, "same_numbers": same,
+                                  "goals": goals})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -49,3 +49,8 @@ def command_line() -> str:
 def write_results(path: Path, data: dict[str, Any]) -> None:
     """Writes ``data`` to ``path`` atomically, every absolute path in it made relative to the repository."""
     write_json(path, portable(data))
+
+
+def goal(measured: float, at_least: float, what: str) -> dict[str, Any]:
+    """A goal written once, as data beside its benchmark, and judged on the figure measured: met or not."""
+    return {"what": what, "measured": round(float(measured), 4), "at_least": at_least, "met": measured >= at_least}
