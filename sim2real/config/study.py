@@ -72,6 +72,8 @@ class StudyVariant(TransferConfig):
 
 
 class StudyBudgets(Strict):
+    """The steps each source and each transfer run train."""
+
     source: PositiveInt = Field(description="environment steps each source trains")
     transfer: PositiveInt = Field(description="target steps each transfer run (scratch included) trains")
 

@@ -18,6 +18,8 @@ class NormalizeConfig(Strict):
 
 
 class TrainConfig(Strict):
+    """Training: the budget, parallel environments, normalization, seed, checkpoints and device."""
+
     total_timesteps: Annotated[int, Field(gt=0)] = Field(100_000, description="environment steps to train")
     n_envs: Annotated[int, Field(ge=1, le=256)] = Field(1, description="parallel environments")
     vec_env: Literal["dummy", "subproc"] = Field("dummy", description="in-process or one process per env")
@@ -36,11 +38,15 @@ class TrainConfig(Strict):
 
 
 class EvalConfig(Strict):
+    """The evaluation after training, on the source and every target."""
+
     episodes: Annotated[int, Field(ge=1)] = Field(10, description="episodes per domain")
     deterministic: bool = True
     success_threshold: FiniteFloat | None = Field(None, description="an episode with at least this return succeeds")
 
 
 class RunConfig(Strict):
+    """Where the run folder goes."""
+
     root: str = Field("runs", description="folder holding every run")
     experiment: Name = Field("default", description="runs land in <root>/<env>/<experiment>/seed_<seed>")
