@@ -115,3 +115,15 @@ def test_check_names_the_stale_page_and_writes_nothing(tmp_path, capsys: pytest.
     assert render_reference.main(["--check"], root=tmp_path) == 1
     assert "docs/reference/config.md is stale" in capsys.readouterr().err
     assert page.read_text() == edited
+
+
+def test_every_relative_link_in_the_docs_leads_to_a_file() -> None:
+    """README.md is the front door and docs/ the guide: a link a reader follows must open something."""
+    pages = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    broken = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in pages
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text())
+        if "://" not in target and not (page.parent / target).exists()
+    ]
+    assert not broken, broken

@@ -29,7 +29,7 @@ def add_record(commands: Any) -> None:
         help="roll a policy (or random actions) out on a domain and write its trajectories",
         description="Roll a policy, or uniform random actions for excitation, out on a domain and write every step "
         "(qpos, qvel, the action sent, observation, reward, episode) as .npz or .csv: the format that "
-        "`sim2real identify` reads, and that a robot's logs are written in (README).",
+        "`sim2real identify` reads, and that a robot's logs are written in (docs/identification.md).",
     )
     record.add_argument("model", metavar="MODEL", help="run folder or model zip, or 'random' for random actions")
     record.add_argument("--config", type=Path, help="config YAML (default: the model's run config; for random: "

@@ -20,7 +20,7 @@ of T rows holds T - 1 transitions.
 Two containers hold the same table: ``.npz`` (numpy arrays, the header as a JSON string; read without pickle)
 and ``.csv`` (the header on a first ``# {...}`` line, then columns ``episode, qpos_0, ..., qvel_0, ...,
 action_0, ..., observation_0, ..., reward``). A robot's logs become a recording with :meth:`Trajectories.write`
-from arrays (README).
+from arrays (docs/identification.md).
 """
 
 from __future__ import annotations
