@@ -1,13 +1,14 @@
 """Cost of domain randomization on Hopper-v5, measured in one run.
 
-    python scripts/bench_randomization.py [--steps 20000] [--repeats 5]
+    python scripts/bench_randomization.py [--steps 20000] [--repeats 5] [--json benchmarks/results/randomization.json]
 
-(a) env steps per second with five dynamics quantities redrawn at every episode reset, divided by the plain
+(a) env steps per second with six dynamics quantities redrawn at every episode reset, divided by the plain
     env's (same random actions, same episode boundaries; goal >= 0.97);
 (b) the time of one re-parameterization at reset (draw, write, mj_setConst) against rebuilding the model from
     its XML, which is how several suites randomize (goal: at least 100x faster).
 Both sides alternate within each repeat so machine noise hits them alike; (a) prints medians, (b) the
-fastest repeat of each side (the least disturbed by other load, as timeit does).
+fastest repeat of each side (the least disturbed by other load, as timeit does). ``--json`` writes the figures,
+every repeat's included, with the goals and whether they are met.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import mujoco
 import numpy as np
+from results import command_line, write_results
 
 from sim2real.domain import find_dynamics_wrapper, make_domain_env
-from sim2real.randomization import RandomChange, Uniform
+from sim2real.randomization import DynamicsRandomizer, RandomChange, Uniform
 
 CHANGES = [
     RandomChange("body_mass", "scale", Uniform(0.7, 1.3), select="all"),
@@ -31,6 +35,8 @@ CHANGES = [
     RandomChange("joint_armature", "scale", Uniform(0.8, 1.2), select="all"),
     RandomChange("gravity", "scale", Uniform(0.95, 1.05)),
 ]
+STEP_RATE_GOAL = 0.97  # randomized / plain steps per second, at least
+REBUILD_GOAL = 100  # rebuild from XML / re-parameterization, at least
 
 
 def steps_per_second(env: gym.Env, actions: np.ndarray, episode: int) -> float:
@@ -44,11 +50,32 @@ def steps_per_second(env: gym.Env, actions: np.ndarray, episode: int) -> float:
     return len(actions) / (time.perf_counter() - started)
 
 
+def reparameterization_times(
+    randomizer: DynamicsRandomizer, xml_path: str, repeats: int
+) -> tuple[list[float], list[float]]:
+    """(b): seconds per reset-time re-parameterization and per rebuild of the model (and its data) from XML, one
+    figure per repeat, the two sides alternating."""
+    reparam, rebuild = [], []
+    for _ in range(repeats):
+        n = 200
+        started = time.perf_counter()
+        for _ in range(n):
+            randomizer.on_reset()
+        reparam.append((time.perf_counter() - started) / n)
+        started = time.perf_counter()
+        for _ in range(20):
+            model = mujoco.MjModel.from_xml_path(xml_path)
+            mujoco.MjData(model)
+        rebuild.append((time.perf_counter() - started) / 20)
+    return reparam, rebuild
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--episode", type=int, default=50, help="steps per episode (short episodes weigh resets most)")
+    parser.add_argument("--json", type=Path, help="write the figures here (e.g. benchmarks/results/randomization.json)")
     args = parser.parse_args()
 
     # Without the TimeLimit/termination logic deciding episode ends: both envs reset every --episode steps.
@@ -63,32 +90,43 @@ def main() -> None:
     randomizer = find_dynamics_wrapper(randomized).randomizer  # type: ignore[union-attr]
     assert randomizer is not None
     drawn = len(randomizer.values)
-
-    # (b): one reset-time re-parameterization against a rebuild of the model (and its data) from XML.
     xml_path = plain.unwrapped.fullpath  # type: ignore[attr-defined]
-    reparam, rebuild = [], []
-    for _ in range(args.repeats):
-        n = 200
-        started = time.perf_counter()
-        for _ in range(n):
-            randomizer.on_reset()
-        reparam.append((time.perf_counter() - started) / n)
-        started = time.perf_counter()
-        for _ in range(20):
-            model = mujoco.MjModel.from_xml_path(xml_path)
-            mujoco.MjData(model)
-        rebuild.append((time.perf_counter() - started) / 20)
+    reparam, rebuild = reparameterization_times(randomizer, xml_path, args.repeats)
 
     plain_rate, random_rate = statistics.median(plain_rates), statistics.median(random_rates)
+    step_ratio = random_rate / plain_rate
     print(
         f"(a) Hopper-v5, random actions, {args.steps} steps x {args.repeats}, a reset every {args.episode} steps, "
         f"{len(CHANGES)} quantities ({drawn} values) drawn per episode"
     )
     print(f"    plain {plain_rate:,.0f} steps/s, randomized {random_rate:,.0f} steps/s")
-    print(f"    ratio randomized / plain: {random_rate / plain_rate:.3f} (goal >= 0.97)")
+    print(f"    ratio randomized / plain: {step_ratio:.3f} (goal >= {STEP_RATE_GOAL})")
     t_reparam, t_rebuild = min(reparam), min(rebuild)
     print(f"(b) re-parameterization at reset {t_reparam * 1e6:.1f} us, rebuild from XML {t_rebuild * 1e6:.0f} us")
-    print(f"    ratio rebuild / re-parameterization: {t_rebuild / t_reparam:.0f}x (goal >= 100x)")
+    print(f"    ratio rebuild / re-parameterization: {t_rebuild / t_reparam:.0f}x (goal >= {REBUILD_GOAL}x)")
+    if args.json:
+        figures = {"command": command_line(), "env": "Hopper-v5", "steps": args.steps, "repeats": args.repeats,
+                   "episode": args.episode, "quantities": len(CHANGES), "values_drawn": drawn}  # fmt: skip
+        figures["step_rate"] = {
+            "plain_steps_per_s": plain_rate, "randomized_steps_per_s": random_rate, "ratio": step_ratio,
+            "goal": STEP_RATE_GOAL, "met": step_ratio >= STEP_RATE_GOAL, "taken": "median of the repeats",
+            "plain_per_repeat": plain_rates, "randomized_per_repeat": random_rates,
+        }  # fmt: skip
+        figures["reparameterization"] = reparameterization_figures(reparam, rebuild)
+        write_results(args.json, figures)
+        print(f"wrote {args.json}")
+
+
+def reparameterization_figures(reparam: list[float], rebuild: list[float]) -> dict[str, Any]:
+    """(b) as the JSON holds it: the fastest repeat of each side, their ratio against the goal, every repeat."""
+    ratio = min(rebuild) / min(reparam)
+    return {
+        "reparameterization_us": min(reparam) * 1e6, "rebuild_from_xml_us": min(rebuild) * 1e6, "ratio": ratio,
+        "goal": REBUILD_GOAL, "met": ratio >= REBUILD_GOAL, "taken": "fastest repeat of each side",
+        "reparameterization_us_per_repeat": [t * 1e6 for t in reparam],
+        "rebuild_from_xml_us_per_repeat": [t * 1e6 for t in rebuild],
+        "ratio_per_repeat": [b / a for a, b in zip(reparam, rebuild, strict=True)],
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

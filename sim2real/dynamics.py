@@ -141,16 +141,6 @@ def _read_field(model: mujoco.MjModel, quantity: Quantity) -> np.ndarray:
     return np.array(array[:, quantity.columns], dtype=np.float64)
 
 
-def _write_field(model: mujoco.MjModel, quantity: Quantity, values: np.ndarray) -> None:
-    if quantity.field == "opt.gravity":
-        model.opt.gravity[:] = values.reshape(3)
-    elif quantity.field == "opt.timestep":
-        model.opt.timestep = float(values[0, 0])
-    else:
-        array = getattr(model, quantity.field)
-        (array.reshape(array.shape[0], -1) if array.ndim == 1 else array)[:, quantity.columns] = values
-
-
 @dataclass(frozen=True)
 class Change:
     """One dynamics change: ``quantity`` of the ``select``-ed elements, changed by ``op`` with ``value``.
@@ -183,51 +173,66 @@ def combine(op: Operation, nominal: np.ndarray, value: np.ndarray, out: np.ndarr
         return np.multiply(nominal, value, out=out)
     if op == "offset":
         return np.add(nominal, value, out=out)
-    out[...] = np.broadcast_to(value, out.shape)
+    np.copyto(out, value)  # broadcasts like the others, without building a broadcast view
     return out
 
 
-def scaled_inertia(nominal_inertia: np.ndarray, nominal_mass: np.ndarray, mass: np.ndarray, out: np.ndarray) -> None:
-    """A body's rotational inertia follows its mass: scaled by the same factor (the shape is unchanged)."""
-    ratio = np.divide(mass, nominal_mass, out=np.ones_like(nominal_mass), where=nominal_mass > 0)
-    np.multiply(nominal_inertia, ratio[:, None], out=out)
-
-
 class WritePlan:
-    """One change's rows prepared for repeated writes (per-episode randomization): the model memory they live
-    in and their nominal values, resolved once, so each write is one array operation.
+    """The one way values reach the model (fixed domains, randomization, ADR, identification): one change's rows
+    prepared once, so that each write is one array operation and allocates nothing.
 
-    Build it with :meth:`Dynamics.plan`. Writing derived quantities (mass, armature, gear) makes MuJoCo's
-    compile-time constants stale: call :meth:`Dynamics.recompute_derived` after a batch of writes.
+    Resolved here, as nothing of it depends on the value: the rows (a slice when contiguous), their nominal
+    values, the model memory they live in (written in place when the rows are contiguous, else through a buffer)
+    and, for body mass, the inertia that follows it. Writing mass, armature or gear makes MuJoCo's compile-time
+    constants stale: call :meth:`Dynamics.recompute_derived` after a batch of writes.
     """
 
     def __init__(self, dynamics: Dynamics, change: ResolvedChange) -> None:
         self.model = dynamics.model
         self.quantity = change.quantity
         self.op = change.op
-        rows = change.rows
+        rows = np.asarray(change.rows, dtype=np.intp)
         contiguous = len(rows) > 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows)))
-        # A slice when the rows are contiguous: faster to write than fancy indexing.
         self.rows: slice | np.ndarray = slice(int(rows[0]), int(rows[0]) + len(rows)) if contiguous else rows
         self.base = dynamics.nominal_values(change.quantity.name)[rows]
         self.view = dynamics.writable_view(change.quantity.name)
-        self._values = np.empty_like(self.base)
-        self._inertia: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._in_place = self.view is not None and contiguous
+        self._out = self.view[self.rows] if self.view is not None and contiguous else np.empty_like(self.base)
+        self._inertia: _InertiaPlan | None = None
         if change.quantity.name == "body_mass":
-            self._inertia = (dynamics.nominal_inertia()[rows], self.base[:, 0], np.empty((len(rows), 3)))
-        dynamics.mark_changed([change.quantity.name])
+            self._inertia = _InertiaPlan(self, dynamics.nominal_inertia()[rows])
 
     def write(self, value: np.ndarray) -> None:
-        """Sets the rows to nominal changed by ``value`` (a column: one value per row, or one for all)."""
-        values = combine(self.op, self.base, value, self._values)
-        if self.view is None:  # timestep: a scalar option, not an array
-            self.model.opt.timestep = float(values[0, 0])
-            return
-        self.view[self.rows] = values
+        """Sets the rows to nominal changed by ``value`` (broadcast to rows x columns: a column, one value...)."""
+        values = combine(self.op, self.base, value, self._out)
+        if not self._in_place:
+            if self.view is None:  # timestep: a scalar option, not an array
+                self.model.opt.timestep = float(values[0, 0])
+                return
+            self.view[self.rows] = values
         if self._inertia is not None:
-            nominal_inertia, nominal_mass, inertia = self._inertia
-            scaled_inertia(nominal_inertia, nominal_mass, values[:, 0], inertia)
-            self.model.body_inertia[self.rows] = inertia
+            self._inertia.write()
+
+
+class _InertiaPlan:
+    """A body's rotational inertia follows its mass: scaled by the same factor (the shape is unchanged), for the
+    rows of a ``body_mass`` :class:`WritePlan`, after it wrote them."""
+
+    def __init__(self, plan: WritePlan, nominal: np.ndarray) -> None:
+        self.mass, self.nominal_mass, self.nominal, self.rows = plan._out[:, 0], plan.base[:, 0], nominal, plan.rows
+        massive = self.nominal_mass > 0  # a massless body keeps its inertia (ratio 1)
+        self.where: np.ndarray | bool = True if massive.all() else massive  # a mask costs time: only if needed
+        self.ratio = np.ones_like(self.nominal_mass)
+        self.column = self.ratio[:, None]
+        self.view = plan.model.body_inertia
+        self.in_place = isinstance(self.rows, slice)
+        self.out = self.view[self.rows] if self.in_place else np.empty_like(nominal)
+
+    def write(self) -> None:
+        np.divide(self.mass, self.nominal_mass, out=self.ratio, where=self.where)
+        np.multiply(self.nominal, self.column, out=self.out)
+        if not self.in_place:
+            self.view[self.rows] = self.out
 
 
 class Dynamics:
@@ -247,6 +252,7 @@ class Dynamics:
         self._names = {kind: element_names(model, kind) for kind in _OBJ_TYPE}
         self._rows_cache: dict[tuple[str, str | tuple[str, ...] | None], tuple[np.ndarray, tuple[str, ...]]] = {}
         self._contact_partners: dict[int, list[int]] | None = None
+        self._whole: dict[str, WritePlan] = {}  # a plan per quantity for whole-quantity writes (apply)
 
     # ------------------------------------------------------------------ selection
     def names(self, kind: ElementKind) -> list[str]:
@@ -381,7 +387,9 @@ class Dynamics:
         self._changed |= set(quantities)
 
     def plan(self, change: ResolvedChange) -> WritePlan:
-        """A :class:`WritePlan` for writing ``change``'s rows again and again with new values."""
+        """A :class:`WritePlan` for writing ``change``'s rows again and again with new values (its quantity
+        counts as changed from now on)."""
+        self.mark_changed([change.quantity.name])
         return WritePlan(self, change)
 
     def _compute(self, changes: Sequence[ResolvedChange]) -> dict[str, np.ndarray]:
@@ -399,11 +407,12 @@ class Dynamics:
         self.apply_resolved([])
 
     def _write(self, quantity: Quantity, values: np.ndarray) -> None:
-        _write_field(self.model, quantity, values)
-        if quantity.name == "body_mass":
-            scaled_inertia(
-                self._nominal_inertia, self._nominal["body_mass"][:, 0], values[:, 0], self.model.body_inertia
-            )
+        """Writes a whole quantity (every row) through its :class:`WritePlan`, like every other write."""
+        plan = self._whole.get(quantity.name)
+        if plan is None:
+            rows = np.arange(len(self._nominal[quantity.name]), dtype=np.intp)  # no labels: validated already
+            plan = self._whole[quantity.name] = WritePlan(self, ResolvedChange(quantity, rows, (), "set", values))
+        plan.write(values)
 
     def recompute_derived(self) -> None:
         """Recomputes the constants MuJoCo derives from mass, inertia, armature and gear (``mj_setConst``)."""

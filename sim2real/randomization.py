@@ -97,6 +97,11 @@ class _Sampled:
     def transform(self, u: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def affine(self, current: Sequence[float] | None = None) -> tuple[float, float] | None:
+        """(low, span) when ``transform(u)`` is ``low + span * u`` (a batch then draws it with the others in one
+        vector operation); None for other shapes."""
+        return None
+
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return self.transform(rng.random(size))
 
@@ -106,8 +111,12 @@ class Uniform(_Sampled):
     low: float
     high: float
 
+    def affine(self, current: Sequence[float] | None = None) -> tuple[float, float]:
+        return self.low, self.high - self.low
+
     def transform(self, u: np.ndarray) -> np.ndarray:
-        return self.low + (self.high - self.low) * u
+        low, span = self.affine()
+        return low + span * u
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
@@ -174,9 +183,13 @@ class AdrRange(_Sampled):
     high: float
     start: float
 
-    def transform(self, u: np.ndarray, current: Sequence[float] | None = None) -> np.ndarray:
+    def affine(self, current: Sequence[float] | None = None) -> tuple[float, float]:
         low, high = current if current is not None else (self.start, self.start)
-        return low + (high - low) * u
+        return low, high - low
+
+    def transform(self, u: np.ndarray, current: Sequence[float] | None = None) -> np.ndarray:
+        low, span = self.affine(current)
+        return low + span * u
 
     def bounds(self) -> tuple[float, float]:
         return self.low, self.high
@@ -217,6 +230,7 @@ class _Term:
     keys: tuple[str, ...]  # one name per draw: "quantity/element" (the term's name when shared or global)
     plan: WritePlan  # where the draws go in the model, prepared once
     draw: np.ndarray  # the current values, one per key (a view into its batch's buffer)
+    column: np.ndarray  # ``draw`` as its plan writes it: one row per element, or one row for all (a view)
 
     @property
     def adr(self) -> bool:
@@ -226,25 +240,42 @@ class _Term:
 class _Batch:
     """Draws a group of terms from one uniform vector, each term's slice through its distribution's transform.
 
-    Each term's ``draw`` is a view into the batch's buffer, so drawing the batch updates every term.
+    Each term's ``draw`` is a view into the batch's buffer, so drawing the batch updates every term. Terms whose
+    transform is affine (uniform, ADR) are drawn together: ``low + span * u`` over the whole buffer, with the
+    per-element ``low`` and ``span`` set once (an ADR term's again at each draw, from its current range); the
+    others overwrite their slice through their own transform.
     """
 
     def __init__(self, terms: list[_Term]) -> None:
         self.terms = terms
         sizes = [len(t.keys) for t in terms]
         self.x = np.zeros(sum(sizes))
+        self.u = np.zeros(self.x.size)
         self.keys = [key for t in terms for key in t.keys]
-        self.parts: list[slice] = []
+        self.low, self.span = np.zeros(self.x.size), np.zeros(self.x.size)
+        self.adr: list[tuple[AdrRange, str, slice]] = []  # affine, with a range that moves (and its name)
+        self.other: list[tuple[_Term, slice]] = []  # not affine: drawn through their own transform
         start = 0
         for term, size in zip(terms, sizes, strict=True):
             part = slice(start, start + size)
             term.draw = self.x[part]
-            self.parts.append(part)
+            term.column = term.draw.reshape(-1, 1)
+            distribution = term.change.distribution
+            affine = distribution.affine()
+            if isinstance(distribution, AdrRange):
+                self.adr.append((distribution, term.name, part))
+            elif affine is not None:
+                self.low[part], self.span[part] = affine
+            else:
+                self.other.append((term, part))
             start += size
 
     def draw(self, rng: np.random.Generator, adr_bounds: dict[str, list[float]]) -> None:
-        u = rng.random(self.x.size)
-        for term, part in zip(self.terms, self.parts, strict=True):
+        u = rng.random(out=self.u)
+        for distribution, name, part in self.adr:
+            self.low[part], self.span[part] = distribution.affine(adr_bounds[name])
+        np.add(self.low, np.multiply(self.span, u, out=self.x), out=self.x)
+        for term, part in self.other:
             self.x[part] = _transform(term, u[part], adr_bounds)
 
 
@@ -318,7 +349,8 @@ class DynamicsRandomizer:
             )
         if any(t.name == name for t in self.terms):
             raise Sim2RealError(f"{name}: randomized twice; give each quantity and selection one distribution")
-        return _Term(change, name, resolved, keys, self.dynamics.plan(resolved), np.zeros(len(keys)))
+        draw = np.zeros(len(keys))
+        return _Term(change, name, resolved, keys, self.dynamics.plan(resolved), draw, draw.reshape(-1, 1))
 
     def _check_extremes(self) -> None:
         """Refuses distributions that can produce invalid physics: both ends are applied and validated."""
@@ -409,7 +441,7 @@ class DynamicsRandomizer:
         validated once, so this is one array write per term and, for mass, armature or gear, mj_setConst.
         """
         for term in terms:
-            term.plan.write(term.draw.reshape(-1, 1))
+            term.plan.write(term.column)
         if self._derived:
             self.dynamics.recompute_derived()
 

@@ -13,6 +13,7 @@ import yaml
 
 from sim2real.config import dump_config, load_config, parse_config, read_config_data
 from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
+from sim2real.dynamics import QUANTITIES, Change, parameter_name
 from sim2real.errors import Sim2RealError
 from sim2real.randomization import AdrRange, Choice, LogUniform, Normal, RandomChange, Uniform, make_generator
 from sim2real.training import build_vec_env, train
@@ -198,6 +199,53 @@ def test_random_changes_apply_after_fixed_ones():
     masses = dynamics.get("body_mass")
     assert masses["pole"] == info["randomization"]["body_mass/pole"]
     assert masses["cart"] == pytest.approx(2 * dynamics.nominal("body_mass")["cart"])
+
+
+def model_arrays(model: Any) -> dict[str, bytes]:
+    """Every array of an ``MjModel`` (derived constants included) and its options, as bytes."""
+    arrays = {f"opt.{name}": np.asarray(getattr(model.opt, name)).tobytes() for name in ("timestep", "gravity")}
+    for name in dir(model):
+        value = getattr(model, name) if not name.startswith("_") else None
+        if isinstance(value, np.ndarray):
+            arrays[name] = value.tobytes()
+    return arrays
+
+
+def test_a_randomized_model_is_bit_for_bit_the_fixed_domain_of_its_draws():
+    """Whatever a reset draws (every operation and distribution, shared or per element, rows in one block or
+    not, ADR at a boundary or not), the model equals the fixed domain that applies those values."""
+    fixed = [Change("body_mass", "scale", 1.2, select="all")]
+    random = [
+        RandomChange("body_mass", "scale", Uniform(0.7, 1.3), select=["foot", "torso"]),  # rows not in one block
+        RandomChange("geom_friction", "set", Uniform(0.5, 2.0), select=["foot_geom", "floor"], shared=True),
+        RandomChange("actuator_gear", "scale", LogUniform(0.7, 1.1), select="all"),
+        RandomChange("joint_damping", "offset", Normal(0.1, 0.2, 0.0, 0.5), select=["thigh_joint", "leg_joint"]),
+        RandomChange("joint_armature", "set", AdrRange(0.0, 1.0, 0.5), select="all", shared=True),
+        RandomChange("actuator_ctrlrange", "scale", Choice((0.8, 0.9, 1.0)), select="all"),
+        RandomChange("gravity", "offset", Uniform(-0.5, 0.5)),
+        RandomChange("timestep", "scale", Uniform(0.9, 1.1)),
+    ]
+    randomized = make_domain_env(HOPPER, [*fixed, *random], seed=(0, 0), check_friction=False)
+    wrapper = find_dynamics_wrapper(randomized)
+    wrapper.set_adr_bounds({"joint_armature/all": [0.2, 0.8]})
+    target = find_dynamics_wrapper(make_domain_env(HOPPER, check_friction=False))
+    names = {kind: target.dynamics.names(kind) for kind in ("body", "joint", "actuator")}
+    boundaries = set()
+    for episode in range(8):
+        _, info = randomized.reset(seed=episode) if episode < 2 else randomized.reset()
+        drawn = info["randomization"]
+        boundaries.add(info.get("adr_boundary"))
+        changes = [*fixed]
+        for c in random:
+            kind = QUANTITIES[c.quantity].kind
+            if kind is None or c.shared:
+                changes.append(Change(c.quantity, c.op, drawn[parameter_name(c.quantity, c.select)], c.select))
+                continue
+            for element in names[kind] if c.select == "all" else c.select:
+                changes.append(Change(c.quantity, c.op, drawn[f"{c.quantity}/{element}"], element))
+        target.set_changes(changes)
+        assert model_arrays(wrapper.dynamics.model) == model_arrays(target.dynamics.model), episode
+    assert len(boundaries) > 1, "some episodes pinned an ADR boundary, some drew inside the range"
 
 
 # ------------------------------------------------------------------------------------------ when draws happen
