@@ -127,7 +127,34 @@ def scorecard(data: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def _goals_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A file's goals, as written once beside its benchmark: ``goals`` (``what``, ``measured``, ``at_least``,
+    ``met``), or top-level figures that carry their own ``goal`` and ``met`` (``ratio`` measured)."""
+    if isinstance(data.get("goals"), dict) and "cases" not in data["goals"]:
+        return data["goals"]
+    return {
+        name: {
+            "what": name.replace("_", " "),
+            "measured": value["ratio"],
+            "at_least": value["goal"],
+            "met": value["met"],
+        }
+        for name, value in data.items()
+        if isinstance(value, dict) and {"goal", "met", "ratio"} <= value.keys()
+    }
+
+
+def goal_table(data: dict[str, Any]) -> str:
+    """Each goal of a throughput benchmark: what it measures, the figure, the goal, met or not."""
+    rows = ["| goal | measured | at least | verdict |", "|---|---|---|---|"]
+    for name, g in _goals_of(data).items():
+        label = f"{name}: {g['what']}" if g.get("what") else name
+        rows.append(f"| {label} | {g['measured']:.3g}x | {g['at_least']:g}x | {_verdict(g['met'])} |")
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "goal_table": goal_table,
     "transfer_table": transfer_table,
     "before_table": before_table,
     "goals": goals,
