@@ -134,7 +134,7 @@ def _goals_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return data["goals"]
     return {
         name: {
-            "what": name.replace("_", " "),
+            "what": value.get("what"),
             "measured": value["ratio"],
             "at_least": value["goal"],
             "met": value["met"],
