@@ -31,12 +31,15 @@ def portable(value: Any, root: Path = REPO) -> Any:
         return value
     if os.path.isabs(value):
         return os.path.relpath(value, root)
+    name, equals, path = value.partition("=")
+    if equals and " " not in value and os.path.isabs(path):  # a NAME=PATH argument
+        return f"{name}={os.path.relpath(path, root)}"
     if " " in value and "/" in value:  # a command line: each absolute word
         try:
             words = shlex.split(value)
         except ValueError:
             return value
-        if any(os.path.isabs(word) for word in words):
+        if any(portable(word, root) != word for word in words):
             return shlex.join(portable(words, root))
     return value
 

@@ -32,7 +32,9 @@ def _absolute(text: str) -> bool:
         words = shlex.split(text)
     except ValueError:
         words = text.split()
-    return any(os.path.isabs(word.strip("'\",;()")) for word in [text, *words])
+    return any(
+        os.path.isabs(part.strip("'\",;()")) for word in [text, *words] for part in (word, word.partition("=")[2])
+    )
 
 
 def test_no_committed_result_names_a_path_of_the_machine_that_ran_it() -> None:
@@ -53,6 +55,7 @@ def test_paths_in_results_are_made_relative_to_the_repository(tmp_path: Path) ->
         "run": str(ROOT / "studies" / "x" / "seed_0"),
         "command": f"python scripts/bench_transfer.py c.yaml --output {ROOT.parent / 'studies' / 'h'} --json 'a b.json'",
         "runs": [str(ROOT / "runs" / "a")],
+        "group": f"python x.py --group identified={ROOT.parent / 'studies' / 'id'} other",
         "ratio": 1.5,
         "note": "m/s and 3/5 seeds stay as they are",
     }
@@ -60,6 +63,7 @@ def test_paths_in_results_are_made_relative_to_the_repository(tmp_path: Path) ->
     assert made["run"] == "studies/x/seed_0"
     assert made["command"] == "python scripts/bench_transfer.py c.yaml --output ../studies/h --json 'a b.json'"
     assert made["runs"] == ["runs/a"]
+    assert made["group"] == "python x.py --group identified=../studies/id other"
     assert made["ratio"] == 1.5 and made["note"] == data["note"]
     assert not any(_absolute(text) for text in _strings(made))
 
