@@ -263,10 +263,10 @@ def test_a_second_study_process_on_the_same_folder_is_refused(
     assert not (tmp_path / "study" / "runs").exists()
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+@pytest.mark.parametrize("how", ["ctrl-c", "kill", "kill -INT"])
 def test_ctrl_c_or_a_kill_keeps_checkpoints_and_the_rerun_resumes(tmp_path: Path, how: str) -> None:
-    """Ctrl-C (SIGINT to the process group) or a kill of the coordinator alone (SIGTERM, as for a study in the
-    background): every running job checkpoints and stops, no worker trains on, and a rerun resumes."""
+    """Ctrl-C (SIGINT to the process group) or a kill of the coordinator alone (SIGTERM or SIGINT, as for a study
+    in the background): every running job checkpoints and stops, no worker trains on, and a rerun resumes."""
     path = write_study(tmp_path, methods=["scratch"], seeds=1, sweeps=[], budgets={"source": 50000, "transfer": 128})
     source = tmp_path / "study/runs/inverted_double_pendulum_v5/nominal/seed_0"
     # A terminal's Ctrl-C: SIGINT to the whole process group (the coordinator and its workers).
@@ -284,7 +284,7 @@ def test_ctrl_c_or_a_kill_keeps_checkpoints_and_the_rerun_resumes(tmp_path: Path
     if how == "ctrl-c":
         os.killpg(process.pid, signal.SIGINT)
     else:
-        os.kill(process.pid, signal.SIGTERM)
+        os.kill(process.pid, signal.SIGTERM if how == "kill" else signal.SIGINT)
     _, err = process.communicate(timeout=120)
     left = b"?"
     for _ in range(30):  # no worker trains on, orphaned (the pool's helpers take a moment to exit)

@@ -52,7 +52,7 @@ def run_job(job: Job) -> Outcome:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # Pool workers ignore Ctrl-C while idle (no tracebacks from the pool's queue); a running job takes it, so
     # training saves a checkpoint before it stops.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler) if _main_thread() else None
+    previous = signal.signal(signal.SIGINT, _interrupt_once) if _main_thread() else None
     with log_path.open("a") as log, redirect_stdout(log), redirect_stderr(log), warnings.catch_warnings():
         console = Console(file=log, width=140, force_terminal=False)
         try:
@@ -81,6 +81,14 @@ def _main_thread() -> bool:
 
 def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """The first interrupt stops the running job (training saves a checkpoint on its way out); the study
+    forwards every interrupt it gets, so a worker that the terminal reached too gets a second one, which must
+    not cut that checkpoint short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 def _train(job: Job, console: Console) -> None:
@@ -169,7 +177,7 @@ class Backend(Protocol):
 
     def submit(self, job: Job) -> Future[Outcome]: ...
 
-    def interrupt(self, forward: bool = False) -> None: ...
+    def interrupt(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -194,13 +202,12 @@ class LocalPool:
     def submit(self, job: Job) -> Future[Outcome]:
         return self._executor.submit(run_job, job)
 
-    def interrupt(self, forward: bool = False) -> None:
-        """A terminal's Ctrl-C reaches every worker itself; a ``kill`` (SIGTERM) reaches only this process, so
-        with ``forward`` each worker gets a SIGINT: a running job checkpoints and returns (idle ones ignore it)."""
-        if forward:
-            for pid in list(getattr(self._executor, "_processes", None) or {}):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGINT)
+    def interrupt(self) -> None:
+        """Each worker gets a SIGINT: a running job checkpoints and returns, an idle one ignores it. A terminal's
+        Ctrl-C reaches the workers itself, but a ``kill`` (SIGTERM or SIGINT) reaches only this process."""
+        for pid in list(getattr(self._executor, "_processes", None) or {}):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -281,7 +288,7 @@ class RayBackend:
         future: Future[Outcome] = ref.future()
         return future
 
-    def interrupt(self, forward: bool = False) -> None:
+    def interrupt(self) -> None:
         # Ray's workers are not in this terminal's process group: a cancel raises KeyboardInterrupt in each
         # running task, so it checkpoints like a local job.
         for ref in self._running:
@@ -410,10 +417,7 @@ def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
     status_every, last_status = 60.0, time.monotonic()
 
     # A kill (SIGTERM) stops the study the way Ctrl-C does, its workers included (they would train on, orphaned).
-    terminated = [False]
-
     def on_terminate(signum: int, frame: Any) -> None:
-        terminated[0] = True
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_terminate) if _main_thread() else None
@@ -432,7 +436,7 @@ def execute(plan: Plan, backend: Backend, console: Console) -> dict[str, str]:
                     console.print(f"{run.count()} running: {'; '.join(states)}", highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             # Each running job saves a checkpoint before it stops; waiting for them keeps those whole.
-            backend.interrupt(forward=terminated[0])
+            backend.interrupt()
             wait(run.running, timeout=120)
             raise Sim2RealError(
                 f"interrupted; {len(run.finished)}/{len(plan.jobs)} runs are done and the others keep their "
