@@ -121,9 +121,11 @@ def main() -> None:
     }
     # Identified sources: what the study's identification found (its report, as the study summarized it).
     report = plan.folder / "report" / "study.json"
-    identified = json.loads(report.read_text()).get("identified") if report.is_file() else None
-    if identified:
-        result["identified"] = identified
+    summary = json.loads(report.read_text()) if report.is_file() else {}
+    if summary.get("identified"):
+        result["identified"] = summary["identified"]
+    if summary.get("sweeps"):
+        result["sweeps"] = [_sweep_figures(sweep) for sweep in summary["sweeps"]]
     result["goals"] = _goals(groups)
     write_results(args.json, _rounded(result))
     console.print(f"wrote {args.json}")
@@ -192,6 +194,26 @@ def _goals(groups: list[dict[str, Any]]) -> dict[str, Any]:
                               "met": None if low is None or not hand_ratio else low > hand_ratio["iqm"]},
         })  # fmt: skip
     return verdicts
+
+
+def _sweep_figures(sweep: dict[str, Any]) -> dict[str, Any]:
+    """A robustness sweep's grid statistics per source: IQM and mean over the grid's points, its worst points
+    (the lowest decile and the minimum), the return at the nominal model where the grid holds it (every
+    parameter a scale with 1 among its values), and the grid itself."""
+    values = sweep["values"]
+    nominal_at = [v.index(1.0) if p.endswith(" scale") and 1.0 in v else None for p, v in zip(sweep["params"], values,
+                                                                                             strict=True)]  # fmt: skip
+    sources = {}
+    for name, grid in sweep["grid"].items():
+        points = np.asarray(grid, dtype=float)
+        nominal = None
+        if all(i is not None for i in nominal_at):
+            nominal = float(points.reshape([len(v) for v in values])[tuple(nominal_at)])
+        sources[name] = {"grid_iqm": sweep["grid_iqm"][name], "grid_mean": sweep["grid_mean"][name],
+                         "lowest_decile": float(np.percentile(points, 10)), "minimum": float(points.min()),
+                         "at_nominal": nominal, "grid": list(points)}  # fmt: skip
+    return {"name": sweep["name"], "params": sweep["params"], "values": values, "episodes": sweep["episodes"],
+            "sources": sources}  # fmt: skip
 
 
 def _text(e: dict[str, Any] | None, digits: int) -> str:
