@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv
 
 from sim2real.config import Config
@@ -237,6 +238,53 @@ class TransferCallback(BaseCallback):
     def _on_training_end(self) -> None:
         self.transfer.restore_pinned()
         self._record()
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def record_evaluation(logger: Logger, results: Sequence[DomainResult]) -> None:
+    """``eval/<domain>/mean_reward``, ``std_reward`` and ``mean_ep_length`` of each domain's evaluation."""
+    for r in results:
+        logger.record(f"eval/{r.domain}/mean_reward", r.mean_reward)
+        logger.record(f"eval/{r.domain}/std_reward", r.std_reward)
+        logger.record(f"eval/{r.domain}/mean_ep_length", r.mean_ep_length)
+
+
+class DomainCurveCallback(BaseCallback):
+    """A run's evaluation curve on the source and every target (``eval/<domain>/*``): at step 0 and at the first
+    rollout end past each of ``points - 1`` evenly spaced steps of ``total``, always with the same seeded
+    episodes, so the points compare with each other and with the final evaluation, the curve's last point
+    (logged by training at the final step, not here).
+
+    A resumed run gets no point where it resumed: its points stay where an uninterrupted run has them.
+    """
+
+    def __init__(self, evaluate: Callable[[], Sequence[DomainResult]], total: int, points: int) -> None:
+        super().__init__()
+        self.evaluate = evaluate
+        self.total = total
+        self.points = points
+        self.last = 0  # the step of the last point (a resumed run: where it resumed)
+
+    def _due(self) -> bool:
+        """Whether a mark (``k * total / (points - 1)``, 0 < k < points - 1) lies in (last point, now]."""
+        spacing = self.total / max(self.points - 1, 1)
+        return any(self.last < k * spacing <= self.num_timesteps for k in range(1, self.points - 1))
+
+    def _measure(self) -> None:
+        record_evaluation(self.logger, self.evaluate())
+        self.logger.dump(self.num_timesteps)
+        self.last = self.num_timesteps
+
+    def _on_training_start(self) -> None:
+        self.last = self.num_timesteps
+        if self.points >= 2 and self.num_timesteps == 0:
+            self._measure()
+
+    def _on_rollout_end(self) -> None:
+        if self.num_timesteps < self.total and self._due():
+            self._measure()
 
     def _on_step(self) -> bool:
         return True

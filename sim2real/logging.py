@@ -7,10 +7,12 @@ Everything goes through ``model.logger`` so every scalar lands in the run's one 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from stable_baselines3.common.logger import HParam, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
@@ -39,22 +41,9 @@ def make_logger(tb_dir: Path, purge_step: int | None = None) -> Logger:
     return Logger(str(tb_dir), [_ResumableTensorBoard(str(tb_dir), purge_step)])
 
 
-def record_hparams(
-    logger: Logger,
-    hparams: Mapping[str, bool | int | float | str],
-    metrics: Mapping[str, float],
-    declare: bool = True,
-) -> None:
-    """Adds the run to TensorBoard's HPARAMS dashboard with ``metrics`` (scalar tags logged in this run).
-
-    ``declare=False`` writes the run's session without an experiment summary (the dashboard's columns):
-    TensorBoard shows the columns of an arbitrary one of the summaries under its logdir, so a study, whose
-    runs have different hyperparameters, declares the union once (:func:`write_experiment`) instead.
-    """
-    if declare:
-        logger.record("hparams", HParam(dict(hparams), dict(metrics)), exclude=TB_ONLY)
-        return
-    write_session(_tensorboard_writer(logger), hparams, metrics)
+def record_hparams(logger: Logger, hparams: Mapping[str, bool | int | float | str], name: str) -> None:
+    """Adds the run to TensorBoard's HPARAMS dashboard as one row named ``name`` (:func:`write_session`)."""
+    write_session(_tensorboard_writer(logger), hparams, name)
 
 
 def _tensorboard_writer(logger: Logger) -> SummaryWriter:
@@ -64,29 +53,26 @@ def _tensorboard_writer(logger: Logger) -> SummaryWriter:
     raise ValueError("the logger has no TensorBoard output")
 
 
-def write_session(
-    writer: SummaryWriter, hparams: Mapping[str, bool | int | float | str], metrics: Mapping[str, float]
-) -> None:
-    """One HPARAMS session (a row of the dashboard) in ``writer``'s run, without an experiment summary."""
-    _, start, end = hparams_summary(dict(hparams), dict(metrics))
+def write_session(writer: SummaryWriter, hparams: Mapping[str, bool | int | float | str], name: str) -> None:
+    """One HPARAMS session (a row of the dashboard, named ``name``) in ``writer``'s run, and no experiment summary.
+
+    No sim2real run declares the dashboard's columns (an experiment summary): TensorBoard takes one declared
+    summary whole, from an arbitrary run, with every column's ``differs`` false, and a declaration goes stale
+    when a run is added. Without one, its hparams plugin infers the experiment from the sessions of every run
+    under the logdir, whatever mix of runs it holds: the union of their columns, ``differs`` computed over the
+    values present (those columns come first), and the scalar tags of the session runs as metrics. ``name``
+    becomes the row's name (its session group); rows with the same name would be averaged into one.
+    """
+    _, start, end = hparams_summary(dict(hparams), {})
+    content = start.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(content.content)
+    data.session_start_info.group_name = name
+    data.session_start_info.start_time_secs = time.time()
+    content.content = data.SerializeToString()
     file_writer = writer._get_file_writer()  # SummaryWriter.add_hparams writes its summaries the same way
     file_writer.add_summary(start)
     file_writer.add_summary(end)
-
-
-def write_experiment(folder: Path, hparams: Mapping[str, list[bool | int | float | str]], metrics: list[str]) -> None:
-    """The HPARAMS dashboard's columns for every run under a logdir: ``hparams`` maps each name to the values
-    its runs take (strings and booleans become a filterable list), ``metrics`` are scalar tags."""
-    folder.mkdir(parents=True, exist_ok=True)
-    example = {name: values[0] for name, values in hparams.items() if values}
-    discrete = {name: list(dict.fromkeys(values)) for name, values in hparams.items()
-                if values and all(isinstance(v, str | bool) for v in values)}  # fmt: skip
-    experiment, _, _ = hparams_summary(example, dict.fromkeys(metrics, 0.0), hparam_domain_discrete=discrete)
-    writer = SummaryWriter(log_dir=str(folder))
-    try:
-        writer._get_file_writer().add_summary(experiment)
-    finally:
-        writer.close()
+    file_writer.flush()
 
 
 def record_text(logger: Logger, tag: str, text: str) -> None:
@@ -96,8 +82,14 @@ def record_text(logger: Logger, tag: str, text: str) -> None:
 
 
 def flat_hparams(config: Config) -> dict[str, bool | int | float | str]:
-    """Scalar hyperparameters and source dynamics as flat ``section/key`` entries for TensorBoard's HPARAMS."""
+    """Scalar hyperparameters and source dynamics as flat ``section/key`` entries for TensorBoard's HPARAMS.
+
+    A run without transfer has ``transfer/method`` ``none``, so that the column tells sources from transfers.
+    Paths are shown as given: pass :meth:`Config.paths_relative_to` the run's folder first.
+    """
     flat: dict[str, bool | int | float | str] = {"env": config.env}
+    if config.transfer is None:
+        flat["transfer/method"] = "none"
     sections = ("algo", "train", "transfer") if config.transfer is not None else ("algo", "train")
     for section in sections:
         for key, value in getattr(config, section).model_dump(mode="json").items():

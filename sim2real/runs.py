@@ -71,15 +71,34 @@ RESUMABLE_FIELDS = (
 _CHECKPOINT_PREFIX = "step_"
 
 
+def _env_folder(env_id: str) -> str:
+    """``Sim2Real/BlockPush-v0`` -> ``sim2real_block_push_v0``."""
+    namespace, _, name = env_id.rpartition("/")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    return re.sub(r"[^A-Za-z0-9]+", "_", f"{namespace}_{snake}" if namespace else snake).strip("_").lower()
+
+
 def run_dir(config: Config) -> Path:
     """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method or variant>/seed_<n>``."""
-    namespace, _, name = config.env.rpartition("/")
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
-    env = re.sub(r"[^A-Za-z0-9]+", "_", f"{namespace}_{snake}" if namespace else snake).strip("_").lower()
-    folder = Path(config.run.root) / env / config.run.experiment
+    folder = Path(config.run.root) / _env_folder(config.env) / config.run.experiment
     if config.transfer is not None:
         folder = folder / config.training_domain_name() / config.transfer.label
     return folder / f"seed_{config.train.seed}"
+
+
+def run_label(config: Config) -> str:
+    """A run's name in TensorBoard: its HPARAMS row and, with ``sim2real tensorboard``, its run in the sidebar.
+
+    The parts of its folder that tell runs apart come first, since TensorBoard cuts names to about 30
+    characters: ``nominal s0 (inverted_double_pendulum_v5)``, ``finetune heavy_weak s0 (transfer,
+    inverted_double_pendulum_v5)`` (method or variant, target, seed, then experiment and env). Different run
+    folders under one root get different labels (names hold no spaces).
+    """
+    env = _env_folder(config.env)
+    seed = f"s{config.train.seed}"
+    if config.transfer is None:
+        return f"{config.run.experiment} {seed} ({env})"
+    return f"{config.transfer.label} {config.training_domain_name()} {seed} ({config.run.experiment}, {env})"
 
 
 class _File:

@@ -29,9 +29,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from sim2real.callbacks import (
     AdrCallback,
     CheckpointCallback,
+    DomainCurveCallback,
     EvalCurveCallback,
     ProgressFile,
     RandomizationLogger,
+    record_evaluation,
     transfer_callbacks,
 )
 from sim2real.config import Config, HistoryConfig, PrivilegedTerm, dump_config
@@ -52,7 +54,7 @@ from sim2real.modelfile import (
     save_replay_buffer,
 )
 from sim2real.models import DEFAULT_POLICY, Policy, build_model
-from sim2real.runs import VECNORMALIZE_JSON, Checkpoint, RunFolder, read_curve_points
+from sim2real.runs import VECNORMALIZE_JSON, Checkpoint, RunFolder, read_curve_points, run_label
 from sim2real.student import Teacher, distill, prepare_student, read_teacher
 from sim2real.transfer import Transfer, read_source, resume_transfer, start_transfer
 
@@ -276,6 +278,9 @@ def _callbacks(
     if transfer is not None and config.transfer is not None:
         transferring, curve = transfer_callbacks(config, model, run, transfer, spec, reference, announce)
         callbacks += transferring
+    elif config.eval.curve_points > 1:
+        evaluate = partial(evaluate_config, model, config, model.get_vec_normalize_env())
+        callbacks.append(DomainCurveCallback(evaluate, config.train.total_timesteps, config.eval.curve_points))
     return callbacks, adr, curve
 
 
@@ -358,8 +363,7 @@ def train(
         trust_source: allow pickled files to be read (a source's ``vecnormalize.pkl``, an earlier version's
             pickled replay buffer in a checkpoint); without it nothing sim2real reads is unpickled.
         progress_file: a JSON file kept up to date with the step count (for a study's coordinator).
-        study_hparams: HPARAMS columns a study adds (source, method, ...); the study declares the
-            dashboard's columns itself, so the run writes only its session.
+        study_hparams: HPARAMS columns a study adds (source, method, ...).
 
     Example:
         >>> from sim2real import load_config, train
@@ -396,7 +400,7 @@ def train(
 
         _save(model, run, adr, transfer)
         results = evaluate_config(model, config, model.get_vec_normalize_env())
-        _log_final(model, config, results, transfer, curve, study_hparams)
+        _log_final(model, run, config, results, transfer, curve, study_hparams)
         run.write_eval(model.num_timesteps, {r.domain: r.as_dict() for r in results})
         _close_env(model)
     print_results(results, console)
@@ -427,7 +431,7 @@ def _open(
     session = _open_new(config, policy, command, source_file, teacher)
     model = session.model
     model.set_logger(make_logger(session.run.tensorboard, purge_step=None))
-    record_text(model.logger, "config", dump_config(config))
+    record_text(model.logger, "config", dump_config(config.paths_relative_to(session.run.path)))
     record_text(model.logger, "domains", yaml.safe_dump(parameters, sort_keys=False))
     model.logger.dump(0)
     return config, session, teacher
@@ -471,6 +475,7 @@ def _save(model: BaseAlgorithm, run: RunFolder, adr: AdrCallback | None, transfe
 
 def _log_final(
     model: BaseAlgorithm,
+    run: RunFolder,
     config: Config,
     results: list[DomainResult],
     transfer: Transfer | None,
@@ -486,16 +491,11 @@ def _log_final(
     logger = Logger(model.logger.dir, model.logger.output_formats)
     if transfer is not None:
         transfer.record(logger)  # the final weight drift and frozen state
-    for r in results:
-        logger.record(f"eval/{r.domain}/mean_reward", r.mean_reward)
-        logger.record(f"eval/{r.domain}/std_reward", r.std_reward)
-        logger.record(f"eval/{r.domain}/mean_ep_length", r.mean_ep_length)
-    metrics = {f"eval/{r.domain}/mean_reward": r.mean_reward for r in results}
+    record_evaluation(logger, results)
     if curve is not None and curve.points:
         # The curve's first point: the return on the target before any target training.
-        metrics["transfer/jumpstart"] = curve.points[0]["mean_reward"]
         logger.record("transfer/jumpstart", curve.points[0]["mean_reward"])
-    hparams = {**flat_hparams(config), **(study_hparams or {})}
-    record_hparams(logger, hparams, metrics, declare=study_hparams is None)
+    hparams = {**flat_hparams(config.paths_relative_to(run.path)), **(study_hparams or {})}
+    record_hparams(logger, hparams, run_label(config))
     logger.dump(model.num_timesteps)
     logger.close()

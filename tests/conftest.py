@@ -8,7 +8,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -127,12 +126,6 @@ def get_json(url: str) -> object:
         return json.loads(response.read())
 
 
-def post_json(url: str, body: dict) -> object:
-    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @contextmanager
 def tensorboard_server(logdir: Path) -> Iterator[str]:
     """A real TensorBoard server on loopback over ``logdir``; yields its base URL."""
@@ -162,28 +155,24 @@ def tensorboard_server(logdir: Path) -> Iterator[str]:
         server.wait(timeout=10)
 
 
-def hparams_dashboard(logdir: Path, sessions: int) -> tuple[dict, dict]:
-    """What TensorBoard's HPARAMS dashboard shows for ``logdir``: its columns and its rows (session groups),
-    once ``sessions`` rows are loaded."""
-    with tensorboard_server(logdir) as base:
-        deadline = time.monotonic() + 90
-        groups: dict = {}
-        while time.monotonic() < deadline:
-            try:
-                groups = post_json(
-                    f"{base}/data/plugin/hparams/session_groups",
-                    {  # type: ignore[assignment]
-                        "experimentName": "",
-                        "startIndex": 0,
-                        "sliceSize": 1000,
-                        "colParams": [],
-                        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-                    },
-                )
-                if groups.get("totalSize", 0) >= sessions:
-                    break
-            except OSError:
-                pass  # not listening yet
-            time.sleep(0.5)
-        experiment = post_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
-    return experiment, groups  # type: ignore[return-value]
+def hparams_dashboard(logdir: Path) -> tuple[dict, dict]:
+    """What TensorBoard's HPARAMS dashboard shows for ``logdir``, read by its own code in this process (the event
+    multiplexer, its data provider and the hparams plugin's handlers, as the server answers ``/experiment`` and
+    ``/session_groups``): the columns (``hparamInfos``, ``metricInfos``) and the rows (``sessionGroups``)."""
+    from google.protobuf import json_format
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, get_experiment, list_session_groups
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(logdir))
+    multiplexer.Reload()
+    provider = data_provider.MultiplexerDataProvider(multiplexer, str(logdir))
+    backend = backend_context.Context(base_plugin.TBContext(logdir=str(logdir), data_provider=provider))
+    request = context.RequestContext()
+    experiment = get_experiment.Handler(request, backend, "", api_pb2.GetExperimentRequest()).run()
+    statuses = [api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS, api_pb2.STATUS_FAILURE, api_pb2.STATUS_RUNNING]
+    query = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=1000, allowed_statuses=statuses)
+    groups = list_session_groups.Handler(request, backend, "", query).run()
+    return json_format.MessageToDict(experiment), json_format.MessageToDict(groups)

@@ -96,7 +96,7 @@ def test_train_then_refuse_to_overwrite_then_resume(tmp_path: Path, cli: Cli) ->
     config = write_config(tmp_path)
     first = cli("train", str(config))
     assert first.returncode == 0, first.stderr
-    assert "tensorboard --logdir" in first.stdout
+    assert "sim2real tensorboard" in first.stdout
     assert "heavy" in first.stdout  # the evaluation table lists every target
     again = cli("train", str(config))
     assert_one_line_error(again, "already holds a run", "--resume")

@@ -110,14 +110,18 @@ def test_every_job_runs_and_the_report_holds_the_runs_numbers(finished: Path) ->
 
 def test_tensorboard_shows_the_whole_study_in_one_hparams_dashboard(finished: Path) -> None:
     # 12 runs (2 sources, 10 transfer and scratch) and 5 method summaries of the scorecard.
-    experiment, groups = hparams_dashboard(finished.parent / "study", sessions=17)
+    experiment, groups = hparams_dashboard(finished.parent / "study")
     columns = {h["name"] for h in experiment["hparamInfos"]}
+    # No experiment summary: TensorBoard's union of the sessions, with what differs marked (and shown first).
+    assert {h["name"] for h in experiment["hparamInfos"] if h.get("differs")} >= {"study/method", "train/seed"}
     assert {"study/source", "study/method", "study/target", "study/role", "train/seed", "transfer/method"} <= columns
     metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
     assert {"eval/heavy/mean_reward", "transfer/jumpstart", "scorecard/transfer_ratio"} <= metrics
     assert groups["totalSize"] == 17
     methods = sorted(g["hparams"]["study/method"] for g in groups["sessionGroups"])
     assert methods.count("pretrain") == 2 and methods.count("scratch") == 2 + 1
+    names = [g["name"] for g in groups["sessionGroups"]]
+    assert len(set(names)) == 17 and "summary scratch heavy" in names, names
 
 
 def test_a_rerun_trains_nothing_again(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:

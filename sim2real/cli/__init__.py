@@ -17,6 +17,7 @@ from sim2real.cli.identify import add_identify, add_record
 from sim2real.cli.models import add_export, add_inspect
 from sim2real.cli.options import DEFAULT_CONFIG, DEFAULT_STUDY, default_config
 from sim2real.cli.study import add_study
+from sim2real.cli.tensorboard import add_tensorboard
 from sim2real.cli.train import add_train, add_transfer, train_script_parser
 from sim2real.errors import NoEffectWarning, Sim2RealError, python_spelling
 
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     add_export(commands)
     add_record(commands)
     add_identify(commands)
+    add_tensorboard(commands)
     return parser
 
 

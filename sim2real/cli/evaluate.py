@@ -187,6 +187,6 @@ def run_compare(args: argparse.Namespace, console: Console) -> int:
     out = args.out or Path(os.path.commonpath([str(p) for p in parents])) / "scorecard"
     paths = write_scorecard(card, out)
     console.print(
-        f"wrote {paths['md']}, {paths['json']}, {paths['png']}; tensorboard --logdir {paths['tb']}", soft_wrap=True
+        f"wrote {paths['md']}, {paths['json']}, {paths['png']}; sim2real tensorboard {paths['tb']}", soft_wrap=True
     )
     return 0

@@ -74,7 +74,7 @@ def run_study(args: argparse.Namespace, console: Console) -> int:
         finally:
             backend.close()
     paths = write_report(plan)
-    console.print(f"report: {paths['md']} (tensorboard --logdir {plan.folder})", soft_wrap=True, highlight=False)
+    console.print(f"report: {paths['md']} (sim2real tensorboard {plan.folder})", soft_wrap=True, highlight=False)
     if failed:
         first, error = next(iter(failed.items()))
         raise Sim2RealError(f"{len(failed)} of {len(plan.jobs)} jobs failed; first: {first}: {error}")

@@ -87,7 +87,7 @@ def run_train(args: argparse.Namespace, console: Console) -> int:
 def _report(result: TrainResult, where: str, console: Console) -> None:
     console.print(
         f"trained {result.num_timesteps:,} steps{where} in {result.seconds:.0f} s; run folder: {result.run_dir}\n"
-        f"inspect it with: tensorboard --logdir {result.run_dir}",
+        f"inspect it with: sim2real tensorboard {result.run_dir}",
         soft_wrap=True,
     )
 

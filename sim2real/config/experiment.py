@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
@@ -155,6 +157,26 @@ class Config(Strict):
                 "transfer.normalization: recalibrate needs train.normalize (there is nothing to recalibrate)"
             )
         return self
+
+    def paths_relative_to(self, folder: Path) -> Config:
+        """This config with its paths (``run.root``, ``transfer.source``, ``transfer.early_warning.reference``,
+        ``student.teacher``) relative to ``folder``: what a run shows of itself in TensorBoard, the same on any
+        machine and wherever the runs were moved together."""
+
+        def relative(path: str | None) -> str | None:
+            return None if path is None else os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+
+        update: dict[str, Any] = {"run": self.run.model_copy(update={"root": relative(self.run.root)})}
+        if self.transfer is not None:
+            warning = self.transfer.early_warning
+            if warning is not None and warning.reference is not None:
+                warning = warning.model_copy(update={"reference": relative(warning.reference)})
+            update["transfer"] = self.transfer.model_copy(
+                update={"source": relative(self.transfer.source), "early_warning": warning}
+            )
+        if self.student is not None and self.student.teacher is not None:
+            update["student"] = self.student.model_copy(update={"teacher": relative(self.student.teacher)})
+        return self.model_copy(update=update)
 
     def domains(self) -> dict[str, Domain]:
         """The source (named ``source``) followed by the targets."""

@@ -41,6 +41,13 @@ class EvalConfig(Strict):
     """The evaluation after training, on the source and every target."""
 
     episodes: Annotated[int, Field(ge=1)] = Field(10, description="episodes per domain")
+    curve_points: Annotated[int, Field(ge=1)] = Field(
+        5,
+        description="points of a run's evaluation curve on the source and every target (TensorBoard's "
+        "eval/<domain>/*, the same seeded episodes at each): step 0, the first rollout past each of evenly spaced "
+        "steps, and the final evaluation; 1: the final evaluation only (a transfer run's curve on its target "
+        "is transfer.eval_every's)",
+    )
     deterministic: bool = True
     success_threshold: FiniteFloat | None = Field(None, description="an episode with at least this return succeeds")
 

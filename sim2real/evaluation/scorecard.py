@@ -46,6 +46,7 @@ from sim2real.evaluation.metrics import (
     time_to_threshold,
 )
 from sim2real.io import atomic_path, write_json, write_text
+from sim2real.logging import write_session
 from sim2real.runs import RunFolder
 
 METRICS = ("jumpstart", "final_return", "time_to_threshold", "area", "transfer_ratio")
@@ -431,8 +432,10 @@ def write_scorecard(card: Scorecard, folder: Path, tensorboard: bool = True) -> 
         metrics = {f"scorecard/{name}": e.iqm for name, e in s.estimates.items() if e is not None}
         writer = SummaryWriter(log_dir=str(run))
         try:
-            hparams = {"method": s.method, "target": s.target, "seeds": s.seeds}
-            writer.add_hparams(hparams, metrics, run_name=".")
+            for tag, number in metrics.items():
+                writer.add_scalar(tag, number, 0)
+            hparams: dict[str, bool | int | float | str] = {"method": s.method, "target": s.target, "seeds": s.seeds}
+            write_session(writer, hparams, f"scorecard {s.method} {s.target}")
         finally:
             writer.close()
     return paths

@@ -32,7 +32,6 @@ from sim2real.config import (
 )
 from sim2real.domain import DomainSpec, check_domains, check_env_id
 from sim2real.errors import Sim2RealError
-from sim2real.logging import flat_hparams
 from sim2real.runs import RESUMABLE_FIELDS, RunFolder, run_dir
 
 # Fields a study may set differently from an earlier run of the same study without making it another run: those
@@ -498,11 +497,6 @@ def set_aside(folder: Path, study_folder: Path) -> Path:
     return target
 
 
-def job_hparams(plan: Plan) -> list[dict[str, bool | int | float | str]]:
-    """Every training run's HPARAMS session as the runs write them (for the study's dashboard columns)."""
-    return [{**flat_hparams(job.config), **job.spec.hparams()} for job in plan.jobs if isinstance(job.spec, RunSpec)]
-
-
 __all__ = [
     "IdentifySpec",
     "Job",
@@ -510,7 +504,6 @@ __all__ = [
     "RunSpec",
     "SweepSpec",
     "default_output",
-    "job_hparams",
     "plan_study",
     "set_aside",
     "spec_complete",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,7 @@ import numpy as np
 
 from sim2real.evaluation.metrics import estimate, iqm, time_to_threshold
 from sim2real.evaluation.scorecard import (
-    METRICS,
     REFERENCE_FRACTION,
-    REFERENCE_METRICS,
     Group,
     Run,
     Scorecard,
@@ -32,9 +29,9 @@ from sim2real.evaluation.scorecard import (
     write_scorecard,
 )
 from sim2real.io import write_json, write_text
-from sim2real.logging import write_experiment, write_session
+from sim2real.logging import write_session
 from sim2real.runs import RunFolder
-from sim2real.study import IdentifySpec, Plan, job_hparams, spec_complete
+from sim2real.study import IdentifySpec, Plan, spec_complete
 
 
 def _mean_cell(result: dict[str, Any] | None) -> str:
@@ -122,12 +119,14 @@ def _sweeps(plan: Plan, report: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _tensorboard(plan: Plan, card: Scorecard, after: list[dict[str, Any]], tb: Path) -> None:
-    """The study's one HPARAMS declaration (the union of every run's columns), plus one summary row per
-    method and target with the scorecard's IQMs."""
+def _tensorboard(card: Scorecard, after: list[dict[str, Any]], tb: Path) -> None:
+    """One HPARAMS row per method and target with the scorecard's IQMs (``summary <method> <target>``), beside the
+    rows of the runs: no experiment summary, so TensorBoard shows the union of every run's columns (see
+    :func:`sim2real.logging.write_session`)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    sessions = job_hparams(plan)
+    for old in tb.glob("events.out.tfevents.*"):
+        old.unlink()  # the experiment summary an earlier version declared here would hide the union
     finals = {(row["target"], row["method"]): row["after_transfer"] for row in after}
     for s in card.scores:
         assert s.group is not None
@@ -147,19 +146,9 @@ def _tensorboard(plan: Plan, card: Scorecard, after: list[dict[str, Any]], tb: P
         try:
             for tag, number in metrics.items():
                 writer.add_scalar(tag, number, 0)
-            write_session(writer, hparams, metrics)
+            write_session(writer, hparams, f"summary {s.method} {s.target}")
         finally:
             writer.close()
-        sessions.append(hparams)
-    columns: dict[str, list[bool | int | float | str]] = defaultdict(list)
-    for session in sessions:
-        for name, value in session.items():
-            columns[name].append(value)
-    metrics_list = [f"eval/{d}/mean_reward" for d in plan.base.domains()] + ["transfer/jumpstart"]
-    metrics_list += [f"scorecard/{m}" for m in (*METRICS, *(REFERENCE_METRICS if card.references else ()))]
-    for old in tb.glob("events.out.tfevents.*"):
-        old.unlink()  # one declaration, however often the report is written
-    write_experiment(tb, columns, metrics_list)
 
 
 def write_report(plan: Plan) -> dict[str, Path]:
@@ -180,7 +169,7 @@ def write_report(plan: Plan) -> dict[str, Path]:
     if card is not None:
         written = write_scorecard(card, report, tensorboard=False)
         paths.update({"scorecard_" + key: path for key, path in written.items()})
-        _tensorboard(plan, card, after, report / "tb")
+        _tensorboard(card, after, report / "tb")
         paths["tb"] = report / "tb"
     write_text(paths["md"], _markdown(plan, zero_shot, after, card, versus, sweeps, identified))
     write_json(paths["json"], {
@@ -293,7 +282,7 @@ def _markdown(
             )
     for sweep in sweeps:
         lines += _sweep_section(sweep)
-    lines += ["", f"TensorBoard: `tensorboard --logdir {plan.folder}` (HPARAMS compares every run and method)."]
+    lines += ["", f"TensorBoard: `sim2real tensorboard {plan.folder}` (HPARAMS compares every run and method)."]
     return "\n".join(lines) + "\n"
 
 
