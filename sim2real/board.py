@@ -38,10 +38,12 @@ def event_folders(logdir: Path, skip: Path | None = None) -> Iterator[tuple[Path
 
 @cache
 def _label(folder: Path) -> str | None:
-    """The run label of a sim2real run's events folder; None for any other folder (or an unreadable config).
-    Cached: what a label says (env, experiment, target, method, seed) is where the run lives."""
+    """The run label of a sim2real run's events folder (a study's summary row: its row's name); None for any
+    other folder (or an unreadable config). Cached: what a label says is where the run lives."""
+    from sim2real.study.report import summary_label
+
     if folder.name != TENSORBOARD or not RunFolder.is_run(folder.parent):
-        return None
+        return summary_label(folder)
     try:
         return run_label(RunFolder(folder.parent).config())
     except Exception:  # a damaged config.yaml: the run is still shown, under its path

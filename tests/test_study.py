@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sim2real import board
 from sim2real.cli import main
 from sim2real.config import load_study
 from sim2real.study import plan_study, study_lock
@@ -122,6 +123,44 @@ def test_tensorboard_shows_the_whole_study_in_one_hparams_dashboard(finished: Pa
     assert methods.count("pretrain") == 2 and methods.count("scratch") == 2 + 1
     names = [g["name"] for g in groups["sessionGroups"]]
     assert len(set(names)) == 17 and "summary scratch heavy" in names, names
+
+
+def test_the_study_tensorboard_overlays_each_targets_methods_and_holds_the_report_images(finished: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.custom_scalar import layout_pb2
+
+    tb = finished.parent / "study" / "report" / "tb"
+    overview = EventAccumulator(str(tb)).Reload()
+    stored = overview.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+    layout = layout_pb2.Layout.FromString(stored)
+    charts = [chart for category in layout.category for chart in category.chart]
+    assert [(c.title, list(c.multiline.tag)) for c in charts] == [("heavy", ["^scorecard/target_return/heavy$"])]
+    # The chart's tag in every method's summary run: its IQM learning curve, by target steps.
+    methods = sorted(p.relative_to(tb / "heavy").as_posix() for p in (tb / "heavy").iterdir())
+    assert methods == ["nominal_finetune", "nominal_freeze", "randomized_finetune", "randomized_freeze", "scratch"]
+    lengths = []
+    for method in methods:
+        curve = EventAccumulator(str(tb / "heavy" / method)).Reload().Scalars("scorecard/target_return/heavy")
+        steps = [event.step for event in curve]
+        assert steps and steps == sorted(set(steps)), (method, steps)
+        lengths.append(len(steps))
+    assert max(lengths) >= 2, lengths  # up to where every seed got: the tiny transfers' recalibration is most of it
+    images = overview.Tags()["images"]
+    assert "report/curves" in images and any(tag.startswith("report/sweep_") for tag in images), images
+    assert overview.Images("report/curves")[0].width > 100
+
+
+def test_sim2real_tensorboard_names_every_run_of_a_study_apart(finished: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    board.refresh_view(finished.parent / "study", tmp_path / "view")
+    multiplexer = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "view"))
+    multiplexer.Reload()
+    names = set(multiplexer.Runs())
+    assert len(names) == 12 + 5 + 1  # the runs, the summary rows and the report's overview
+    assert {"summary randomized_freeze heavy", "freeze heavy s1 (randomized, inverted_double_pendulum_v5)",
+            "randomized s0 (inverted_double_pendulum_v5)", "report/tb"} <= names, names  # fmt: skip
+    assert len({name[:30] for name in names}) == len(names), sorted(names)
 
 
 def test_a_rerun_trains_nothing_again(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:

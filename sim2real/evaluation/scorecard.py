@@ -372,6 +372,13 @@ def markdown(card: Scorecard) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_grid(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray]:
+    """The seeds' curves on one grid of target steps, up to where every seed got: (steps, values per seed)."""
+    end = common_end(curves)
+    grid = np.unique(np.concatenate([c.steps[c.steps <= end] for c in curves]))
+    return grid, np.array([c.at(grid) for c in curves])
+
+
 def curves_figure(card: Scorecard) -> Any:
     """Learning curves per target: each method's IQM over seeds with a bootstrap 95% band."""
     import matplotlib
@@ -387,9 +394,7 @@ def curves_figure(card: Scorecard) -> Any:
     for axes, target in zip(axes_list[0], targets, strict=True):
         for s in (s for s in card.scores if s.target == target):
             curves = card.curves[(target, s.method)]
-            end = common_end(curves)
-            grid = np.unique(np.concatenate([c.steps[c.steps <= end] for c in curves]))
-            values = np.array([c.at(grid) for c in curves])
+            grid, values = curve_grid(curves)
             centre = np.asarray(iqm(values, axis=0))
             axes.plot(grid, centre, label=s.method)
             if len(curves) >= 2:

@@ -9,6 +9,7 @@ cluster, is the same as that of one run straight through.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sim2real.evaluation.scorecard import (
     Run,
     Scorecard,
     cell,
+    curve_grid,
     group_runs,
     markdown,
     read_run,
@@ -119,14 +121,14 @@ def _sweeps(plan: Plan, report: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _tensorboard(card: Scorecard, after: list[dict[str, Any]], tb: Path) -> None:
+def _tensorboard(card: Scorecard, after: list[dict[str, Any]], tb: Path, images: list[Path]) -> None:
     """One HPARAMS row per method and target with the scorecard's IQMs (``summary <method> <target>``), beside the
     rows of the runs: no experiment summary, so TensorBoard shows the union of every run's columns (see
-    :func:`sim2real.logging.write_session`)."""
+    :func:`sim2real.logging.write_session`). Each row's run also holds its method's IQM learning curve as
+    ``scorecard/target_return/<target>``; ``tb/`` itself holds one CUSTOM SCALARS chart per target that
+    overlays its methods' curves, and the report's images (``curves.png``, the sweeps' heatmaps)."""
     from torch.utils.tensorboard import SummaryWriter
 
-    for old in tb.glob("events.out.tfevents.*"):
-        old.unlink()  # the experiment summary an earlier version declared here would hide the union
     finals = {(row["target"], row["method"]): row["after_transfer"] for row in after}
     for s in card.scores:
         assert s.group is not None
@@ -146,9 +148,42 @@ def _tensorboard(card: Scorecard, after: list[dict[str, Any]], tb: Path) -> None
         try:
             for tag, number in metrics.items():
                 writer.add_scalar(tag, number, 0)
-            write_session(writer, hparams, f"summary {s.method} {s.target}")
+            steps, values = curve_grid(card.curves[(s.target, s.method)])
+            for step, value in zip(steps, np.asarray(iqm(values, axis=0)), strict=True):
+                writer.add_scalar(f"{CURVE_TAG}/{s.target}", float(value), int(step))
+            write_session(writer, hparams, summary_label(folder) or s.method)
         finally:
             writer.close()
+    _overview(tb, list(dict.fromkeys(s.target for s in card.scores)), images)
+
+
+CURVE_TAG = "scorecard/target_return"
+_SUMMARIES = ("report", "tb")  # a summary row's run: <study>/report/tb/<target>/<method>
+
+
+def summary_label(events: Path) -> str | None:
+    """A study's summary row as its HPARAMS row names it (``summary <method> <target>``), from the folder of its
+    events; None for any other folder. ``sim2real tensorboard`` names the run so."""
+    parts = events.parts
+    return f"summary {parts[-1]} {parts[-2]}" if len(parts) >= 4 and parts[-4:-2] == _SUMMARIES else None
+
+
+def _overview(tb: Path, targets: list[str], images: list[Path]) -> None:
+    """``tb/``'s own events: the custom scalars layout (a chart per target) and the report's images."""
+    import matplotlib.image
+    from torch.utils.tensorboard import SummaryWriter
+
+    for old in tb.glob("events.out.tfevents.*"):
+        old.unlink()  # one of each, however often the report is written (and no earlier experiment summary)
+    charts = {target: ["Multiline", [f"^{re.escape(f'{CURVE_TAG}/{target}')}$"]] for target in targets}
+    writer = SummaryWriter(log_dir=str(tb))
+    try:
+        writer.add_custom_scalars({"target return by method (IQM over seeds)": charts})
+        for image in images:
+            pixels = matplotlib.image.imread(image)[..., :3]  # RGB: TensorBoard shows no alpha
+            writer.add_image(f"report/{image.stem}", pixels, 0, dataformats="HWC")
+    finally:
+        writer.close()
 
 
 def write_report(plan: Plan) -> dict[str, Path]:
@@ -169,7 +204,8 @@ def write_report(plan: Plan) -> dict[str, Path]:
     if card is not None:
         written = write_scorecard(card, report, tensorboard=False)
         paths.update({"scorecard_" + key: path for key, path in written.items()})
-        _tensorboard(card, after, report / "tb")
+        images = [paths["scorecard_png"], *(report / row["image"] for row in sweeps)]
+        _tensorboard(card, after, report / "tb", [image for image in images if image.is_file()])
         paths["tb"] = report / "tb"
     write_text(paths["md"], _markdown(plan, zero_shot, after, card, versus, sweeps, identified))
     write_json(paths["json"], {
