@@ -113,9 +113,8 @@ def main() -> None:
             "final_episodes": plan.base.eval.episodes,
         },
         "reference": {"name": reference_name, "returns": references},
-        "zero_shot": {
-            name: {t: res[t]["mean_reward"] for t in study.targets if t in res} for name, res in zero_shot.items()
-        },
+        # Every source on every domain its final evaluation holds (the source's own and every target).
+        "zero_shot": {name: {d: res[d]["mean_reward"] for d in res} for name, res in zero_shot.items()},
         "methods": groups,
         "notes": card.notes,
     }
@@ -224,9 +223,10 @@ def _text(e: dict[str, Any] | None, digits: int) -> str:
 
 
 def _rounded(value: Any) -> Any:
-    """Floats to 4 significant digits: the file stays a few KB and is read by people."""
+    """Floats to 6 significant digits, and to the unit at 1,000 and above (a step count or a return is shown
+    whole): the file stays a few KB, is read by people, and renders as the study's report prints it."""
     if isinstance(value, float | np.floating):
-        return float(f"{float(value):.4g}")
+        return float(round(float(value))) if abs(value) >= 1000 else float(f"{float(value):.6g}")
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

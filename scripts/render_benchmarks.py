@@ -153,7 +153,35 @@ def goal_table(data: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def zero_shot_table(data: dict[str, Any]) -> str:
+    """Each source's final evaluation on every domain (mean return over the evaluation's episodes)."""
+    domains = list(dict.fromkeys(d for returns in data["zero_shot"].values() for d in returns))
+    rows = ["| source | " + " | ".join(domains) + " |", "|---|" + "---|" * len(domains)]
+    for name, returns in data["zero_shot"].items():
+        rows.append(f"| {name} | " + " | ".join(f"{returns[d]:,.0f}" if d in returns else "-" for d in domains) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def sweep_table(data: dict[str, Any]) -> str:
+    """Each sweep's grid statistics per source: IQM (and its ratio to the first source's), mean, the worst
+    points (lowest decile, minimum) and the return at the nominal model."""
+    rows = []
+    for sweep in data.get("sweeps", []):
+        rows += [f"{' x '.join(sweep['params'])}, {sweep['episodes']} episodes per point:", "",
+                 "| source | grid IQM | ratio to the first | grid mean | lowest decile | minimum | at the nominal model |",
+                 "|---|---|---|---|---|---|---|"]  # fmt: skip
+        first = next(iter(sweep["sources"].values()))["grid_iqm"]
+        for name, f in sweep["sources"].items():
+            nominal = "-" if f["at_nominal"] is None else f"{f['at_nominal']:,.0f}"
+            rows.append(f"| {name} | {f['grid_iqm']:,.0f} | {f['grid_iqm'] / first:.2f}x | {f['grid_mean']:,.0f} | "
+                        f"{f['lowest_decile']:,.0f} | {f['minimum']:,.0f} | {nominal} |")  # fmt: skip
+        rows.append("")
+    return "\n".join(rows).rstrip("\n") + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "zero_shot_table": zero_shot_table,
+    "sweep_table": sweep_table,
     "goal_table": goal_table,
     "transfer_table": transfer_table,
     "before_table": before_table,

@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.plugin_event_multiplexer import EventM
 from torch.utils.tensorboard import SummaryWriter
 
 from sim2real import board
+from sim2real.cli import tensorboard as tensorboard_command
 from sim2real.config import parse_config
 from sim2real.runs import run_label
 from sim2real.training import train
@@ -172,7 +173,7 @@ def test_the_tensorboard_command_serves_a_view_until_interrupted(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(board, "serve", serve)
-    monkeypatch.setattr(board.time, "sleep", interrupt)
+    monkeypatch.setattr(tensorboard_command.time, "sleep", interrupt)
     result = cli("tensorboard", str(tmp_path / "logs"), "--port", "6100")
     assert result.returncode == 0, result.stderr
     assert seen == [{"a"}]
