@@ -114,9 +114,18 @@ def goals(data: dict[str, Any]) -> str:
 
 def scorecard(data: dict[str, Any]) -> str:
     """The scorecard of ``sim2real compare`` for the study's own methods (scratch and every source's)."""
+    return _scorecard([g for g in data["methods"] if g["method"] != "by_hand"])
+
+
+def scorecard_with_by_hand(data: dict[str, Any]) -> str:
+    """The scorecard with plain stable-baselines3 by hand beside the study's methods."""
+    return _scorecard(data["methods"])
+
+
+def _scorecard(groups: list[dict[str, Any]]) -> str:
     rows = ["| method | jumpstart | final return | steps to threshold | transfer ratio (area vs scratch) | "
             "return / reference |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for g in _ordered([g for g in data["methods"] if g["method"] != "by_hand"]):
+    for g in _ordered(groups):
         seeds = len(g["seeds"])
         reached = g.get("reached_threshold")
         steps = _estimate(g.get("time_to_threshold"))
@@ -179,7 +188,19 @@ def sweep_table(data: dict[str, Any]) -> str:
     return "\n".join(rows).rstrip("\n") + "\n"
 
 
+def curves_table(data: dict[str, Any]) -> str:
+    """Each method's learning curve: the IQM over seeds at the curve's common points (target steps)."""
+    groups = _ordered(data["methods"])
+    steps = groups[0]["curve"]["steps"]
+    header = ["method", *(f"{x / 1000:.0f}k" if x else "0" for x in steps)]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for g in groups:
+        rows.append(f"| {_label(g)} | " + " | ".join(f"{v:,.0f}" for v in g["curve"]["iqm"]) + " |")
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "curves_table": curves_table,
     "zero_shot_table": zero_shot_table,
     "sweep_table": sweep_table,
     "goal_table": goal_table,
@@ -187,6 +208,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "before_table": before_table,
     "goals": goals,
     "scorecard": scorecard,
+    "scorecard_with_by_hand": scorecard_with_by_hand,
 }
 
 
