@@ -22,7 +22,7 @@ from typing import Any
 import gymnasium as gym
 import mujoco
 import numpy as np
-from results import command_line, write_results
+from results import command_line, goal, write_results
 
 from sim2real.domain import find_dynamics_wrapper, make_domain_env
 from sim2real.randomization import DynamicsRandomizer, RandomChange, Uniform
@@ -109,20 +109,25 @@ def main() -> None:
                    "episode": args.episode, "quantities": len(CHANGES), "values_drawn": drawn}  # fmt: skip
         figures["step_rate"] = {
             "plain_steps_per_s": plain_rate, "randomized_steps_per_s": random_rate, "ratio": step_ratio,
-            "goal": STEP_RATE_GOAL, "met": step_ratio >= STEP_RATE_GOAL, "taken": "median of the repeats",
+            "taken": "median of the repeats",
             "plain_per_repeat": plain_rates, "randomized_per_repeat": random_rates,
         }  # fmt: skip
         figures["reparameterization"] = reparameterization_figures(reparam, rebuild)
+        figures["goals"] = {
+            "step_rate": goal(step_ratio, STEP_RATE_GOAL, "randomized env steps/s over the plain env's"),
+            "reparameterization": goal(t_rebuild / t_reparam, REBUILD_GOAL,
+                                       "a rebuild from XML's time over one re-parameterization at reset"),
+        }  # fmt: skip
         write_results(args.json, figures)
         print(f"wrote {args.json}")
 
 
 def reparameterization_figures(reparam: list[float], rebuild: list[float]) -> dict[str, Any]:
-    """(b) as the JSON holds it: the fastest repeat of each side, their ratio against the goal, every repeat."""
+    """(b) as the JSON holds it: the fastest repeat of each side, their ratio, every repeat."""
     ratio = min(rebuild) / min(reparam)
     return {
         "reparameterization_us": min(reparam) * 1e6, "rebuild_from_xml_us": min(rebuild) * 1e6, "ratio": ratio,
-        "goal": REBUILD_GOAL, "met": ratio >= REBUILD_GOAL, "taken": "fastest repeat of each side",
+        "taken": "fastest repeat of each side",
         "reparameterization_us_per_repeat": [t * 1e6 for t in reparam],
         "rebuild_from_xml_us_per_repeat": [t * 1e6 for t in rebuild],
         "ratio_per_repeat": [b / a for a, b in zip(reparam, rebuild, strict=True)],

@@ -136,27 +136,10 @@ def _scorecard(groups: list[dict[str, Any]]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _goals_of(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """A file's goals, as written once beside its benchmark: ``goals`` (``what``, ``measured``, ``at_least``,
-    ``met``), or top-level figures that carry their own ``goal`` and ``met`` (``ratio`` measured)."""
-    if isinstance(data.get("goals"), dict) and "cases" not in data["goals"]:
-        return data["goals"]
-    return {
-        name: {
-            "what": value.get("what"),
-            "measured": value["ratio"],
-            "at_least": value["goal"],
-            "met": value["met"],
-        }
-        for name, value in data.items()
-        if isinstance(value, dict) and {"goal", "met", "ratio"} <= value.keys()
-    }
-
-
 def goal_table(data: dict[str, Any]) -> str:
     """Each goal of a throughput benchmark: what it measures, the figure, the goal, met or not."""
     rows = ["| goal | measured | at least | verdict |", "|---|---|---|---|"]
-    for name, g in _goals_of(data).items():
+    for name, g in data["goals"].items():
         label = f"{name}: {g['what']}" if g.get("what") else name
         rows.append(f"| {label} | {g['measured']:.3g}x | {g['at_least']:g}x | {_verdict(g['met'])} |")
     return "\n".join(rows) + "\n"
