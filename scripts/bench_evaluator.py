@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -80,15 +81,25 @@ def main() -> None:
         figures[env_id] = {"batched_steps_per_s": round(batched), "evaluate_policy_steps_per_s": round(sb3),
                            "plain_env_steps_per_s": round(plain)}  # fmt: skip
     if args.json is not None:
-        goals = {f"{env_id}: {name}": goal(value, at_least, what)
-                 for env_id, f in figures.items()
-                 for name, value, at_least, what in (
-                     ("vs_evaluate_policy", f["batched_steps_per_s"] / f["evaluate_policy_steps_per_s"], 4.0,
-                      "the batched evaluator's steps/s over stable-baselines3's evaluate_policy"),
-                     ("vs_plain_env", f["batched_steps_per_s"] / f["plain_env_steps_per_s"], 0.8,
-                      "the batched evaluator's steps/s over the plain env stepped with a fixed action"))}  # fmt: skip
         write_results(args.json, {"command": command_line(), "episodes": args.episodes, "n_envs": args.n_envs,
-                                  "figures": figures, "goals": goals})  # fmt: skip
+                                  "figures": figures, "goals": goals({"figures": figures})})  # fmt: skip
+
+
+def goals(data: dict[str, Any]) -> dict[str, Any]:
+    """The goals' verdicts from the figures, per env (``python scripts/results.py FILE`` judges a file again)."""
+    verdicts = {}
+    for env_id, f in data["figures"].items():
+        verdicts[f"{env_id}: vs_evaluate_policy"] = goal(
+            "the batched evaluator's steps/s over stable-baselines3's evaluate_policy",
+            f["batched_steps_per_s"] / f["evaluate_policy_steps_per_s"],
+            at_least=4.0,
+        )
+        verdicts[f"{env_id}: vs_plain_env"] = goal(
+            "the batched evaluator's steps/s over the plain env stepped with a fixed action",
+            f["batched_steps_per_s"] / f["plain_env_steps_per_s"],
+            at_least=0.8,
+        )
+    return verdicts
 
 
 if __name__ == "__main__":

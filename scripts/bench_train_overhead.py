@@ -17,9 +17,10 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
-from results import command_line, write_results
+from results import command_line, goal, write_results
 from rich.console import Console
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
@@ -101,7 +102,7 @@ def main() -> None:
     plain_rate = sum(plain_rates) / len(plain_rates)
     print(f"{args.env}: sim2real {sim2real_rate:.0f} steps/s, plain stable-baselines3 {plain_rate:.0f} steps/s")
     print(f"ratio sim2real / plain: {sim2real_rate / plain_rate:.3f} (goal >= 0.95 in every repeat)")
-    write_results(args.json, {
+    figures = {
         "command": command_line(),
         "env": args.env,
         "steps": args.steps,
@@ -110,9 +111,22 @@ def main() -> None:
         "plain_steps_per_s": [round(r, 1) for r in plain_rates],
         "ratio_per_repeat": [round(a / b, 3) for a, b in zip(sim2real_rates, plain_rates, strict=True)],
         "ratio": round(sim2real_rate / plain_rate, 3),
-        "goal": ">= 0.95 in every repeat",
-    })  # fmt: skip
+    }
+    write_results(args.json, {**figures, "goals": goals(figures)})
     print(f"wrote {args.json}")
+
+
+def goals(data: dict[str, Any]) -> dict[str, Any]:
+    """The goal's verdict from the repeats (``python scripts/results.py FILE`` judges a file again): every
+    repeat's ratio, so the lowest, at 0.95 or above."""
+    return {
+        "every_repeat": goal(
+            "sim2real's training steps/s over plain stable-baselines3's, the lowest repeat",
+            min(data["ratio_per_repeat"]),
+            at_least=0.95,
+            mean_ratio=data["ratio"],
+        )
+    }
 
 
 if __name__ == "__main__":

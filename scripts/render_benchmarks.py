@@ -9,6 +9,9 @@ A rendered block sits between two comments that name what renders it and from wh
     | method | transfer ratio | ...
     <!-- end render -->
 
+A block may name a folder instead (``<!-- render summary benchmarks/results -->``): its renderer reads every
+JSON there.
+
 The tables and the goal verdicts come from the files as the benchmark scripts wrote them (the verdicts are the
 scripts' own ``goals``), so a figure in a rendered block always has a file behind it; a test runs ``--check``.
 """
@@ -94,22 +97,81 @@ def _verdict(met: bool | None) -> str:
     return "not measured" if met is None else ("**met**" if met else "**not met**")
 
 
-def goals(data: dict[str, Any]) -> str:
-    """The benchmark script's own verdicts, one line per case and goal."""
-    lines = []
-    for case in data["goals"]["cases"]:
-        where = f"{case['target']} from {case['source']}"
-        below = case["no_run_below_start"]
-        seeds = ", ".join(map(str, below["seeds_below"])) or "none"
-        scratch, hand = case["beats_scratch"], case["beats_by_hand"]
-        low = "-" if scratch["ci_low"] is None else f"{scratch['ci_low']:.2f}"
-        hand_iqm = "-" if hand["by_hand_iqm"] is None else f"{hand['by_hand_iqm']:.2f}"
-        lines += [
-            f"- {where}: no run below its start {_verdict(below['met'])} (seeds below: {seeds}); "
-            f"above scratch {_verdict(scratch['met'])} (ratio CI low {low} against 1); "
-            f"above plain SB3 by hand {_verdict(hand['met'])} (ratio CI low {low} against by hand's {hand_iqm})"
-        ]
-    return "\n".join(lines) + "\n"
+def _figure(value: float | None, unit: str) -> str:
+    """A goal's figure as its unit reads: ``1.05x``, ``0.68%``, ``12.7 s``, ``5 seeds``, ``21.04``."""
+    if value is None:
+        return "-"
+    if unit == "x":
+        return f"{value:.3g}x"
+    if unit == "%":
+        percent = 100 * value
+        return f"{percent:.2g}%" if abs(percent) < 10 else f"{percent:,.0f}%"
+    if unit == "s":
+        return f"{value:.3g} s" if abs(value) < 100 else f"{value:,.0f} s"
+    if unit:  # a count: seeds, runs
+        return f"{value:.0f} {unit}"
+    return f"{value:,.4g}"
+
+
+def _bound(g: dict[str, Any]) -> str:
+    if g.get("at_least") is not None:
+        return ">= " + _figure(g["at_least"], g.get("unit", "x"))
+    return "<= " + _figure(g["at_most"], g.get("unit", "x"))
+
+
+def goal_table(data: dict[str, Any]) -> str:
+    """Each goal of a benchmark, as its script judged it: what it measures, the figure, the goal, met or not."""
+    rows = ["| goal | measured | goal | verdict |", "|---|---|---|---|"]
+    for name, g in data["goals"].items():
+        label = f"{name}: {g['what']}" if g.get("what") else name
+        if g.get("best"):
+            label += f" ({g['best']})"
+        rows.append(f"| {label} | {_figure(g['measured'], g.get('unit', 'x'))} | {_bound(g)} | {_verdict(g['met'])} |")
+    return "\n".join(rows) + "\n"
+
+
+# The summary at the top of BENCHMARKS.md: the current results files, in the document's order, with what each
+# measures (a file from before a change, kept for comparison, is not summarized).
+SUMMARY = {
+    "quick_study.json": "the quick study (README command), 3 seeds",
+    "quick_study_5_seeds.json": "the quick study, 5 seeds: the guard",
+    "hopper_guard.json": "Hopper heavy_slippery: the guard",
+    "hopper_held_out.json": "Hopper, held-out target payload_worn",
+    "hopper_study.json": "Hopper transfer study (before the guard)",
+    "walker2d_study.json": "Walker2d transfer study (before the guard)",
+    "idp_recipe_ablation.json": "IDP fine-tuning recipe ablation (before the guard)",
+    "identification.json": "identification from recordings",
+    "identified_source.json": "IDP source trained on the identified domain",
+    "identified_source_hopper.json": "Hopper source trained on the identified domain",
+    "identify_study.json": "identification as a study stage",
+    "adaptive_idp.json": "adaptive sources, IDP",
+    "adaptive_idp_500k.json": "adaptive sources, IDP, twice the budget",
+    "adaptive_hopper.json": "adaptive sources, Hopper",
+    "adaptive_hopper_recurrent.json": "adaptive sources, Hopper, recurrent",
+    "study_scaling.json": "study scaling: workers and Ray",
+    "train_overhead.json": "sim2real train vs plain SB3",
+    "randomization.json": "randomization speed",
+    "evaluator.json": "batched evaluator speed",
+}
+
+
+def summary(folder: dict[str, dict[str, Any]]) -> str:
+    """One row per results file: what it measures, how many of its goals are met, and each one not met with
+    its figure against the goal."""
+    rows = ["| benchmark | file | goals met | not met (measured against the goal) |", "|---|---|---|---|"]
+    for name, what in SUMMARY.items():
+        if name not in folder:
+            continue
+        goals = folder[name].get("goals", {})
+        judged = [g for g in goals.values() if g["met"] is not None]
+        missed = [f"{key} {_figure(g['measured'], g.get('unit', 'x'))} ({_bound(g)})"
+                  for key, g in goals.items() if g["met"] is False]  # fmt: skip
+        unmeasured = len(goals) - len(judged)
+        met = f"{sum(g['met'] for g in judged)} of {len(judged)}" + (
+            f" ({unmeasured} not measured)" if unmeasured else ""
+        )
+        rows.append(f"| {what} | `{name}` | {met} | {'; '.join(missed) or '-'} |")
+    return "\n".join(rows) + "\n"
 
 
 def scorecard(data: dict[str, Any]) -> str:
@@ -133,15 +195,6 @@ def _scorecard(groups: list[dict[str, Any]]) -> str:
             steps += f" ({reached}/{seeds} reached)"
         rows.append(f"| {_label(g)} | {_estimate(g.get('jumpstart'))} | {_estimate(g.get('final_return'))} | {steps} | "
                     f"{_estimate(g.get('transfer_ratio'), 2)} | {_estimate(g.get('fraction_of_reference'), 2)} |")  # fmt: skip
-    return "\n".join(rows) + "\n"
-
-
-def goal_table(data: dict[str, Any]) -> str:
-    """Each goal of a throughput benchmark: what it measures, the figure, the goal, met or not."""
-    rows = ["| goal | measured | at least | verdict |", "|---|---|---|---|"]
-    for name, g in data["goals"].items():
-        label = f"{name}: {g['what']}" if g.get("what") else name
-        rows.append(f"| {label} | {g['measured']:.3g}x | {g['at_least']:g}x | {_verdict(g['met'])} |")
     return "\n".join(rows) + "\n"
 
 
@@ -182,6 +235,91 @@ def curves_table(data: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def ratio_grid(data: dict[str, Any]) -> str:
+    """The transfer ratio of every arm (method or variant) from every source: one row per source and base method
+    (``finetune`` and its variants, ``freeze`` and the variants ending ``_freeze``), one column per arm; "the
+    method" is the row's method with the study's own settings."""
+    rows: dict[str, dict[str, str]] = {}
+    for g in data["methods"]:
+        if g.get("source") is None:
+            continue
+        method = g["method"]
+        base = "freeze" if method == "freeze" or method.endswith("_freeze") else "finetune"
+        arm = method.removesuffix("_freeze") if base == "freeze" and method != "freeze" else method
+        arm = {"freeze": "the method", "finetune": "the method", "by_hand": "by hand (plain SB3)"}.get(arm, arm)
+        rows.setdefault(f"{g['source']}, {base}", {})[arm] = _estimate(g.get("transfer_ratio"), 2)
+    arms = list(dict.fromkeys(arm for cells in rows.values() for arm in cells))
+    arms.sort(key=lambda a: (a != "by hand (plain SB3)", a != "the method", a != "auto"))
+    table = ["| source, method | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    for name, cells in rows.items():
+        table.append(f"| {name} | " + " | ".join(cells.get(a, "") for a in arms) + " |")
+    return "\n".join(table) + "\n"
+
+
+def identification_table(data: dict[str, Any]) -> str:
+    """Per env and recording condition: the time per fit and each parameter's median and largest error over the
+    seeds, and in how many seeds the report calls it identified and its 95% interval covers the truth."""
+    rows = ["| env, recording | time per fit (median, max) | parameter: median / max error, identified, interval "
+            "covers the truth |", "|---|---|---|"]  # fmt: skip
+    for env, case in data["envs"].items():
+        for condition, summary in case["conditions"].items():
+            seconds = summary.get("seconds")
+            time = f"{seconds['median']:.1f} s, {seconds['max']:.1f} s" if seconds else "-"
+            params = "; ".join(
+                f"{name}: {_figure(p['median_error'], '%')} / {_figure(p['max_error'], '%')}, {p['identified']}, "
+                f"{p['interval_covers_truth']}"
+                for name, p in summary.get("parameters", {}).items()
+            )
+            rows.append(f"| {env}, {condition} | {time} | {params} |")
+    return "\n".join(rows) + "\n"
+
+
+def identified_table(data: dict[str, Any]) -> str:
+    """Each group's zero-shot return on the hidden target: IQM [95% CI] over seeds, per seed, and the share of
+    the reference's IQM."""
+    rows = [f"| source | return on `{data['domain']}` | per seed | of the reference |", "|---|---|---|---|"]
+    for name, g in data["groups"].items():
+        seeds = " / ".join(f"{v:,.0f}" for v in g["values"])
+        rows.append(f"| {name} | {_estimate(g)} | {seeds} | {_figure(g['fraction_of_reference'], '%')} |")
+    return "\n".join(rows) + "\n"
+
+
+def source_table(data: dict[str, Any]) -> str:
+    """Each source's zero-shot return on every target and as a share of the reference, and after the study's
+    default transfer (the final return and the transfer ratio, IQM [95% CI])."""
+    reference = data["reference"]
+    rows = ["| source | target | zero-shot | of the reference | after transfer (finetune) | transfer ratio |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, returns in data["zero_shot"].items():
+        for target, ref in reference["returns"].items():
+            g = next((g for g in data["methods"] if g.get("source") == name and g["method"] == "finetune"
+                      and g["target"] == target), {})  # fmt: skip
+            zero = returns.get(target)
+            rows.append(f"| {name} | {target} | {_estimate({'iqm': zero})} | {_figure(None if zero is None else zero / ref, '%')} | "
+                        f"{_estimate(g.get('final_return'))} | {_estimate(g.get('transfer_ratio'), 2)} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def adaptive_table(data: dict[str, Any]) -> str:
+    """Each source of the adaptive benchmark: grid IQM, the return at the nominal point (or on the nominal model
+    where the grid does not hold it), on the target, its training and evaluation steps/s."""
+    rows = ["| source | steps | grid IQM | at the nominal point | on the source's domain | on the target | "
+            "training steps/s | evaluation steps/s |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, f in data["sources"].items():
+        rows.append(f"| {name} | {f['steps']:,} | {_estimate(f['grid_iqm'])} | {_estimate(f['nominal_point'])} | "
+                    f"{_estimate(f['source_domain'])} | {_estimate(f['target'])} | {f['train_steps_per_s']:,.0f} | "
+                    f"{f['eval_steps_per_s']:,.0f} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
+def latency_table(data: dict[str, Any]) -> str:
+    """An exported policy's latency per call, median and p99, and the speed-up over ``model.predict``."""
+    rows = ["| runtime | median per call | p99 | speed-up over predict |", "|---|---|---|---|"]
+    for name, f in data["latency"].items():
+        rows.append(f"| {name} | {f['median_us']:.1f} µs | {f['p99_us']:.1f} µs | {f['speedup_vs_predict']:.1f}x |")
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "curves_table": curves_table,
     "zero_shot_table": zero_shot_table,
@@ -189,7 +327,13 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "goal_table": goal_table,
     "transfer_table": transfer_table,
     "before_table": before_table,
-    "goals": goals,
+    "summary": summary,
+    "ratio_grid": ratio_grid,
+    "identification_table": identification_table,
+    "identified_table": identified_table,
+    "source_table": source_table,
+    "adaptive_table": adaptive_table,
+    "latency_table": latency_table,
     "scorecard": scorecard,
     "scorecard_with_by_hand": scorecard_with_by_hand,
 }
@@ -204,9 +348,13 @@ def render(text: str, where: str, root: Path = REPO) -> str:
         if name not in RENDERERS:
             raise SystemExit(f"{where}: render {name}: no such renderer (renderers: {', '.join(RENDERERS)})")
         path = root / file
-        if not path.is_file():
+        if path.is_dir():  # the summary: every results file in the folder, by name
+            data: dict[str, Any] = {f.name: json.loads(f.read_text()) for f in sorted(path.glob("*.json"))}
+        elif path.is_file():
+            data = json.loads(path.read_text())
+        else:
             raise SystemExit(f"{where}: render {name} {file}: no such file")
-        return match.group(1) + RENDERERS[name](json.loads(path.read_text())) + match.group(5)
+        return match.group(1) + RENDERERS[name](data) + match.group(5)
 
     return BLOCK.sub(block, text)
 

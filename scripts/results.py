@@ -3,10 +3,18 @@ the machine that ran it (a committed file names paths relative to the repository
 
     from results import command_line, write_results
     write_results(args.json, {"command": command_line(), ...})
+
+Each script computes its goals' verdicts from its figures (its ``goals`` function), so a file's verdicts can be
+computed again, and checked, from the file alone:
+
+    python scripts/results.py benchmarks/results/*.json
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import json
 import os
 import shlex
 import sys
@@ -54,6 +62,56 @@ def write_results(path: Path, data: dict[str, Any]) -> None:
     write_json(path, portable(data))
 
 
-def goal(measured: float, at_least: float, what: str) -> dict[str, Any]:
-    """A goal written once, as data beside its benchmark, and judged on the figure measured: met or not."""
-    return {"what": what, "measured": round(float(measured), 4), "at_least": at_least, "met": measured >= at_least}
+def goal(
+    what: str,
+    measured: float | None,
+    *,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    unit: str = "x",
+    **detail: Any,
+) -> dict[str, Any]:
+    """A goal written once, as data beside its benchmark, and judged on the figure measured: met or not (``None``
+    where nothing was measured). ``unit`` says how the figures read: ``x`` a ratio, ``%`` a share, ``s`` seconds,
+    ``seeds`` a count of seeds, ``""`` a plain number; ``detail`` is kept beside them (the seeds that missed...)."""
+    if (at_least is None) == (at_most is None):
+        raise ValueError("a goal is at_least or at_most a figure")
+    met = None
+    if measured is not None:
+        measured = round(float(measured), 4)
+        met = measured >= at_least if at_least is not None else measured <= float(at_most or 0)
+    bound = {"at_least": at_least} if at_least is not None else {"at_most": at_most}
+    return {"what": what, "measured": measured, **bound, "unit": unit, "met": met, **detail}
+
+
+def judge(paths: list[Path]) -> None:
+    """Computes each file's ``goals`` again from its figures, by the ``goals`` function of the script that wrote
+    it (named in its ``command``), and rewrites the file where they differ: a verdict is never typed."""
+    for path in paths:
+        data = json.loads(path.read_text())
+        computed = goals_of(data, path)
+        if computed != data.get("goals", {}):
+            write_results(path, {**data, "goals": computed})
+            print(f"judged {path}")
+
+
+def goals_of(data: dict[str, Any], where: Path | str) -> dict[str, Any]:
+    """The goals the script named in ``data['command']`` computes from ``data``; ``{}`` for a file no script
+    judges (one with several commands)."""
+    words = shlex.split(data.get("command", ""))
+    script = next((w for w in words if w.startswith("scripts/bench_") and w.endswith(".py")), None)
+    if script is None:
+        return {}
+    module = importlib.import_module(Path(script).stem)
+    if not hasattr(module, "goals"):
+        raise SystemExit(f"{where}: {script} has no goals function")
+    result: dict[str, Any] = module.goals(data)
+    return result
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    parser = argparse.ArgumentParser(description="Judges benchmark results: recomputes every file's goals from "
+                                     "its figures by the script that wrote it.")  # fmt: skip
+    parser.add_argument("files", nargs="+", type=Path, help="results JSONs (benchmarks/results/*.json)")
+    judge(parser.parse_args().files)
