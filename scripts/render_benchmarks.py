@@ -1,4 +1,4 @@
-"""Renders the figures of README.md and BENCHMARKS.md from the JSONs under benchmarks/results/.
+"""Renders the figures of README.md, BENCHMARKS.md and the guides in docs/ from the JSONs under benchmarks/results/.
 
     python scripts/render_benchmarks.py           # rewrites every rendered block in place
     python scripts/render_benchmarks.py --check   # exits 1 naming each block that differs from its file
@@ -29,7 +29,7 @@ from typing import Any
 from sim2real.io import write_text
 
 REPO = Path(__file__).resolve().parent.parent
-DOCUMENTS = ("README.md", "BENCHMARKS.md")
+DOCUMENTS = ("README.md", "BENCHMARKS.md", *(f"docs/{p.name}" for p in sorted((REPO / "docs").glob("*.md"))))
 BLOCK = re.compile(r"(<!-- render (\S+) (\S+) -->\n)(.*?)(<!-- end render -->)", re.DOTALL)
 
 
