@@ -690,14 +690,22 @@ def test_sweep_of_two_models_has_rows_for_both(
 ) -> None:
     """Several models in one call share the grid and the episode seeds; each has its rows and its TensorBoard run."""
     checkpoint = sorted((source_run / "checkpoints").iterdir())[0] / "model.zip"
-    code, _, err = sweep(
+    code, out, err = sweep(
         capsys, source_run, checkpoint, "--param", MASS, "--out", tmp_path / "s", "--logdir", tmp_path / "tb"
     )
     assert code == 0, err
     rows = read_csv(tmp_path / "s" / "sweep.csv")
     assert [r["model"] for r in rows] == ["tiny/seed_0"] * 3 + ["model"] * 3
-    assert set(json.loads((tmp_path / "s" / "sweep.json").read_text())["models"]) == {"tiny/seed_0", "model"}
+    written = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert set(written["models"]) == {"tiny/seed_0", "model"}
     assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["model", "tiny_seed_0"]
+    # The grid's worst points beside its IQM, for every model, in the file and in what is printed.
+    for label, points in written["models"].items():
+        returns = [p["mean_reward"] for p in points]
+        stats = written["grid"][label]
+        assert stats["minimum"] == pytest.approx(min(returns))
+        assert min(returns) <= stats["lowest_decile"] <= stats["iqm"] <= max(returns)
+    assert "lowest decile" in out and "minimum" in out
 
 
 def test_sweep_goes_to_the_runs_tensorboard(

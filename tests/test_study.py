@@ -104,7 +104,8 @@ def test_every_job_runs_and_the_report_holds_the_runs_numbers(finished: Path) ->
     for name in ("study.md", "scorecard.md", "scorecard.json", "curves.png", sweep["image"]):
         assert (study / "report" / name).stat().st_size > 0, name
     markdown = (study / "report" / "study.md").read_text()
-    assert "randomized/finetune" in markdown and "grid IQM" in markdown
+    assert "randomized/finetune" in markdown and "grid IQM" in markdown and "lowest decile" in markdown
+    assert sweep["minimum"]["nominal"] == pytest.approx(min(sweep["grid"]["nominal"]))
     # The sources' sweep images also land in their TensorBoard runs.
     assert any((runs / "nominal" / "seed_0" / "tb").glob("events.*"))
 

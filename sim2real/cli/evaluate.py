@@ -150,6 +150,8 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
 def _print_sweep(result: Any, console: Console) -> None:
     from rich.table import Table
 
+    from sim2real.evaluation.metrics import grid_statistics
+
     if not console.is_terminal:
         console.width = max(console.width, 130)
     table = Table(title=f"Sweep: mean return ({result.episodes} episodes per point)")
@@ -160,6 +162,13 @@ def _print_sweep(result: Any, console: Console) -> None:
     for index, point in enumerate(result.points()):
         table.add_row(*(f"{v:g}" for v in point), *(f"{m.results[index].mean_reward:.1f}" for m in result.models))
     console.print(table)
+    summary = Table(title="Over the grid: IQM and mean, and the worst points")
+    for column in ("model", "grid IQM", "grid mean", "lowest decile", "minimum"):
+        summary.add_column(column, justify="left" if column == "model" else "right")
+    for model in result.models:
+        stats = grid_statistics([r.mean_reward for r in model.results])
+        summary.add_row(model.label, *(f"{stats[k]:.1f}" for k in ("iqm", "mean", "lowest_decile", "minimum")))
+    console.print(summary)
 
 
 def run_compare(args: argparse.Namespace, console: Console) -> int:

@@ -144,3 +144,12 @@ def estimate(groups: Sequence[Sequence[float]], seed: int = 0) -> Estimate:
     """IQM and stratified bootstrap CI of values grouped by task (one group per target)."""
     values = [float(v) for g in groups for v in g]
     return Estimate(float(iqm(values)), stratified_ci(groups, seed), values)
+
+
+def grid_statistics(returns: Sequence[float]) -> dict[str, float]:
+    """A grid's mean returns summed up: its interquartile mean and mean, and its worst points, the lowest decile
+    (the 10th percentile) and the minimum, which an IQM and a mean hide (a policy that fails on one corner of
+    the range, such as the nominal model itself)."""
+    values = np.asarray(returns, dtype=np.float64)
+    return {"iqm": float(iqm(values)), "mean": float(np.mean(values)),
+            "lowest_decile": float(np.percentile(values, 10)), "minimum": float(np.min(values))}  # fmt: skip

@@ -23,6 +23,7 @@ from sim2real.dynamics import Change
 from sim2real.errors import Sim2RealError
 from sim2real.evaluation import DomainResult, evaluate_domain
 from sim2real.evaluation.batched import ObservationNormalizer
+from sim2real.evaluation.metrics import grid_statistics
 from sim2real.io import atomic_path, write_json, write_text
 
 
@@ -66,6 +67,7 @@ class Sweep:
                 ]
                 for m in self.models
             },
+            "grid": {m.label: grid_statistics([r.mean_reward for r in m.results]) for m in self.models},
         }
 
 

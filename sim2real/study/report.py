@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sim2real.evaluation.metrics import estimate, iqm, time_to_threshold
+from sim2real.evaluation.metrics import estimate, grid_statistics, iqm, time_to_threshold
 from sim2real.evaluation.scorecard import (
     REFERENCE_FRACTION,
     Group,
@@ -115,6 +115,8 @@ def _sweeps(plan: Plan, report: Path) -> list[dict[str, Any]]:
             "image": image.name,
             "grid_iqm": {label: float(iqm(v)) for label, v in grid.items()},
             "grid_mean": {label: float(np.mean(v)) for label, v in grid.items()},
+            "lowest_decile": {label: grid_statistics(v)["lowest_decile"] for label, v in grid.items()},
+            "minimum": {label: grid_statistics(v)["minimum"] for label, v in grid.items()},
             "ratio_to_first": {label: float(iqm(v) / iqm(first)) if iqm(first) > 0 else None
                                for label, v in grid.items()},
         })  # fmt: skip
@@ -347,13 +349,16 @@ def _sweep_section(sweep: dict[str, Any]) -> list[str]:
         "",
         f"![sweep]({sweep['image']})",
         "",
-        "| source | grid IQM | grid mean | IQM ratio to the first |",
-        "|---|---|---|---|",
+        "| source | grid IQM | grid mean | IQM ratio to the first | lowest decile | minimum |",
+        "|---|---|---|---|---|---|",
     ]  # fmt: skip
     for label, value in sweep["grid_iqm"].items():
         ratio = sweep["ratio_to_first"][label]
+        worst = (
+            f"{sweep['lowest_decile'][label]:,.0f} | {sweep['minimum'][label]:,.0f}" if "minimum" in sweep else "- | -"
+        )
         lines.append(f"| {label} | {value:,.0f} | {sweep['grid_mean'][label]:,.0f} | "
-                     f"{'-' if ratio is None else f'{ratio:.2f}x'} |")  # fmt: skip
+                     f"{'-' if ratio is None else f'{ratio:.2f}x'} | {worst} |")  # fmt: skip
     for label, values in sweep["grid"].items():
         lines += ["", *_grid_table(label, sweep["params"], sweep["values"], values)]
     return lines
