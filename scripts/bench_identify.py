@@ -59,6 +59,7 @@ CASES: dict[str, dict[str, Any]] = {
 CONDITIONS: dict[str, dict[str, Any]] = {
     "clean": {"record": {}, "identify": {}},
     "noise": {"record": {"noise": 0.01}, "identify": {}},
+    "noise_0.02": {"record": {"noise": 0.02}, "identify": {}},
     "noise_horizon_6": {"record": {"noise": 0.01}, "identify": {"horizon": 6}},
     "latency": {"record": {"latency": 1}, "identify": {"latency": (0, 1, 2)}},
 }

@@ -78,6 +78,9 @@ def add_identify(commands: Any) -> None:
     identify.add_argument("--latency", type=non_negative, nargs="+", default=[0], metavar="STEPS",
                           help="candidate delays between a command and the motor, in control steps; each is fitted "
                           "and the best kept (default: 0)")  # fmt: skip
+    identify.add_argument("--no-smooth", dest="smooth", action="store_false",
+                          help="replay the recorded positions as they are; by default the sensor noise the recording "
+                          "shows is estimated and taken out of them first (a clean recording is left as it is)")  # fmt: skip
     identify.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: identified/<FILE's name>)")
     identify.set_defaults(run=run_identify)
 
@@ -125,7 +128,7 @@ def run_identify(args: argparse.Namespace, console: Console) -> int:
         task = progress.add_task("identifying", total=args.max_generations * len(set(args.latency)))
         result = identify(args.recording, config, params, horizon=args.horizon, windows=args.windows, seed=args.seed,
                           max_generations=args.max_generations, popsize=args.popsize, threads=args.threads,
-                          latency=args.latency,
+                          latency=args.latency, smooth=args.smooth,
                           on_generation=lambda *_: progress.advance(task))  # fmt: skip
     paths = write_identification(result, out, command=command_line())
     _print_identification(result, console)

@@ -41,6 +41,7 @@ from sim2real.identification.fitting import (
     significant,
     start_point,
 )
+from sim2real.identification.smoothing import Smoothing, smooth_positions
 from sim2real.identification.trajectories import (
     Trajectories,
     check_fits,
@@ -84,6 +85,7 @@ class Identification:
     horizon: int
     latency: int = 0  # control steps between a command and the motor, chosen among the candidates
     latency_losses: dict[int, float] = field(default_factory=dict)  # each candidate's best objective
+    smoothing: Smoothing | None = None  # the sensor noise estimated and taken out of the positions (None: not asked)
 
 
 def identify(
@@ -98,6 +100,7 @@ def identify(
     popsize: int | None = None,
     threads: int | None = None,
     latency: Sequence[int] = (0,),
+    smooth: bool = True,
     on_generation: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Identification:
     """Fits ``params`` so that the simulator replays ``recording`` as it was recorded.
@@ -114,6 +117,8 @@ def identify(
         threads: rollout threads (default: the cores available).
         latency: candidate delays (control steps between a command being sent and the motor applying it): each
             is fitted, and the one whose fit reproduces the motion best is kept.
+        smooth: take the sensor noise the recording shows out of its joint positions before the fit
+            (:mod:`sim2real.identification.smoothing`; a clean recording is left as it is).
         on_generation: called after each generation with (generation, {loss, sigma, <param>: value}).
 
     Raises:
@@ -137,6 +142,10 @@ def identify(
         check_fits(recording, trajectories, env, config.env, control_period(env))
         unwrapped: Any = env.unwrapped
         model, frame_skip = unwrapped.model, int(getattr(unwrapped, "frame_skip", 1))
+        smoothing = None
+        replayed = trajectories
+        if smooth:  # the fit replays from the smoothed states; the figure shows what was recorded
+            replayed, smoothing = smooth_positions(trajectories, model, control_period(env))
         # Copies start from the env file's nominal model; the source's fixed changes and then the parameters are
         # applied to them (scale and offset are relative to the model file, as in every domain).
         wrapper = find_dynamics_wrapper(env)
@@ -146,7 +155,7 @@ def identify(
         fits: dict[int, tuple[Fit, Replay]] = {}
         try:
             for delay in sorted(set(latency)):
-                cut = cut_windows(trajectories, model, frame_skip, horizon, windows, delay, skip=max(latency))
+                cut = cut_windows(replayed, model, frame_skip, horizon, windows, delay, skip=max(latency))
                 replay = Replay(model, base, params, cut, frame_skip, threads or default_threads())
                 replay.check()
                 fits[delay] = (fit(replay, seed=seed, max_generations=max_generations, popsize=popsize,
@@ -163,7 +172,7 @@ def identify(
     finally:
         env.close()
     return Identification(config, Path(recording), trajectories, list(params), result, cut, display, before, after,
-                          horizon, chosen, losses)  # fmt: skip
+                          horizon, chosen, losses, smoothing)  # fmt: skip
 
 
 def _check_converged(recording: Path, result: Fit, max_generations: int) -> None:
@@ -259,6 +268,7 @@ def _report_md(identification: Identification, command: str) -> str:
         ),
         f"- CMA-ES: {f.generations} generations, {f.evaluations} candidates, {f.rollouts} rollouts, "
         f"{f.seconds:.1f} s; stopped: {f.stop}",
+        _smoothing_line(identification.smoothing),
         "",
         "| parameter | op | range | estimate | 95% interval | sensitivity | identified |",
         "|---|---|---|---|---|---|---|",
@@ -283,6 +293,15 @@ def _report_md(identification: Identification, command: str) -> str:
         "Sensitivity: the objective's rise, relative to its value at the estimate, when the parameter moves by 1%.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _smoothing_line(smoothing: Smoothing | None) -> str:
+    if smoothing is None:
+        return "- positions replayed as recorded (smoothing off)"
+    taken = [f"{n} {s:.2g}" for n, s, b in zip(smoothing.names, smoothing.noise, smoothing.smoothed, strict=True) if b]
+    if not taken:
+        return "- sensor noise on the positions: none found (replayed as recorded)"
+    return "- sensor noise estimated and taken out of the positions (std): " + ", ".join(taken)
 
 
 def _figure(identification: Identification) -> Any:
@@ -364,7 +383,8 @@ def write_identification(identification: Identification, out: Path, command: str
                   "episodes": identification.trajectories.episodes, "steps": identification.trajectories.steps,
                   "windows": len(identification.windows.starts), "horizon": identification.horizon,
                   "latency": identification.latency,
-                  "latency_losses": {str(k): v for k, v in identification.latency_losses.items()}}  # fmt: skip
+                  "latency_losses": {str(k): v for k, v in identification.latency_losses.items()},
+                  "smoothing": None if identification.smoothing is None else identification.smoothing.as_dict()}  # fmt: skip
         write_json(staging / REPORT_JSON, report)
         (staging / REPORT_MD).write_text(_report_md(identification, command))
         figure = _figure(identification)
