@@ -4,9 +4,10 @@
         [--json benchmarks/results/identification.json] [--keep DIR]
 
 For InvertedDoublePendulum-v5 and Hopper-v5 (``configs/<env>/identify.yaml``, target ``hidden``), and for each
-of three recordings (clean; Gaussian sensor noise of std 0.01 on qpos, qvel and observations, fitted with the
-default 3-step and with 6-step windows; one control step of latency between a command and the motor, with
-candidate latencies 0, 1 and 2 steps), over 5 seeds: records 10 episodes on the hidden target (the
+recording (clean; Gaussian sensor noise of std 0.01 on qpos, qvel and observations, fitted with the default
+3-step and with 6-step windows; noise of std 0.02; one control step of latency between a command and the motor,
+with candidate latencies 0, 1 and 2 steps), with identify's defaults (the noise the recording shows taken out
+of its positions first), over 5 seeds: records 10 episodes on the hidden target (the
 policy's sampled actions, or uniform random actions without ``--policy``), identifies the parameters below
 from the nominal model, and compares each estimate with the target's true value. The goals (issue 15): masses
 and gears within 5%, damping and friction within 10%, the whole identification under 60 s on 2 cores.
