@@ -150,7 +150,7 @@ def _run_figures(path: Path, target: str) -> dict[str, Any]:
     it hands over, each over the same curve and confirmation episodes (the curve's alone for plain SB3, which
     has no guard); its 10-episode final evaluation; its target steps, of which
     evaluation (the curve's points, the guard's confirmations) and the recalibration with its checks; and the
-    guard's rollbacks and the falls it did not act on."""
+    guard's rollbacks and the falls it did not act on; and ``recipe: auto``'s check, where it ran."""
     run = RunFolder(path)
     points = run.curve_points()
     last = points[-1]
@@ -170,6 +170,8 @@ def _run_figures(path: Path, target: str) -> dict[str, Any]:
         "recalibration_steps": target_steps - int(last["step"]) - evaluation,
         "rollbacks": int(guard.get("rollbacks", 0)),
         "averted": int(guard.get("averted", 0)),
+        # recipe auto's decisions and the returns they were made on (transfer.json's recipe_check)
+        "recipe_check": state.get("recipe_check"),
     }
 
 
