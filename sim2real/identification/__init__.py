@@ -125,19 +125,12 @@ def identify(
         Sim2RealError: bad input (a recording for another env, a parameter the model does not have, a range the
             physics refuses), or a fit that did not converge.
     """
-    from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
+    from sim2real.domain import find_dynamics_wrapper
     from sim2real.dynamics import Change
 
     _check_params(params)
     trajectories = read_trajectories(recording)
-    spec = DomainSpec.from_config(config.source)
-    if spec.randomized:
-        raise Sim2RealError(
-            f"{config.origin}: source: draws its dynamics or has reality-gap wrappers; identification replays on "
-            "one fixed model: use a config whose source domain is fixed"
-        )
-    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
-    env = make_domain_env(config.env, spec, seed=0, check_friction=False, **env_kwargs)
+    env = _fixed_source(config)
     try:
         check_fits(recording, trajectories, env, config.env, control_period(env))
         unwrapped: Any = env.unwrapped
@@ -173,6 +166,20 @@ def identify(
         env.close()
     return Identification(config, Path(recording), trajectories, list(params), result, cut, display, before, after,
                           horizon, chosen, losses, smoothing)  # fmt: skip
+
+
+def _fixed_source(config: Config) -> Any:
+    """The config's source domain as the env whose one fixed model the fit replays on."""
+    from sim2real.domain import DomainSpec, make_domain_env
+
+    spec = DomainSpec.from_config(config.source)
+    if spec.randomized:
+        raise Sim2RealError(
+            f"{config.origin}: source: draws its dynamics or has reality-gap wrappers; identification replays on "
+            "one fixed model: use a config whose source domain is fixed"
+        )
+    env_kwargs: dict[str, Any] = dict(config.env_kwargs)
+    return make_domain_env(config.env, spec, seed=0, check_friction=False, **env_kwargs)
 
 
 def _check_converged(recording: Path, result: Fit, max_generations: int) -> None:
