@@ -30,7 +30,7 @@ from rich.console import Console
 
 from sim2real.cli import main as sim2real
 from sim2real.config import load_study
-from sim2real.evaluation.metrics import estimate, iqm
+from sim2real.evaluation.metrics import estimate, grid_statistics, iqm
 from sim2real.evaluation.scorecard import Run, find_runs, group_runs, score
 from sim2real.runs import RunFolder
 from sim2real.study import plan_study
@@ -244,11 +244,12 @@ def _sweep_figures(sweep: dict[str, Any]) -> dict[str, Any]:
     sources = {}
     for name, grid in sweep["grid"].items():
         points = np.asarray(grid, dtype=float)
+        worst = grid_statistics(points)  # the same worst points the study report and sim2real sweep show
         nominal = None
         if all(i is not None for i in nominal_at):
             nominal = float(points.reshape([len(v) for v in values])[tuple(nominal_at)])
         sources[name] = {"grid_iqm": sweep["grid_iqm"][name], "grid_mean": sweep["grid_mean"][name],
-                         "lowest_decile": float(np.percentile(points, 10)), "minimum": float(points.min()),
+                         "lowest_decile": worst["lowest_decile"], "minimum": worst["minimum"],
                          "at_nominal": nominal, "grid": list(points)}  # fmt: skip
     return {"name": sweep["name"], "params": sweep["params"], "values": values, "episodes": sweep["episodes"],
             "sources": sources}  # fmt: skip
