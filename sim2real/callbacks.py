@@ -290,6 +290,11 @@ class DomainCurveCallback(BaseCallback):
         return True
 
 
+# The share of a run's target-step budget that its last point's worst case may take and still be reserved whole
+# (Hopper: 3 + 3 episodes of 1,000 steps, 5% of 120,000); a short run reserves what its latest point took.
+WORST_CASE_SHARE = 0.1
+
+
 class EvalCurveCallback(BaseCallback):
     """The learning curve on the domain a run trains on: evaluated at the start, every ``every`` steps, and at
     the end, always with the same episodes (the same seeds), so the points compare with each other.
@@ -301,7 +306,12 @@ class EvalCurveCallback(BaseCallback):
     the target so far (``overhead``: the recalibration and check rollouts, every evaluation including its own,
     and what :meth:`charge` adds, such as the guard's confirmations). With a ``budget``, training stops before a
     rollout that would take the target steps, with the last point's evaluation, past it: the budget is one of
-    target steps, for every method alike.
+    target steps, for every method alike. The last point's reserve is ``point_limit``, the most a point can take
+    (its episodes, and the guard's confirmation, at the env's time limit), where that is at most
+    ``WORST_CASE_SHARE`` of the budget: a policy that learned to hop makes its last evaluation longer than the
+    one before, and reserving what that one took (without its confirmation) overran Hopper's budget by up to
+    4.5%. Where the worst case is more than that share (short runs), the reserve is what the latest point took,
+    its confirmation included, and a last point whose episodes grew can still overrun by the difference.
 
     A resumed run gets no point where it resumed: its points stay where an uninterrupted run has them, so
     resumed and uninterrupted curves compare point by point.
@@ -316,6 +326,7 @@ class EvalCurveCallback(BaseCallback):
         points: list[dict[str, Any]] | None = None,
         budget: int | None = None,
         overhead: int = 0,
+        point_limit: int | None = None,
     ) -> None:
         super().__init__()
         self.evaluate = evaluate
@@ -324,6 +335,7 @@ class EvalCurveCallback(BaseCallback):
         self.path = path
         self.points = list(points or [])
         self.budget = budget
+        self.point_limit = point_limit
         # A resumed run's overhead is its last point's; a new run's, the steps taken before training.
         last = self.points[-1] if self.points else None
         self.overhead = int(last["target_steps"]) - int(last["step"]) if last and "target_steps" in last else overhead
@@ -359,6 +371,7 @@ class EvalCurveCallback(BaseCallback):
         charged to the last point, with what else that point should record."""
         self.overhead += steps
         self.points[-1]["target_steps"] += steps
+        self.points[-1]["charged_steps"] = int(self.points[-1].get("charged_steps", 0)) + steps
         self.points[-1].update(annotations)
         self._write()
 
@@ -379,7 +392,11 @@ class EvalCurveCallback(BaseCallback):
         self.exhausted = self.target_steps() + rollout + self._reserve() > self.budget
 
     def _reserve(self) -> int:
-        return int(self.points[-1].get("eval_steps", 0)) if self.points else 0
+        worst = self.point_limit
+        if worst is not None and self.budget is not None and worst <= WORST_CASE_SHARE * self.budget:
+            return worst
+        last = self.points[-1] if self.points else {}
+        return int(last.get("eval_steps", 0)) + int(last.get("charged_steps", 0))
 
     def _on_rollout_end(self) -> None:
         if self.every and self.num_timesteps - self.points[-1]["step"] >= self.every:
@@ -546,19 +563,34 @@ def transfer_callbacks(
     )  # fmt: skip
     budget = config.train.total_timesteps if settings.budget == "target_steps" else None
     points = run.curve_points(until=model.num_timesteps)
+    guard_episodes = 0 if settings.guard is None else settings.guard.confirm_episodes or settings.eval_episodes
+    limit = episode_limit(model)
+    point_limit = None if limit is None else limit * (settings.eval_episodes + guard_episodes)
     curve = EvalCurveCallback(evaluate, name, settings.eval_every, run.curve_file, points, budget=budget,
-                              overhead=transfer.recalibration_steps)  # fmt: skip
+                              overhead=transfer.recalibration_steps, point_limit=point_limit)  # fmt: skip
     callbacks: list[BaseCallback] = [TransferCallback(transfer, announce=announce), curve]
     warning = settings.early_warning
     if warning is not None:
         callbacks.append(NegativeTransferCallback(curve, warning.margin, warning.patience, reference=reference,
                                                   stop=warning.stop, announce=announce))  # fmt: skip
     if settings.guard is not None:
-        episodes = settings.guard.confirm_episodes or settings.eval_episodes
-        confirm = partial(_measured, partial(evaluate, episodes=episodes, seed=confirmation_seed(config.train.seed)))
+        seed = confirmation_seed(config.train.seed)
+        confirm = partial(_measured, partial(evaluate, episodes=guard_episodes, seed=seed))
         guard = Guard(model, settings.guard, settings.keep == "best", run.best, confirm, transfer.guard, transfer.best)
         callbacks.append(GuardCallback(guard, curve, transfer, announce))
     return callbacks, curve
+
+
+def episode_limit(model: BaseAlgorithm) -> int | None:
+    """The training env's time limit (gymnasium's ``max_episode_steps``; the evaluations build the same env),
+    which bounds the target steps an evaluation can take; None when the env has none."""
+    env = model.get_env()
+    try:
+        spec = env.get_attr("spec", indices=0)[0] if env is not None else None
+    except AttributeError:
+        return None
+    limit = getattr(spec, "max_episode_steps", None)
+    return int(limit) if isinstance(limit, int) and limit > 0 else None
 
 
 def _measured(evaluate: Callable[[], DomainResult]) -> tuple[float, int, int]:

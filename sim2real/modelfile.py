@@ -55,6 +55,7 @@ class ModelFile:
     config: dict[str, Any] | None = None  # the run folder's config.yaml, when there is one
     transfer_state: dict[str, Any] | None = field(default=None)
     counters: dict[str, int] = field(default_factory=dict)  # SB3's plain-int progress (_n_updates, _episode_num)
+    home_return: float | None = None  # a run folder's final return on the domain it trained on
 
     @property
     def policy(self) -> dict[str, torch.Tensor]:
@@ -177,7 +178,20 @@ def read_model(path: Path, trusted: bool = False, with_normalization: bool = Tru
         config=config if isinstance(config, dict) else None,
         transfer_state=transfer_state if isinstance(transfer_state, dict) else None,
         counters={k: v for k in ("_n_updates", "_episode_num") if isinstance(v := data.get(k), int)},
+        home_return=_home_return(run, config) if run is not None else None,
     )
+
+
+def _home_return(run: RunFolder, config: Any) -> float | None:
+    """The run's final mean return on the domain it trained on: its source domain, or a transfer run's target."""
+    transfer = config.get("transfer") if isinstance(config, dict) else None
+    targets = config.get("targets") if isinstance(config, dict) else None
+    home = "source"
+    if isinstance(transfer, dict):
+        only = next(iter(targets)) if isinstance(targets, dict) and len(targets) == 1 else None
+        home = transfer.get("target") or only or home
+    value = run.read_eval().get(str(home), {}).get("mean_reward")
+    return float(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------------------- normalization

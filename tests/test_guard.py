@@ -241,6 +241,19 @@ def test_every_target_step_counts_and_the_budget_is_one_of_target_steps(tmp_path
     assert list(curve.returns) == [p["kept_reward"] for p in points]
 
 
+def test_the_last_points_worst_case_is_reserved_so_the_budget_holds(tmp_path: Path, source: Path) -> None:
+    """Where the last point's worst case (its episodes and the guard's confirmation, each to the env's time
+    limit) is a small share of the budget, training leaves room for all of it: however long the last
+    evaluation's episodes grow, the run stays within its budget of target steps."""
+    data = config_data(tmp_path, {"method": "finetune", "guard": GUARD}, total_timesteps=1600)
+    data["env_kwargs"] = {"max_episode_steps": 40}  # worst case (2 + 2) x 40 = 160, a tenth of the budget
+    run = RunFolder(train(parse_config(data), source=source, console=QUIET).run_dir)
+    last = run.curve_points()[-1]
+    before_last = last["target_steps"] - last["eval_steps"] - last.get("charged_steps", 0)
+    assert before_last + 160 <= 1600
+    assert last["target_steps"] <= 1600
+
+
 def test_a_budget_the_recalibration_uses_up_trains_nothing_and_says_so(tmp_path: Path, source: Path) -> None:
     """The recalibration alone takes more target steps than the budget: the run says so, trains nothing, and
     still hands over the measured start (its curve point, best/ and eval.json)."""

@@ -958,6 +958,7 @@ def test_the_auto_recipe_decides_each_remedy_by_what_it_measured_on_the_target(
     its own std and with the reset one (the reset stands unless it costs the start its return). The verdicts are
     forced here, the rollouts are real; what is not kept is plain's. Both checks are in transfer.json, and their
     steps are counted."""
+    monkeypatch.setattr(RecipeCheck, "works", property(lambda self: False))
     monkeypatch.setattr(RecipeCheck, "kept", property(lambda self: kept))
     monkeypatch.setattr(RecipeCheck, "reset_std", property(lambda self: reset_std))
     model, transfer = started(tmp_path, ppo_source, {"method": "finetune", "recipe": "auto", "recalibration_steps": 64})
@@ -988,6 +989,38 @@ def test_the_auto_recipe_decides_each_remedy_by_what_it_measured_on_the_target(
     else:
         assert transfer.settings.action_std is None and torch.equal(log_std, source_policy(ppo_source)["log_std"])
     assert venv.training
+
+
+def test_a_source_that_works_on_the_target_keeps_its_start_whole(
+    tmp_path: Path, ppo_source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """recipe auto measures the source's mean action on its own statistics first; where that returns at least
+    HOME_SHARE of the source's return at home (its run's final evaluation), nothing is remedied and nothing
+    more is spent: the statistics and the std are the source's, the recipe is plain, and the steps counted are
+    that one measurement's."""
+    monkeypatch.setattr(RecipeCheck, "works", property(lambda self: True))
+    model, transfer = started(tmp_path, ppo_source, {"method": "finetune", "recipe": "auto", "recalibration_steps": 64})
+    check = transfer.recipe_check
+    home = json.loads((ppo_source / "eval.json").read_text())["domains"]["source"]["mean_reward"]
+    assert check is not None and check.home == pytest.approx(home)
+    assert check.recalibrated is None and check.std_kept is None and check.episodes[1] == 0
+    assert transfer.settings.recipe == "plain" and transfer.settings.normalization == "update"
+    assert transfer.settings.action_std is None and not transfer.settings.reset_returns
+    venv = model.get_vec_normalize_env()
+    saved = json.loads((ppo_source / "vecnormalize.json").read_text())
+    assert np.allclose(venv.obs_rms.mean, saved["obs_rms"]["mean"])
+    assert torch.equal(model.policy.log_std.detach(), source_policy(ppo_source)["log_std"])
+    assert 0 < transfer.recalibration_steps < 64  # one side of half the recalibration's steps, no recalibration
+    assert json.loads((tmp_path / "run" / "transfer.json").read_text())["recipe_check"]["source_works"] is True
+
+
+def test_a_source_works_where_it_keeps_half_its_home_return() -> None:
+    """HOME_SHARE of the home return, measured: Hopper's randomized source on heavy_slippery works (88%), its
+    nominal source does not (5%); without a positive home return, every remedy is checked."""
+    assert RecipeCheck(664.0, None, (4, 0), home=755.0).works
+    assert not RecipeCheck(155.0, None, (8, 0), home=3295.0).works
+    assert not RecipeCheck(155.0, None, (8, 0)).works and not RecipeCheck(5.0, None, (8, 0), home=-10.0).works
+    assert RecipeCheck.of(RecipeCheck(664.0, None, (4, 0), home=755.0).as_dict()).works
 
 
 def test_the_std_check_keeps_a_working_start_and_resets_a_failing_one() -> None:

@@ -124,9 +124,9 @@ class TransferConfig(Strict):
         "auto",
         description="remedies applied where this section leaves them unset: plain (stable-baselines3's "
         "load-and-learn: the source's std and statistics as they are), recommended (PPO with normalized "
-        "observations: action_std initial, normalization recalibrate, reset_returns) or auto (recommended, kept "
-        "only if the source scores more than 2% higher on the target on the recalibrated statistics than on "
-        "its own, else plain; BENCHMARKS.md)",
+        "observations: action_std initial, normalization recalibrate, reset_returns) or auto (plain where the "
+        "source keeps half its home return on the target; else each remedy where its check on the target "
+        "keeps it; docs/transfer.md)",
     )
     variant: Name | None = Field(
         None, description="a name for these settings: run folders and scorecards use it in place of the method's"

@@ -519,7 +519,7 @@ def start_transfer(
         if settings.normalization == "recalibrate" and source is not None:
             rms: Any = normalization.obs_rms
             before = (np.array(rms.mean), np.array(rms.var))
-            settings = transfer.settings = recalibrate(transfer, normalization, settings)  # auto may fall back
+            settings = transfer.settings = recalibrate(transfer, normalization, settings, source.home_return)
             rms = normalization.obs_rms
             after = (np.array(rms.mean), np.array(rms.var))
             recalibrated = settings.normalization == "recalibrate"  # else auto fell back: the carried are back
