@@ -53,6 +53,7 @@ _EXPORTS = {
     "ObservationNoise": "sim2real.wrappers",
     "ObservationBias": "sim2real.wrappers",
     "ActionNoise": "sim2real.wrappers",
+    "ActionLag": "sim2real.wrappers",
     "ActionLatency": "sim2real.wrappers",
     "ActionScale": "sim2real.wrappers",
     "ActionSaturation": "sim2real.wrappers",
@@ -80,6 +81,7 @@ _EXPORTS = {
 
 __all__ = [
     "QUANTITIES",
+    "ActionLag",
     "ActionLatency",
     "ActionNoise",
     "ActionSaturation",
@@ -147,6 +149,7 @@ if TYPE_CHECKING:
     from sim2real.training import TrainResult, train
     from sim2real.transfer import Transfer
     from sim2real.wrappers import (
+        ActionLag,
         ActionLatency,
         ActionNoise,
         ActionSaturation,

@@ -56,6 +56,7 @@ _REALITY_GAP: dict[str, type[gap.RealityGapWrapper]] = {
     "observation_noise": gap.ObservationNoise,
     "action_scale": gap.ActionScale,
     "action_saturation": gap.ActionSaturation,
+    "action_lag": gap.ActionLag,
     "action_noise": gap.ActionNoise,
     "action_latency": gap.ActionLatency,
 }

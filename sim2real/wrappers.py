@@ -231,6 +231,50 @@ class ActionLatency(RealityGapWrapper):
         return self._queue.popleft()
 
 
+class ActionLag(RealityGapWrapper):
+    """A first-order motor lag: the env receives the command low-pass filtered, ``u_t = u_{t-1} + a (c_t -
+    u_{t-1})`` with ``a = 1 - exp(-dt / tau)``, ``tau`` the motor's time constant in seconds and ``dt`` the env's
+    control period (a motor's current, a hydraulic valve or a series-elastic spring does not follow a step
+    command at once; after ``tau`` seconds it has moved 63% of the way). Each episode starts from the action
+    space's midpoint (no command); ``tau`` 0 passes the command through.
+
+    Args:
+        tau: the time constant in seconds (>= 0), one number or one per action dimension, or a distribution.
+    """
+
+    name = "action_lag"
+
+    def __init__(self, env: gym.Env, tau: Spec, seed: SeedLike = None, when: str = "reset") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, tau=tau, seed=seed, when=when)
+        space = _act_space(env)
+        low, _ = _spec_bounds(tau)
+        if np.any(low < 0):
+            raise Sim2RealError(f"action_lag.tau must be >= 0 seconds, got {tau}")
+        dt = getattr(env.unwrapped, "dt", None)
+        if not isinstance(dt, (int, float)) or dt <= 0:
+            raise Sim2RealError(
+                "action_lag needs the env's control period in seconds (env.unwrapped.dt); this env has none"
+            )
+        size = 1 if _is_distribution(tau) else int(np.prod(space.shape))
+        super().__init__(env, {"tau": tau}, {"tau": size}, seed, when)
+        self.dt = float(dt)
+        self._idle = ((space.low + space.high) / 2).astype(np.float64)
+        self._applied = self._idle.copy()
+
+    def _on_reset(self) -> None:
+        self._applied = self._idle.copy()
+
+    def _act(self, action: np.ndarray) -> np.ndarray:
+        tau = self.current["tau"]
+        # tau 0 is no lag (a = 1), not a division by zero.
+        share = np.where(tau > 0, -np.expm1(-self.dt / np.maximum(tau, np.finfo(np.float64).tiny)), 1.0)
+        command = np.asarray(action, dtype=np.float64)
+        self._applied = self._applied + (share.reshape(command.shape) if share.size > 1 else share[0]) * (
+            command.reshape(self._applied.shape) - self._applied
+        )
+        return self._applied.reshape(np.shape(action)).astype(np.asarray(action).dtype)
+
+
 class ActionScale(RealityGapWrapper):
     """Multiplies every action by ``scale`` before the env (actuator strength: 0.8 is a motor at 80%).
 

@@ -17,6 +17,7 @@ from sim2real.errors import Sim2RealError
 from sim2real.randomization import Choice, Normal, Uniform
 from sim2real.training import train
 from sim2real.wrappers import (
+    ActionLag,
     ActionLatency,
     ActionNoise,
     ActionSaturation,
@@ -85,6 +86,8 @@ WRAPPERS = {
     "action_noise_random": lambda env: ActionNoise(env, std=Normal(0.1, 0.05, 0.0, 0.2), seed=(0, 0)),
     "action_latency": lambda env: ActionLatency(env, steps=2, seed=(0, 0)),
     "action_latency_random": lambda env: ActionLatency(env, steps=Choice((0.0, 1.0, 3.0)), seed=(0, 0)),
+    "action_lag": lambda env: ActionLag(env, tau=[0.0, 0.01, 0.05], seed=(0, 0)),
+    "action_lag_random": lambda env: ActionLag(env, tau=Uniform(0.0, 0.04), seed=(0, 0)),
     "action_scale": lambda env: ActionScale(env, scale=[1.0, 0.5, 0.8], seed=(0, 0)),
     "action_scale_random": lambda env: ActionScale(env, scale=Uniform(0.5, 1.0), seed=(0, 0)),
     "action_saturation": lambda env: ActionSaturation(env, limit=0.5, seed=(0, 0)),
@@ -235,6 +238,39 @@ def test_latency_delays_the_applied_action_by_exactly_k_steps(k):
         np.testing.assert_array_equal(received[k:], np.array(sent[: len(sent) - k]))
 
 
+def test_motor_lag_is_a_first_order_step_response_restarted_every_episode():
+    """A step command from rest reaches 1 - (1 - a)^k of itself after k steps, a = 1 - exp(-dt / tau): 63% after
+    tau seconds. Each dimension has its own tau (0: no lag), and a new episode starts from no command."""
+    inner = recorded()
+    dt = inner.unwrapped.dt  # Hopper: 0.008 s
+    env = ActionLag(inner, tau=[0.0, dt, 4 * dt])
+    for episode in range(2):
+        env.reset(seed=episode)
+        inner.actions.clear()
+        for _ in range(4):
+            env.step(np.ones(3, dtype=np.float32))
+        received = np.array(inner.actions)
+        k = np.arange(1, 5)
+        np.testing.assert_allclose(received[:, 0], 1.0)
+        np.testing.assert_allclose(received[:, 1], 1 - np.exp(-k), rtol=1e-6)
+        np.testing.assert_allclose(received[:, 2], 1 - np.exp(-k / 4), rtol=1e-6)
+    assert received[3, 2] == pytest.approx(1 - np.exp(-1), rel=1e-6)  # tau seconds in: 63% of the way
+
+
+def test_random_motor_lag_is_drawn_per_episode_and_reported():
+    inner = recorded()
+    env = ActionLag(inner, tau=Uniform(0.01, 0.05), seed=(0, 0))
+    taus = set()
+    for episode in range(4):
+        _, info = env.reset(seed=None if episode else 0)
+        tau = info["randomization"]["action_lag/tau"]
+        taus.add(tau)
+        inner.actions.clear()
+        env.step(np.ones(3, dtype=np.float32))
+        np.testing.assert_allclose(inner.actions[0], 1 - np.exp(-inner.unwrapped.dt / tau), rtol=1e-6)
+    assert len(taus) == 4 and all(0.01 <= t <= 0.05 for t in taus)
+
+
 def test_latency_idles_at_the_middle_of_an_asymmetric_action_range():
     inner = Recorder(RescaleAction(gym.make(HOPPER), 0.0, 2.0))
     env = ActionLatency(inner, steps=2)
@@ -342,6 +378,8 @@ def test_action_saturation_clips_to_a_fraction_of_the_range_around_its_middle():
         (lambda env: ActionSaturation(env, limit=1.5), r"action_saturation\.limit must be in \(0, 1\]"),
         (lambda env: ActionSaturation(env, limit=Uniform(0.5, 1.2)), r"action_saturation\.limit must be in"),
         (lambda env: ActionScale(env, scale=1.0, when="interval"), r"action_scale: when must be reset or startup"),
+        (lambda env: ActionLag(env, tau=-0.01), r"action_lag\.tau must be >= 0 seconds"),
+        (lambda env: ActionLag(env, tau=Uniform(-0.01, 0.02)), r"action_lag\.tau must be >= 0 seconds"),
     ],
 )
 def test_invalid_wrapper_parameters_are_refused_naming_the_parameter(make, message):
@@ -384,6 +422,7 @@ def test_config_reality_gap_builds_every_wrapper_innermost_first_and_reports_the
                 "action_latency": {"steps": {"dist": "choice", "values": [0, 1]}},
                 "action_noise": {"std": 0.01},
                 "action_saturation": {"limit": 0.9},
+                "action_lag": {"tau": {"dist": "uniform", "low": 0.0, "high": 0.02}},
                 "action_scale": {"scale": {"dist": "uniform", "low": 0.8, "high": 1.0}, "when": "startup"},
                 "observation_noise": {"std": {"dist": "log_uniform", "low": 0.001, "high": 0.01}},
                 "observation_bias": {"bias": 0.0},
@@ -402,6 +441,7 @@ def test_config_reality_gap_builds_every_wrapper_innermost_first_and_reports_the
     assert ours == [
         ActionLatency,
         ActionNoise,
+        ActionLag,
         ActionSaturation,
         ActionScale,
         ObservationNoise,
@@ -414,6 +454,7 @@ def test_config_reality_gap_builds_every_wrapper_innermost_first_and_reports_the
     assert set(info["randomization"]) == {
         "body_mass/torso",
         "action_latency/steps",
+        "action_lag/tau",
         "action_scale/scale",
         "observation_noise/std",
     }

@@ -155,6 +155,10 @@ class LatencyTerm(_GapTerm):
     steps: Annotated[int, Field(ge=0)] | ChoiceDist | UniformDist = Field(description="delay in control steps")
 
 
+class LagTerm(_GapTerm):
+    tau: WrapperValue = Field(description="the motor's first-order time constant in seconds (0: no lag)")
+
+
 class ScaleTerm(_GapTerm):
     scale: WrapperValue = Field(description="factor applied to each action (actuator strength)")
 
@@ -170,6 +174,7 @@ class RealityGap(Strict):
     observation_noise: NoiseTerm | None = None
     action_scale: ScaleTerm | None = None
     action_saturation: SaturationTerm | None = None
+    action_lag: LagTerm | None = None
     action_noise: NoiseTerm | None = None
     action_latency: LatencyTerm | None = None
 
