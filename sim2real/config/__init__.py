@@ -47,6 +47,7 @@ from sim2real.config.domains import (
     DistributionConfig,
     Domain,
     DynamicsChange,
+    LagTerm,
     LatencyTerm,
     LogUniformDist,
     NoiseTerm,
@@ -68,7 +69,7 @@ from sim2real.config.files import (
     read_config_data,
     read_yaml,
 )
-from sim2real.config.params import IdentifyParam, ParamRange, SweepParam
+from sim2real.config.params import ACTION_LAG, IdentifyParam, ParamRange, SweepParam
 from sim2real.config.student import HistoryConfig, PrivilegedTerm, StudentConfig
 from sim2real.config.study import (
     StudyBudgets,
@@ -97,6 +98,7 @@ from sim2real.config.transfer import (
 )
 
 __all__ = [
+    "ACTION_LAG",
     "RECIPE_METHODS",
     "RECIPE_VALUES",
     "TRANSFER_METHODS",
@@ -121,6 +123,7 @@ __all__ = [
     "GuardConfig",
     "HistoryConfig",
     "IdentifyParam",
+    "LagTerm",
     "LatencyTerm",
     "LinearSchedule",
     "LogUniformDist",

@@ -28,8 +28,8 @@ Quantity = Annotated[str, AfterValidator(_known_quantity)]
 
 
 def _check_select(quantity: str, select: str | list[str] | None) -> None:
-    """Per-element quantities need a selection; gravity and timestep do not."""
-    if QUANTITIES[quantity].kind is not None and select is None:
+    """Per-element quantities need a selection; gravity and timestep (and identification's action_lag) do not."""
+    if quantity in QUANTITIES and QUANTITIES[quantity].kind is not None and select is None:
         raise ValueError(f"{quantity} needs 'select': an element name, a list of names, or 'all'")
 
 

@@ -8,9 +8,9 @@ import re
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from sim2real.config.common import _OPERATIONS, FiniteFloat, Quantity, Strict, _check_select
+from sim2real.config.common import _OPERATIONS, FiniteFloat, Quantity, Strict, _check_select, _known_quantity
 from sim2real.dynamics import parameter_name
 
 
@@ -75,7 +75,26 @@ class SweepParam(ParamRange):
         return [float(v) for v in np.linspace(low, high, self.points)]
 
 
+# Identification fits this reality-gap effect beside the model's quantities: the motor's first-order time
+# constant in seconds (the action_lag wrapper), one for every actuator, searched with set: [low, high].
+ACTION_LAG = "action_lag"
+
+
+def _identifiable(quantity: str) -> str:
+    return quantity if quantity == ACTION_LAG else _known_quantity(quantity)
+
+
 class IdentifyParam(ParamRange):
     """A quantity that system identification fits (``sim2real identify --param``): one value for every selected
     element, searched within [low, high]; ``scale`` and ``offset`` relative to the env's model file, ``set``
-    absolute."""
+    absolute. ``action_lag`` (``set: [low, high]`` seconds, no ``select``) fits a first-order motor lag."""
+
+    quantity: Annotated[str, AfterValidator(_identifiable)] = Field(
+        description="which model quantity, e.g. body_mass, or action_lag (the motors' time constant, seconds)"
+    )
+
+    @model_validator(mode="after")
+    def _lag_in_seconds(self) -> IdentifyParam:
+        if self.quantity == ACTION_LAG and (self.op != "set" or self.select is not None or self.bounds[0] < 0):
+            raise ValueError("action_lag is fitted in seconds, as set: with 0 <= low < high, without select")
+        return self

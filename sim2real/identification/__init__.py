@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sim2real.config import Config, IdentifyParam, load_config
+from sim2real.config import ACTION_LAG, Config, IdentifyParam, load_config
 from sim2real.errors import Sim2RealError
 from sim2real.identification.fitting import (
     Fit,
@@ -219,6 +219,8 @@ def _dynamics_entries(config: Config, values: dict[str, Any], identification: Id
     """The source's own changes (those the parameters do not replace) followed by the identified ones."""
     entries = [change.model_dump(mode="json", exclude_defaults=True) for change in config.source.dynamics]
     for param in identification.params:
+        if param.quantity == ACTION_LAG:  # a reality-gap effect, written there (_config_text)
+            continue
         entry: dict[str, Any] = {"quantity": param.quantity}
         if param.select is not None:
             entry["select"] = param.select
@@ -244,9 +246,19 @@ def _config_text(identification: Identification, folder: Path, values: dict[str,
     else:  # a config built in Python, or a file's with fields overridden: the whole of it
         data = config.model_dump(mode="json", exclude={"source", "transfer"})
     data["source"] = {"dynamics": _dynamics_entries(config, values, identification)}
+    gap = config.source.reality_gap.model_dump(mode="json", exclude_none=True)
     if identification.latency:
-        gap = config.source.reality_gap.model_dump(mode="json", exclude_none=True)
-        data["source"]["reality_gap"] = {**gap, "action_latency": {"steps": identification.latency}}
+        gap["action_latency"] = {"steps": identification.latency}
+    lag = next((p.name for p in identification.params if p.quantity == ACTION_LAG), None)
+    if lag is not None:
+        tau = values[lag]
+        if isinstance(tau, dict) and tau["high"] > 0:  # a time constant is >= 0, whatever the interval says
+            tau = {**tau, "low": max(0.0, tau["low"])}
+        elif isinstance(tau, dict):
+            tau = 0.0
+        gap["action_lag"] = {"tau": tau}
+    if gap:
+        data["source"]["reality_gap"] = gap
     data["run"] = (
         {"experiment": "identified"}
         if "extends" in data

@@ -32,8 +32,9 @@ from typing import Any
 import mujoco
 import numpy as np
 from mujoco import rollout
+from scipy.signal import lfilter
 
-from sim2real.config import IdentifyParam
+from sim2real.config import ACTION_LAG, IdentifyParam
 from sim2real.dynamics import Change, Dynamics
 from sim2real.errors import Sim2RealError
 from sim2real.identification.trajectories import Trajectories
@@ -59,6 +60,28 @@ class Windows:
     control: np.ndarray  # (W, horizon * frame_skip, nu) the commands, held for frame_skip physics steps
     target: np.ndarray  # (W, horizon, nq + nv) recorded states after each control step
     scale: np.ndarray  # (nq + nv,) how much each dimension moves over a window (the residuals' unit)
+    # For a motor lag, which filters every command an episode sent before a window too:
+    delayed: np.ndarray | None = None  # (rows, nu) the command reaching the motor at each row (latency applied)
+    episode: np.ndarray | None = None  # (rows,) each row's episode
+    idle: np.ndarray | None = None  # (nu,) the motor's command at each episode's start (the action midpoint)
+    period: float = 0.0  # seconds per control step
+
+    def lagged(self, tau: float) -> np.ndarray:
+        """The windows' controls through a first-order motor lag of time constant ``tau`` seconds, as the
+        ``action_lag`` wrapper applies it: filtered from each episode's start, so a window's first command
+        carries what the motor still held of the ones before."""
+        assert self.delayed is not None and self.episode is not None and self.idle is not None
+        if tau <= 0:
+            return self.control
+        share = -math.expm1(-self.period / tau)
+        applied = np.empty_like(self.delayed)
+        bounds = np.flatnonzero(np.diff(self.episode)) + 1
+        for rows in np.split(np.arange(len(self.episode)), bounds):
+            applied[rows] = lfilter([share], [1.0, share - 1.0], self.delayed[rows], axis=0,
+                                    zi=((1.0 - share) * self.idle)[None, :])[0]  # fmt: skip
+        horizon = self.target.shape[1]
+        frame_skip = self.control.shape[1] // horizon
+        return np.repeat(applied[self.starts[:, None] + np.arange(horizon)], frame_skip, axis=1)
 
 
 def cut_windows(
@@ -114,7 +137,15 @@ def cut_windows(
     moved = target[:, -1] - states[start]
     scale = moved.std(axis=0)
     scale = np.maximum(scale, max(1e-8, 1e-3 * float(scale.max())))
-    return Windows(start, initial, control, target, scale)
+    # What reaches the motor at each row: the command sent latency rows before, or nothing yet (the midpoint).
+    limited = model.actuator_ctrllimited.astype(bool)
+    idle = np.where(limited, model.actuator_ctrlrange.mean(axis=1), 0.0)
+    first = np.r_[0, np.flatnonzero(np.diff(episode)) + 1]
+    begins = first[np.searchsorted(first, np.arange(rows), side="right") - 1]
+    source = np.arange(rows) - latency
+    delayed = np.where((source >= begins)[:, None], trajectories.action[np.maximum(source, 0)], idle)
+    period = float(model.opt.timestep) * frame_skip
+    return Windows(start, initial, control, target, scale, delayed, np.asarray(episode), idle, period)
 
 
 class Replay:
@@ -146,6 +177,8 @@ class Replay:
         self.threads = threads
         self.low = np.array([p.bounds[0] for p in params])
         self.high = np.array([p.bounds[1] for p in params])
+        # The motor lag is not in the model: it filters the commands the windows replay.
+        self._lag = next((i for i, p in enumerate(self.params) if p.quantity == ACTION_LAG), None)
         self._copies: list[Dynamics] = []
         self._datas = [mujoco.MjData(model) for _ in range(threads)]
         self.nq = model.nq
@@ -158,8 +191,9 @@ class Replay:
     def changes(self, values: Sequence[float] | np.ndarray) -> list[Change]:
         return [
             *self.base,
-            *(Change(p.quantity, p.op, float(v), p.select) for p, v in zip(self.params, values, strict=True)),
-        ]
+            *(Change(p.quantity, p.op, float(v), p.select)
+              for p, v in zip(self.params, values, strict=True) if p.quantity != ACTION_LAG),
+        ]  # fmt: skip
 
     def check(self) -> None:
         """Refuses parameters the model does not have and ranges the physics refuses (either end), and warns
@@ -167,6 +201,8 @@ class Replay:
         dynamics = Dynamics(copy.copy(self.model))
         neutral = self.values(start_point(self.params))
         for index, param in enumerate(self.params):
+            if param.quantity == ACTION_LAG:  # a filter on the commands, not the model (its range: schema)
+                continue
             for end in param.bounds:
                 values = neutral.copy()
                 values[index] = end
@@ -197,13 +233,21 @@ class Replay:
             batch,
             self._datas,
             np.tile(w.initial, (count, 1)),
-            np.tile(w.control, (count, 1, 1)),
+            self._controls(np.atleast_2d(values)),
             persistent_pool=True,
         )
         self.rollouts += len(batch)
         # The state after control step j is the last of its frame_skip physics steps; columns 1.. are qpos, qvel.
         after = state[:, self.frame_skip - 1 :: self.frame_skip, 1 : 1 + self.nq + self._nv]
         return after.reshape(count, n_windows, -1, self.nq + self._nv)
+
+    def _controls(self, values: np.ndarray) -> np.ndarray:
+        """Every (candidate, window) pair's controls, in the batch's order: the recorded ones, or each
+        candidate's lagged."""
+        w = self.windows
+        if self._lag is None:
+            return np.tile(w.control, (len(values), 1, 1))
+        return np.concatenate([w.lagged(float(point[self._lag])) for point in values])
 
     @property
     def _nv(self) -> int:
@@ -282,7 +326,7 @@ def start_point(params: Sequence[IdentifyParam]) -> np.ndarray:
     point = []
     for p in params:
         low, high = p.bounds
-        neutral = {"scale": 1.0, "offset": 0.0}.get(p.op)
+        neutral = 0.0 if p.quantity == ACTION_LAG else {"scale": 1.0, "offset": 0.0}.get(p.op)
         inside = neutral is not None and low <= neutral <= high
         point.append((neutral - low) / (high - low) if inside else 0.5)  # type: ignore[operator]
     return np.array(point)
