@@ -44,6 +44,8 @@ def add_record(commands: Any) -> None:
                         help="Gaussian sensor noise on the recorded qpos, qvel and observation (default: 0)")  # fmt: skip
     record.add_argument("--latency", type=non_negative, default=0, metavar="STEPS",
                         help="control steps between a command being sent and applied (default: 0)")  # fmt: skip
+    record.add_argument("--lag", type=non_negative_float, default=0.0, metavar="SECONDS",
+                        help="the motor's first-order time constant, after the latency (default: 0)")  # fmt: skip
     add_trust_source(record)
     record.set_defaults(run=run_record)
 
@@ -102,7 +104,7 @@ def run_record(args: argparse.Namespace, console: Console) -> int:
     else:
         config = run_config(model, args.config, args.overrides)
     trajectories = record(config, model_path=model, domain=args.domain, episodes=args.episodes, seed=args.seed,
-                          deterministic=not args.stochastic, noise=args.noise, latency=args.latency,
+                          deterministic=not args.stochastic, noise=args.noise, latency=args.latency, lag=args.lag,
                           trust_source=args.trust_source)  # fmt: skip
     trajectories.write(args.out)
     console.print(

@@ -257,6 +257,7 @@ def record(
     deterministic: bool = True,
     noise: float = 0.0,
     latency: int = 0,
+    lag: float = 0.0,
     trust_source: bool = False,
 ) -> Trajectories:
     """Rolls a policy (or uniform random actions, for excitation) out on a domain and records every step.
@@ -272,11 +273,12 @@ def record(
             policy sees the noisy observation), in each quantity's units: imperfect data, as from a robot.
         latency: control steps between sending a command and the motor applying it (the recorded action is
             the one sent), as the ``action_latency`` reality-gap wrapper makes it.
+        lag: the motor's first-order time constant in seconds (after the latency), as ``action_lag`` makes it.
         trust_source: allow reading a pickled ``vecnormalize.pkl``.
     """
     import sim2real
     from sim2real.domain import make_domain_env
-    from sim2real.wrappers import ActionLatency, ObservationHistory
+    from sim2real.wrappers import ActionLag, ActionLatency, ObservationHistory
 
     domains = config.domains()
     if domain not in domains:
@@ -285,6 +287,8 @@ def record(
     env_kwargs: dict[str, Any] = dict(config.env_kwargs)
     env = make_domain_env(config.env, domains[domain], seed=(seed, 0), **env_kwargs)
     size = int(np.prod(env.observation_space.shape or (1,)))  # the env's own observation: what is recorded
+    if lag:
+        env = ActionLag(env, tau=lag, seed=seed)
     if latency:
         env = ActionLatency(env, steps=latency, seed=seed)
     if history is not None:  # outermost: the policy's past holds its commands, before the delay
@@ -306,6 +310,7 @@ def record(
         "seed": seed,
         "noise": noise,
         "latency": latency,
+        "lag": lag,
         "sim2real_version": sim2real.__version__,
     }
     return Trajectories(**arrays, header=header)
