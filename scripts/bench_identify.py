@@ -7,7 +7,7 @@ For InvertedDoublePendulum-v5 and Hopper-v5 (``configs/<env>/identify.yaml``, ta
 recording (clean; Gaussian sensor noise of std 0.01 on qpos, qvel and observations, fitted with the default
 3-step and with 6-step windows; noise of std 0.02; one control step of latency between a command and the motor,
 with candidate latencies 0, 1 and 2 steps; a first-order motor lag of 0.02 s, fitted as ``action_lag`` beside
-the rest), with identify's defaults (the noise the recording shows taken out
+the rest; noise 0.01 on a recording of observations and commands only, no qpos or qvel), with identify's defaults (the noise the recording shows taken out
 of its positions first), over 5 seeds: records 10 episodes on the hidden target (the
 policy's sampled actions, or uniform random actions without ``--policy``), identifies the parameters below
 from the nominal model, and compares each estimate with the target's true value. The goals (issue 15): masses
@@ -71,6 +71,8 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "latency": {"record": {"latency": 1}, "identify": {"latency": (0, 1, 2)}},
     # A first-order motor lag (0.02 s: 2.5 of Hopper's control periods, 0.4 of IDP's), fitted beside the rest.
     "lag": {"record": {"lag": 0.02}, "identify": {}, "params": ["{quantity: action_lag, set: [0.0, 0.1]}"]},
+    # What a robot that logs what its policy sees has: observations and commands, noise 0.01, no qpos or qvel.
+    "observations": {"record": {"noise": 0.01}, "identify": {}, "observations_only": True},
 }
 # Goals per quantity: masses and gears within 5%, the rest within 10%.
 TOLERANCE = {"body_mass": 0.05, "actuator_gear": 0.05}
@@ -119,6 +121,8 @@ def run_case(
             recording = folder / f"{env}_{condition}_{seed}.npz"
             trajectories = record(config, model_path=policy, domain="hidden", episodes=episodes, seed=seed,
                                   deterministic=False, **realism["record"])  # fmt: skip
+            if realism.get("observations_only"):
+                trajectories = trajectories.observations_only()
             trajectories.write(recording)
             began = time.perf_counter()
             try:
@@ -275,7 +279,10 @@ def main() -> None:
             policy = Path(policies[env]) if env in policies else None
             results["envs"][env] = run_case(env, policy, args.seeds, args.episodes, Path(folder), args.keep,
                                             args.conditions)  # fmt: skip
-            speed = replay_speed(env, Path(folder) / f"{env}_{args.conditions[0]}_0.npz")
+            with_states = [c for c in args.conditions if not CONDITIONS[c].get("observations_only")]
+            if not with_states:
+                continue
+            speed = replay_speed(env, Path(folder) / f"{env}_{with_states[0]}_0.npz")
             results["envs"][env]["replay_speed"] = speed
             print(f"{env}: one generation's replays ({speed['physics_steps']:,} physics steps) in "
                   f"{speed['rollout_s'] * 1e3:.1f} ms through mujoco.rollout, {speed['python_step_s'] * 1e3:.1f} ms "

@@ -209,6 +209,13 @@ def _bad_recording(setup: dict[str, Any], tmp_path: Path, change: str) -> Path:
         t.qpos = t.qpos[:, :2]
     if change == "single_rows":
         t.episode = np.arange(t.steps)
+    if change == "interleaved":
+        t.episode = t.episode.copy()
+        t.episode[t.episode == 2] = 0  # episode 0's number comes back after episode 1
+    if change == "observations_swapped":
+        assert t.observation is not None
+        t = t.observations_only()
+        t.observation = t.observation[:, [0, 1, 2, 3, 4, 6, 5, 7, 8]]  # the hinges' velocities swapped
     if change == "empty":
         path.write_bytes(b"")
         return path
@@ -225,6 +232,8 @@ def _bad_recording(setup: dict[str, Any], tmp_path: Path, change: str) -> Path:
         ("nan", "qvel holds NaN or inf (first at row 5)"),
         ("dims", "qpos has 2 columns, InvertedDoublePendulum-v5 has 3"),
         ("single_rows", "no complete step"),
+        ("interleaved", "comes back at row"),
+        ("observations_swapped", "the observation does not hold the env's layout"),
         ("empty", "not a readable recording"),
         ("garbage", "not a readable recording"),
     ],
@@ -351,6 +360,43 @@ BAD_LAGS = [
 def test_a_motor_lag_is_fitted_in_seconds_from_zero_up(param: str) -> None:
     with pytest.raises(ValueError, match="action_lag is fitted in seconds, as set"):
         _params(param)
+
+
+def test_observations_and_actions_alone_identify_the_same_values(setup: dict[str, Any], tmp_path: Path) -> None:
+    """A recording of what the policy saw, without qpos and qvel (a robot's log): the states are read from the
+    observations (IDP's angles from their sines and cosines) and the fit finds what it finds from the states."""
+    observed = tmp_path / "observed.npz"
+    read_trajectories(setup["recording"]).observations_only().write(observed)
+    assert not read_trajectories(observed).has_states
+    result = identify(observed, setup["config"], _params(*PARAMS), seed=0)
+    found = {e.param.quantity: e.value for e in result.fit.estimates}
+    assert found["body_mass"] == pytest.approx(TRUTH["poles"], rel=0.02)
+    assert found["actuator_gear"] == pytest.approx(TRUTH["gear"], rel=0.02)
+    assert found["joint_damping"] == pytest.approx(TRUTH["damping"], rel=0.05)
+    assert result.trajectories.header["states_from"] == "observation"
+    assert result.trajectories.episodes == read_trajectories(setup["recording"]).episodes
+
+
+def test_a_clipped_velocity_holds_no_state_and_splits_its_episode() -> None:
+    """Hopper clips its observed velocities at 10: such a row is cut out of the windows (its episode goes on
+    in pieces on either side), and the x position it does not observe is 0."""
+    import gymnasium as gym
+
+    from sim2real.identification.observations import with_states
+    from sim2real.identification.trajectories import control_period
+
+    env = gym.make("Hopper-v5")
+    env.reset(seed=0)
+    rows = []
+    for _ in range(12):
+        rows.append(env.unwrapped._get_obs())  # type: ignore[attr-defined]
+        env.step(env.action_space.sample())
+    obs = np.array(rows)
+    obs[5, 8] = 10.0  # a joint velocity at the clip
+    t = Trajectories(np.zeros(12, dtype=np.int64), np.zeros((12, 0)), np.zeros((12, 0)), np.zeros((12, 3)), obs)
+    read = with_states(Path("log.npz"), t, env, control_period(env))
+    assert list(read.episode) == [0] * 5 + [1] + [2] * 6 and read.episodes == 1
+    assert np.all(read.qpos[:, 0] == 0.0) and np.allclose(read.qpos[:, 1:], obs[:, :5])
 
 
 # ------------------------------------------------------------------------------------------- sensor noise

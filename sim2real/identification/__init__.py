@@ -41,6 +41,7 @@ from sim2real.identification.fitting import (
     significant,
     start_point,
 )
+from sim2real.identification.observations import with_states
 from sim2real.identification.smoothing import Smoothing, smooth_positions
 from sim2real.identification.trajectories import (
     Trajectories,
@@ -132,7 +133,7 @@ def identify(
     trajectories = read_trajectories(recording)
     env = _fixed_source(config)
     try:
-        check_fits(recording, trajectories, env, config.env, control_period(env))
+        trajectories = _fitting(recording, trajectories, env, config.env)
         unwrapped: Any = env.unwrapped
         model, frame_skip = unwrapped.model, int(getattr(unwrapped, "frame_skip", 1))
         smoothing = None
@@ -166,6 +167,14 @@ def identify(
         env.close()
     return Identification(config, Path(recording), trajectories, list(params), result, cut, display, before, after,
                           horizon, chosen, losses, smoothing)  # fmt: skip
+
+
+def _fitting(recording: Path, trajectories: Trajectories, env: Any, env_id: str) -> Trajectories:
+    """The recording checked against the env, with its states read from its observations if it has none."""
+    check_fits(recording, trajectories, env, env_id, control_period(env))
+    if trajectories.has_states:
+        return trajectories
+    return with_states(recording, trajectories, env, control_period(env))
 
 
 def _fixed_source(config: Config) -> Any:

@@ -9,12 +9,13 @@ column          shape        meaning
 ``qpos``        (N, nq)      joint positions before the step (MuJoCo's ``data.qpos``: m, rad, quaternions)
 ``qvel``        (N, nv)      joint velocities before the step (``data.qvel``: m/s, rad/s)
 ``action``      (N, nu)      the command sent at this step, in the env's action units
-``observation`` (N, n_obs)   optional: what the policy saw
+``observation`` (N, n_obs)   what the policy saw: optional, or in place of ``qpos`` and ``qvel``
 ``reward``      (N,)         optional: the reward the step earned
 =============== ============ ===============================================================================
 
 plus a small JSON header: the env id and keywords, the control period (s), what produced the file and the
-sim2real version. Row ``t + 1`` of an episode is the state that the command of row ``t`` led to, so an episode
+sim2real version. Without ``qpos`` and ``qvel``, identification reads the states from the observations, for
+the envs whose observation it can invert (:mod:`sim2real.identification.observations`). Row ``t + 1`` of an episode is the state that the command of row ``t`` led to, so an episode
 of T rows holds T - 1 transitions.
 
 Two containers hold the same table: ``.npz`` (numpy arrays, the header as a JSON string; read without pickle)
@@ -47,9 +48,10 @@ if TYPE_CHECKING:
 
 FORMAT = "sim2real.trajectories"
 FORMAT_VERSION = 1
-# The table's columns in file order; the first four are required.
+# The table's columns in file order: the first four are required, but qpos and qvel may give way to observation.
 REQUIRED = ("episode", "qpos", "qvel", "action")
 OPTIONAL = ("observation", "reward")
+STATES = ("qpos", "qvel")
 SUFFIXES = (".npz", ".csv")
 
 
@@ -59,8 +61,8 @@ class Trajectories:
 
     Args:
         episode: (N,) episode index of each row.
-        qpos: (N, nq) joint positions before each step.
-        qvel: (N, nv) joint velocities before each step.
+        qpos: (N, nq) joint positions before each step ((N, 0): not recorded, see ``has_states``).
+        qvel: (N, nv) joint velocities before each step ((N, 0): not recorded).
         action: (N, nu) the command sent at each step.
         observation: (N, n_obs) what the policy saw, or None.
         reward: (N,) the reward of each step, or None.
@@ -81,12 +83,26 @@ class Trajectories:
 
     @property
     def episodes(self) -> int:
-        return len(np.unique(self.episode))
+        """Episodes recorded (states read from observations split some into pieces: the header keeps the count)."""
+        return int(self.header.get("episodes_recorded", len(np.unique(self.episode))))
+
+    @property
+    def has_states(self) -> bool:
+        """Whether ``qpos`` and ``qvel`` were recorded (else only observations and actions were)."""
+        return self.qpos.shape[1] > 0 or self.qvel.shape[1] > 0
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The table's columns that are present, in file order."""
         named = {name: getattr(self, name) for name in (*REQUIRED, *OPTIONAL)}
-        return {name: value for name, value in named.items() if value is not None}
+        absent = () if self.has_states else STATES
+        return {name: value for name, value in named.items() if value is not None and name not in absent}
+
+    def observations_only(self) -> Trajectories:
+        """The same recording without ``qpos`` and ``qvel``: what a robot that logs its observations has."""
+        if self.observation is None:
+            raise Sim2RealError("a recording without observations cannot drop its qpos and qvel")
+        empty = np.zeros((self.steps, 0))
+        return Trajectories(self.episode, empty, empty, self.action, self.observation, self.reward, dict(self.header))
 
     def transitions(self) -> np.ndarray:
         """Row indices ``t`` whose next row ``t + 1`` is in the same episode (the state the command led to)."""
@@ -121,9 +137,19 @@ def read_trajectories(path: Path) -> Trajectories:
         arrays, header = _read_csv(path) if path.suffix == ".csv" else _read_npz(path)
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, UnicodeDecodeError) as error:
         raise Sim2RealError(f"{path}: not a readable recording ({error})") from None
-    missing = [name for name in REQUIRED if name not in arrays]
+    states = all(name in arrays for name in STATES) or "observation" not in arrays
+    missing = [name for name in REQUIRED if name not in arrays and (states or name not in STATES)]
     if missing:
-        raise Sim2RealError(f"{path}: no {', '.join(missing)} column (a recording has {', '.join(REQUIRED)})")
+        raise Sim2RealError(
+            f"{path}: no {', '.join(missing)} column (a recording has {', '.join(REQUIRED)}, or episode, "
+            "observation and action)"
+        )
+    if not states:  # observations and actions only: identification reads the states from the observations
+        arrays = {
+            **arrays,
+            "qpos": np.zeros((len(arrays["episode"]), 0)),
+            "qvel": np.zeros((len(arrays["episode"]), 0)),
+        }
     trajectories = Trajectories(
         arrays["episode"], arrays["qpos"], arrays["qvel"], arrays["action"],
         arrays.get("observation"), arrays.get("reward"), header,
@@ -145,6 +171,15 @@ def _check_table(path: Path, t: Trajectories) -> None:
         if not np.isfinite(value).all():
             bad = int(np.flatnonzero(~np.isfinite(value.reshape(rows, -1)).all(axis=1))[0])
             raise Sim2RealError(f"{path}: {name} holds NaN or inf (first at row {bad})")
+    starts = np.r_[0, np.flatnonzero(np.diff(t.episode)) + 1]
+    seen: set[int] = set()
+    for row in starts:  # an episode is one block of rows: a number that comes back is another episode's rows
+        if int(t.episode[row]) in seen:
+            raise Sim2RealError(
+                f"{path}: episode {int(t.episode[row])} comes back at row {int(row)} after other episodes; each "
+                "episode's rows must be together, in time order"
+            )
+        seen.add(int(t.episode[row]))
     if len(t.transitions()) == 0:
         raise Sim2RealError(f"{path}: no complete step (every episode has a single row)")
 
@@ -155,7 +190,7 @@ def check_fits(path: Path, t: Trajectories, env: gym.Env, env_id: str, control_p
     recorded_env = t.header.get("env")
     if recorded_env not in (None, env_id):
         raise Sim2RealError(f"{path}: recorded on {recorded_env}, but the config's env is {env_id}")
-    expected = {"qpos": model.nq, "qvel": model.nv, "action": model.nu}
+    expected = {"qpos": model.nq, "qvel": model.nv, "action": model.nu} if t.has_states else {"action": model.nu}
     if t.observation is not None and env.observation_space.shape:
         expected["observation"] = env.observation_space.shape[0]
     wrong = [
