@@ -7,7 +7,8 @@ For InvertedDoublePendulum-v5 and Hopper-v5 (``configs/<env>/identify.yaml``, ta
 recording (clean; Gaussian sensor noise of std 0.01 on qpos, qvel and observations, fitted with the default
 3-step and with 6-step windows; noise of std 0.02; one control step of latency between a command and the motor,
 with candidate latencies 0, 1 and 2 steps; a first-order motor lag of 0.02 s, fitted as ``action_lag`` beside
-the rest; noise 0.01 on a recording of observations and commands only, no qpos or qvel), with identify's defaults (the noise the recording shows taken out
+the rest; noise 0.01 on a recording of observations and commands only, no qpos or qvel; an encoder 0.05 rad
+off, fitted as ``sensor_offset``), with identify's defaults (the noise the recording shows taken out
 of its positions first), over 5 seeds: records 10 episodes on the hidden target (the
 policy's sampled actions, or uniform random actions without ``--policy``), identifies the parameters below
 from the nominal model, and compares each estimate with the target's true value. The goals (issue 15): masses
@@ -37,7 +38,7 @@ import numpy as np
 import yaml
 from results import command_line, goal, write_results
 
-from sim2real.config import ACTION_LAG, Config, IdentifyParam, load_config
+from sim2real.config import ACTION_LAG, SENSOR_OFFSET, Config, IdentifyParam, load_config
 from sim2real.identification import identify, record, write_identification
 
 # What is fitted on each env, with the range it is searched in.
@@ -50,6 +51,7 @@ CASES: dict[str, dict[str, Any]] = {
             "{quantity: joint_damping, select: [hinge, hinge2], set: [0.0, 1.0]}",
             "{quantity: joint_frictionloss, select: [hinge, hinge2], set: [0.0, 0.5]}",
         ],
+        "encoder": "hinge",  # the joint whose recorded position holds an offset in the offset condition
     },
     "hopper": {
         "config": "configs/hopper/identify.yaml",
@@ -60,6 +62,7 @@ CASES: dict[str, dict[str, Any]] = {
             "{quantity: geom_friction, select: all, set: [0.2, 2.0]}",
             "{quantity: joint_damping, select: [thigh_joint, leg_joint, foot_joint], set: [0.0, 2.0]}",
         ],
+        "encoder": "thigh_joint",
     },
 }
 # Each condition: how the recording is made, and how identify is told to fit it.
@@ -73,6 +76,13 @@ CONDITIONS: dict[str, dict[str, Any]] = {
     "lag": {"record": {"lag": 0.02}, "identify": {}, "params": ["{quantity: action_lag, set: [0.0, 0.1]}"]},
     # What a robot that logs what its policy sees has: observations and commands, noise 0.01, no qpos or qvel.
     "observations": {"record": {"noise": 0.01}, "identify": {}, "observations_only": True},
+    # An encoder whose zero is 0.05 rad off (the case's joint), fitted as sensor_offset beside the rest.
+    "offset": {
+        "record": {},
+        "identify": {},
+        "offset": 0.05,
+        "params": ["{quantity: sensor_offset, select: ENCODER, offset: [-0.2, 0.2]}"],
+    },
 }
 # Goals per quantity: masses and gears within 5%, the rest within 10%.
 TOLERANCE = {"body_mass": 0.05, "actuator_gear": 0.05}
@@ -89,10 +99,20 @@ def true_value(config: Config, param: IdentifyParam, realism: dict[str, Any] | N
     sees it)."""
     if param.quantity == ACTION_LAG:
         return float((realism or {}).get("record", {}).get("lag", 0.0))
+    if param.quantity == SENSOR_OFFSET:
+        return float((realism or {}).get("offset", 0.0))
     for change in config.targets["hidden"].dynamics:
         if change.quantity == param.quantity and change.select == param.select and change.op == param.op:
             return float(getattr(change, change.op))
     return {"scale": 1.0, "offset": 0.0}[param.op]  # not changed by the target
+
+
+def _qpos_column(config: Config, joint: str) -> int:
+    import gymnasium as gym
+    import mujoco
+
+    model = gym.make(config.env).unwrapped.model  # type: ignore[attr-defined]
+    return int(model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint)])
 
 
 def error_of(value: float, truth: float, param: IdentifyParam) -> float:
@@ -112,7 +132,7 @@ def run_case(
     every_truth: dict[str, float] = {}
     for condition in names:
         realism = CONDITIONS[condition]
-        specs = [*case["params"], *realism.get("params", [])]
+        specs = [*case["params"], *(s.replace("ENCODER", case["encoder"]) for s in realism.get("params", []))]
         params = [IdentifyParam.model_validate(yaml.safe_load(spec)) for spec in specs]
         truths = {p.name: true_value(config, p, realism) for p in params}
         every_truth.update(truths)
@@ -123,6 +143,8 @@ def run_case(
                                   deterministic=False, **realism["record"])  # fmt: skip
             if realism.get("observations_only"):
                 trajectories = trajectories.observations_only()
+            if realism.get("offset"):
+                trajectories.qpos[:, _qpos_column(config, case["encoder"])] += realism["offset"]
             trajectories.write(recording)
             began = time.perf_counter()
             try:

@@ -69,7 +69,7 @@ from sim2real.config.files import (
     read_config_data,
     read_yaml,
 )
-from sim2real.config.params import ACTION_LAG, IdentifyParam, ParamRange, SweepParam
+from sim2real.config.params import ACTION_LAG, SENSOR_OFFSET, IdentifyParam, ParamRange, SweepParam
 from sim2real.config.student import HistoryConfig, PrivilegedTerm, StudentConfig
 from sim2real.config.study import (
     StudyBudgets,
@@ -101,6 +101,7 @@ __all__ = [
     "ACTION_LAG",
     "RECIPE_METHODS",
     "RECIPE_VALUES",
+    "SENSOR_OFFSET",
     "TRANSFER_METHODS",
     "Activation",
     "AdrConfig",

@@ -78,16 +78,20 @@ class SweepParam(ParamRange):
 # Identification fits this reality-gap effect beside the model's quantities: the motor's first-order time
 # constant in seconds (the action_lag wrapper), one for every actuator, searched with set: [low, high].
 ACTION_LAG = "action_lag"
+# ... and a sensor offset: what the recorded positions of the selected joints hold beyond the truth (an encoder's
+# zero), in the joint's units (rad, m), searched with offset: [low, high].
+SENSOR_OFFSET = "sensor_offset"
 
 
 def _identifiable(quantity: str) -> str:
-    return quantity if quantity == ACTION_LAG else _known_quantity(quantity)
+    return quantity if quantity in (ACTION_LAG, SENSOR_OFFSET) else _known_quantity(quantity)
 
 
 class IdentifyParam(ParamRange):
     """A quantity that system identification fits (``sim2real identify --param``): one value for every selected
     element, searched within [low, high]; ``scale`` and ``offset`` relative to the env's model file, ``set``
-    absolute. ``action_lag`` (``set: [low, high]`` seconds, no ``select``) fits a first-order motor lag."""
+    absolute. ``action_lag`` (``set: [low, high]`` seconds, no ``select``) fits a first-order motor lag;
+    ``sensor_offset`` (``offset: [low, high]``, a joint in ``select``) what the recording adds to its position."""
 
     quantity: Annotated[str, AfterValidator(_identifiable)] = Field(
         description="which model quantity, e.g. body_mass, or action_lag (the motors' time constant, seconds)"
@@ -97,4 +101,6 @@ class IdentifyParam(ParamRange):
     def _lag_in_seconds(self) -> IdentifyParam:
         if self.quantity == ACTION_LAG and (self.op != "set" or self.select is not None or self.bounds[0] < 0):
             raise ValueError("action_lag is fitted in seconds, as set: with 0 <= low < high, without select")
+        if self.quantity == SENSOR_OFFSET and (self.op != "offset" or self.select is None):
+            raise ValueError("sensor_offset is fitted as offset: [low, high] in the joint's units, with select")
         return self

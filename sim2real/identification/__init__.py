@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sim2real.config import ACTION_LAG, Config, IdentifyParam, load_config
+from sim2real.config import ACTION_LAG, SENSOR_OFFSET, Config, IdentifyParam, load_config
 from sim2real.errors import Sim2RealError
 from sim2real.identification.fitting import (
     Fit,
@@ -229,6 +229,8 @@ def _dynamics_entries(config: Config, values: dict[str, Any], identification: Id
     entries = [change.model_dump(mode="json", exclude_defaults=True) for change in config.source.dynamics]
     for param in identification.params:
         if param.quantity == ACTION_LAG:  # a reality-gap effect, written there (_config_text)
+            continue
+        if param.quantity == SENSOR_OFFSET:  # the robot's, not the simulator's: the report names it to correct
             continue
         entry: dict[str, Any] = {"quantity": param.quantity}
         if param.select is not None:

@@ -36,7 +36,7 @@ import numpy as np
 from mujoco import rollout
 from scipy.signal import lfilter
 
-from sim2real.config import ACTION_LAG, IdentifyParam
+from sim2real.config import ACTION_LAG, SENSOR_OFFSET, IdentifyParam
 from sim2real.dynamics import Change, Dynamics
 from sim2real.errors import Sim2RealError
 from sim2real.identification.trajectories import Trajectories
@@ -179,8 +179,12 @@ class Replay:
         self.threads = threads
         self.low = np.array([p.bounds[0] for p in params])
         self.high = np.array([p.bounds[1] for p in params])
-        # The motor lag is not in the model: it filters the commands the windows replay.
+        # The motor lag is not in the model: it filters the commands the windows replay. A sensor offset is not
+        # either: it is what the recorded positions hold beyond the joints' (qpos addresses per parameter).
         self._lag = next((i for i, p in enumerate(self.params) if p.quantity == ACTION_LAG), None)
+        self._offsets = {
+            i: _position_columns(model, p) for i, p in enumerate(self.params) if p.quantity == SENSOR_OFFSET
+        }
         self._copies: list[Dynamics] = []
         self._datas = [mujoco.MjData(model) for _ in range(threads)]
         self.nq = model.nq
@@ -194,7 +198,7 @@ class Replay:
         return [
             *self.base,
             *(Change(p.quantity, p.op, float(v), p.select)
-              for p, v in zip(self.params, values, strict=True) if p.quantity != ACTION_LAG),
+              for p, v in zip(self.params, values, strict=True) if p.quantity not in OUTSIDE_THE_MODEL),
         ]  # fmt: skip
 
     def check(self) -> None:
@@ -203,7 +207,7 @@ class Replay:
         dynamics = Dynamics(copy.copy(self.model))
         neutral = self.values(start_point(self.params))
         for index, param in enumerate(self.params):
-            if param.quantity == ACTION_LAG:  # a filter on the commands, not the model (its range: schema)
+            if param.quantity in OUTSIDE_THE_MODEL:  # checked by the schema and _position_columns
                 continue
             for end in param.bounds:
                 values = neutral.copy()
@@ -226,22 +230,29 @@ class Replay:
         return models
 
     def simulate(self, values: np.ndarray) -> np.ndarray:
-        """Simulated states (P, W, horizon, nq + nv) of every window under each of P parameter sets."""
+        """Simulated states (P, W, horizon, nq + nv) of every window under each of P parameter sets, as the
+        recording's sensors would read them (a sensor offset added to its joints' positions)."""
         w = self.windows
-        models = self._models(np.atleast_2d(values))
+        values = np.atleast_2d(values)
+        models = self._models(values)
         count, n_windows = len(models), len(w.starts)
         batch = [m for m in models for _ in range(n_windows)]
-        state, _ = rollout.rollout(
-            batch,
-            self._datas,
-            np.tile(w.initial, (count, 1)),
-            self._controls(np.atleast_2d(values)),
-            persistent_pool=True,
-        )
+        shift = self._shift(values)  # (P, nq): what each candidate's sensors add to the true positions
+        initial = np.tile(w.initial, (count, 1))
+        initial[:, 1 : 1 + self.nq] -= np.repeat(shift, n_windows, axis=0)  # a window starts where the joints were
+        state, _ = rollout.rollout(batch, self._datas, initial, self._controls(values), persistent_pool=True)
         self.rollouts += len(batch)
         # The state after control step j is the last of its frame_skip physics steps; columns 1.. are qpos, qvel.
         after = state[:, self.frame_skip - 1 :: self.frame_skip, 1 : 1 + self.nq + self._nv]
-        return after.reshape(count, n_windows, -1, self.nq + self._nv)
+        after = after.reshape(count, n_windows, -1, self.nq + self._nv)
+        after[..., : self.nq] += shift[:, None, None, :]
+        return after
+
+    def _shift(self, values: np.ndarray) -> np.ndarray:
+        shift = np.zeros((len(values), self.nq))
+        for index, columns in self._offsets.items():
+            shift[:, columns] += values[:, index, None]
+        return shift
 
     def _controls(self, values: np.ndarray) -> np.ndarray:
         """Every (candidate, window) pair's controls, in the batch's order: the recorded ones, or each
@@ -264,6 +275,31 @@ class Replay:
     def losses(self, values: np.ndarray) -> np.ndarray:
         """Mean squared normalized residual of each parameter set."""
         return np.mean(self.residuals(values) ** 2, axis=(1, 2))
+
+
+# Fitted quantities that are not the model's: the motor lag filters the commands, a sensor offset shifts what the
+# recording says of the joints' positions.
+OUTSIDE_THE_MODEL = (ACTION_LAG, SENSOR_OFFSET)
+
+
+def _position_columns(model: mujoco.MjModel, param: IdentifyParam) -> list[int]:
+    """The qpos addresses of a sensor offset's joints: hinges and slides, whose position is one number."""
+    names = param.select if isinstance(param.select, list) else [param.select]
+    if names == ["all"]:
+        names = [model.joint(j).name for j in range(model.njnt)]
+    columns = []
+    for name in names:
+        joint = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, str(name))
+        if joint < 0:
+            raise Sim2RealError(f"{{params}} {param.label()}: the model has no joint '{name}'", params=None)
+        if int(model.jnt_type[joint]) not in (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE)):
+            raise Sim2RealError(
+                f"{{params}} {param.label()}: joint '{name}' is not a hinge or a slide; a sensor offset is one "
+                "number added to one joint position",
+                params=None,
+            )
+        columns.append(int(model.jnt_qposadr[joint]))
+    return columns
 
 
 @dataclass
