@@ -131,6 +131,9 @@ def test_identification_recovers_the_hidden_values(setup: dict[str, Any]) -> Non
         assert estimate.identified, estimate.note
         assert estimate.low <= estimate.value <= estimate.high
     assert result.fit.loss < 1e-4 * result.fit.loss_start
+    # CMA-ES finds the basin; the Gauss-Newton polish then reaches the optimum of a clean recording: exact.
+    assert result.fit.polish > 0
+    assert found["actuator_gear"].value == pytest.approx(TRUTH["gear"], rel=1e-4)
 
 
 def test_every_mass_with_the_motor_is_named_a_combination(setup: dict[str, Any], tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ overlap, so each is an independent piece of evidence.
 
 The hot loop is MuJoCo's own ``mujoco.rollout``: every candidate parameter set is one model copy, and every
 (candidate, window) pair one open-loop rollout, stepped in C on a thread pool. CMA-ES (the ``cma`` package)
-searches the parameters, scaled to [0, 1] within their ranges.
+searches the parameters, scaled to [0, 1] within their ranges, and Gauss-Newton with Levenberg-Marquardt
+(``mujoco.minimize.least_squares``, the solver of MuJoCo's ``mujoco.sysid``) then polishes its estimate: the
+search finds the basin of an objective that contacts make rugged, the least-squares steps its optimum.
 
 Uncertainty, at the estimate: the residuals' Jacobian (central differences, one batched rollout) gives the
 Gauss-Newton curvature ``H`` of the objective (in relative units: a 1% change of each value). Along each of
@@ -49,6 +51,9 @@ FLAT_RISE = 1e-6
 PART_OF_DIRECTION = 0.3
 # Step of the central differences, as a share of each parameter's range.
 DIFFERENCE_STEP = 0.01
+# The Gauss-Newton polish: its finite-difference step (in the unit cube of the ranges) and iterations at most.
+POLISH_STEP = 1e-6
+POLISH_ITERATIONS = 50
 # Why CMA-ES stopped, and whether that means it converged.
 _CONVERGED = {"tolx", "tolfun", "tolfunhist", "tolflatfitness", "tolupsigma"}
 
@@ -330,6 +335,7 @@ class Fit:
     seconds: float
     combinations: list[list[str]] = field(default_factory=list)  # names identified only together
     history: list[dict[str, float]] = field(default_factory=list)  # per generation: best loss, sigma, values
+    polish: int = 0  # Gauss-Newton iterations that lowered the objective after CMA-ES (0: none did)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -340,6 +346,7 @@ class Fit:
             "generations": self.generations,
             "evaluations": self.evaluations,
             "rollouts": self.rollouts,
+            "polish": self.polish,
             "seconds": round(self.seconds, 3),
             "combinations": self.combinations,
             "parameters": [
@@ -423,6 +430,7 @@ def fit(
     stop = ", ".join(strategy.stop())
     converged = bool(_CONVERGED & set(strategy.stop()))
     unit = np.array(strategy.result.xbest)[:dims]
+    unit, polish = _polish(replay, unit, float(strategy.result.fbest))
     estimate = replay.values(unit)
     loss = float(replay.losses(estimate[None])[0])
     estimates, combinations = _uncertainty(replay, unit, loss, tolerance)
@@ -438,7 +446,32 @@ def fit(
         seconds=time.perf_counter() - began,
         combinations=combinations,
         history=history,
+        polish=polish,
     )
+
+
+def _polish(replay: Replay, unit: np.ndarray, loss: float) -> tuple[np.ndarray, int]:
+    """CMA-ES's estimate refined by Gauss-Newton with Levenberg-Marquardt (``mujoco.minimize.least_squares``,
+    finite differences batched through the same rollouts), kept where it lowers the objective. CMA-ES finds the
+    basin of an objective that contacts make rugged; within it, the least-squares steps reach the optimum that
+    the search's tolerance stops short of (clean recordings: MuJoCo's own ``mujoco.sysid``, which is
+    Gauss-Newton alone, was exact there where CMA-ES alone was 0.01% to 0.2% off)."""
+    from mujoco import minimize
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        points = np.atleast_2d(x.T)  # (k, d): one row per point asked
+        columns = replay.residuals(replay.values(points)).reshape(len(points), -1).T
+        return columns if x.ndim > 1 else columns[:, 0]
+
+    try:
+        found, trace = minimize.least_squares(unit, residual, bounds=(np.zeros(len(unit)), np.ones(len(unit))),
+                                              eps=POLISH_STEP, max_iter=POLISH_ITERATIONS, verbose=0)  # fmt: skip
+    except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+        return unit, 0
+    found = np.clip(found, 0.0, 1.0)
+    if float(replay.losses(replay.values(found)[None])[0]) >= loss:
+        return unit, 0
+    return found, len(trace)
 
 
 def _uncertainty(
