@@ -28,10 +28,10 @@ from rich.console import Console
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from sim2real.callbacks import EvalCurveCallback, episode_limit
+from sim2real.callbacks import EvalCurveCallback
 from sim2real.config import Config, TransferConfig, dump_config, load_config
 from sim2real.domain import DomainSpec, make_domain_env
-from sim2real.evaluation import evaluate_config, evaluate_domain, evaluation_seed, print_results
+from sim2real.evaluation import episode_limit, evaluate_config, evaluate_domain, evaluation_seed, print_results
 from sim2real.io import save_with, write_text
 from sim2real.runs import RunFolder, run_dir
 

@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sim2real.config import Config
 from sim2real.domain import DomainSpec
-from sim2real.evaluation import DomainResult, evaluate_domain, evaluation_seed
+from sim2real.evaluation import DomainResult, episode_limit, evaluate_domain, evaluation_seed
 from sim2real.io import write_json
 from sim2real.logging import TB_ONLY
 from sim2real.runs import RunFolder
@@ -587,18 +587,6 @@ def transfer_callbacks(
         guard = Guard(model, settings.guard, settings.keep == "best", run.best, confirm, transfer.guard, transfer.best)
         callbacks.append(GuardCallback(guard, curve, transfer, announce))
     return callbacks, curve
-
-
-def episode_limit(model: BaseAlgorithm) -> int | None:
-    """The training env's time limit (gymnasium's ``max_episode_steps``; the evaluations build the same env),
-    which bounds the target steps an evaluation can take; None when the env has none."""
-    env = model.get_env()
-    try:
-        spec = env.get_attr("spec", indices=0)[0] if env is not None else None
-    except AttributeError:
-        return None
-    limit = getattr(spec, "max_episode_steps", None)
-    return int(limit) if isinstance(limit, int) and limit > 0 else None
 
 
 def _measured(evaluate: Callable[[], DomainResult]) -> tuple[float, int, int]:

@@ -252,3 +252,15 @@ def write_results(
             row = r.as_dict()
             writer.writerow(["" if row[c] is None else row[c] for c in _CSV_COLUMNS])
         write_text(csv_path, buffer.getvalue())
+
+
+def episode_limit(model: BaseAlgorithm) -> int | None:
+    """The training env's time limit (gymnasium's ``max_episode_steps``; the evaluations build the same env),
+    which bounds the target steps an evaluation can take; None when the env has none."""
+    env = model.get_env()
+    try:
+        spec = env.get_attr("spec", indices=0)[0] if env is not None else None
+    except AttributeError:
+        return None
+    limit = getattr(spec, "max_episode_steps", None)
+    return int(limit) if isinstance(limit, int) and limit > 0 else None
