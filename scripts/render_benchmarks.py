@@ -144,6 +144,7 @@ SUMMARY = {
     "identification.json": "identification from recordings",
     "identification_effects_idp.json": "identification: motor lag, observations only, encoder offset (IDP)",
     "identification_coverage.json": "identification: interval coverage over 20 fits (IDP)",
+    "sysid_comparison.json": "identification against mujoco.sysid (IDP)",
     "identified_source.json": "IDP source trained on the identified domain",
     "identified_source_hopper.json": "Hopper source trained on the identified domain",
     "identify_study.json": "identification as a study stage",
@@ -323,7 +324,23 @@ def latency_table(data: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def sysid_table(data: dict[str, Any]) -> str:
+    """Per recording condition and method: the time per fit and each parameter's median / largest error over
+    the seeds, and in how many fits its 95% interval holds the truth."""
+    rows = ["| recording | method | time per fit (median, max) | parameter: median / max error, interval covers the "
+            "truth |", "|---|---|---|---|"]  # fmt: skip
+    for condition, methods in data["conditions"].items():
+        for method, m in methods.items():
+            seconds = m["seconds"]
+            params = "; ".join(f"{n}: {_figure(p['median_error'], '%')} / {_figure(p['max_error'], '%')}, "
+                               f"{p['interval_covers_truth']}"
+                               for n, p in m.items() if isinstance(p, dict) and "median_error" in p)  # fmt: skip
+            rows.append(f"| {condition} | {method} | {seconds['median']:.1f} s, {seconds['max']:.1f} s | {params} |")
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "sysid_table": sysid_table,
     "curves_table": curves_table,
     "zero_shot_table": zero_shot_table,
     "sweep_table": sweep_table,
