@@ -66,7 +66,10 @@ def main() -> None:
         for name in study.sources_to_transfer_from():
             source = plan.sources[name]
             if args.score_only:  # beside the source's other runs: <env>/<source>/<target>/by_hand/seed_<n>
-                by_hand_runs += sorted((source.parent / target / "by_hand").glob("seed_*"))
+                folder = source.parent / target / "by_hand"
+                by_hand_runs += [
+                    folder / f"seed_{seed}" for seed in study.seed_list() if (folder / f"seed_{seed}").is_dir()
+                ]
                 continue
             console.print(f"by hand from {name} on {target}")
             by_hand_runs += by_hand(plan.base, target, source, study.seed_list(), study.budgets.transfer,
