@@ -260,18 +260,19 @@ class ActionLag(RealityGapWrapper):
         self.dt = float(dt)
         self._idle = ((space.low + space.high) / 2).astype(np.float64)
         self._applied = self._idle.copy()
+        self._share: np.ndarray | float = 1.0
 
     def _on_reset(self) -> None:
         self._applied = self._idle.copy()
+        # tau is drawn at reset at the latest, so the filter's share is fixed for the episode; tau 0 is no lag
+        # (a = 1), not a division by zero.
+        tau = self.current["tau"]
+        share = np.where(tau > 0, -np.expm1(-self.dt / np.maximum(tau, np.finfo(np.float64).tiny)), 1.0)
+        self._share = share.reshape(self._applied.shape) if share.size > 1 else float(share[0])
 
     def _act(self, action: np.ndarray) -> np.ndarray:
-        tau = self.current["tau"]
-        # tau 0 is no lag (a = 1), not a division by zero.
-        share = np.where(tau > 0, -np.expm1(-self.dt / np.maximum(tau, np.finfo(np.float64).tiny)), 1.0)
-        command = np.asarray(action, dtype=np.float64)
-        self._applied = self._applied + (share.reshape(command.shape) if share.size > 1 else share[0]) * (
-            command.reshape(self._applied.shape) - self._applied
-        )
+        command = np.asarray(action, dtype=np.float64).reshape(self._applied.shape)
+        self._applied = self._applied + self._share * (command - self._applied)
         return self._applied.reshape(np.shape(action)).astype(np.asarray(action).dtype)
 
 
