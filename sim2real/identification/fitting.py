@@ -69,7 +69,7 @@ class Windows:
     scale: np.ndarray  # (nq + nv,) how much each dimension moves over a window (the residuals' unit)
     # For a motor lag, which filters every command an episode sent before a window too:
     delayed: np.ndarray | None = None  # (rows, nu) the command reaching the motor at each row (latency applied)
-    episode: np.ndarray | None = None  # (rows,) each row's episode
+    first: np.ndarray | None = None  # each episode's first row, in order (rows 0 to first[1] - 1 are episode 0's)
     idle: np.ndarray | None = None  # (nu,) the motor's command at each episode's start (the action midpoint)
     period: float = 0.0  # seconds per control step
 
@@ -77,13 +77,12 @@ class Windows:
         """The windows' controls through a first-order motor lag of time constant ``tau`` seconds, as the
         ``action_lag`` wrapper applies it: filtered from each episode's start, so a window's first command
         carries what the motor still held of the ones before."""
-        assert self.delayed is not None and self.episode is not None and self.idle is not None
+        assert self.delayed is not None and self.first is not None and self.idle is not None
         if tau <= 0:
             return self.control
         share = -math.expm1(-self.period / tau)
         applied = np.empty_like(self.delayed)
-        bounds = np.flatnonzero(np.diff(self.episode)) + 1
-        for rows in np.split(np.arange(len(self.episode)), bounds):
+        for rows in np.split(np.arange(len(self.delayed)), self.first[1:]):
             applied[rows] = lfilter([share], [1.0, share - 1.0], self.delayed[rows], axis=0,
                                     zi=((1.0 - share) * self.idle)[None, :])[0]  # fmt: skip
         horizon = self.target.shape[1]
@@ -152,7 +151,7 @@ def cut_windows(
     source = np.arange(rows) - latency
     delayed = np.where((source >= begins)[:, None], trajectories.action[np.maximum(source, 0)], idle)
     period = float(model.opt.timestep) * frame_skip
-    return Windows(start, initial, control, target, scale, delayed, np.asarray(episode), idle, period)
+    return Windows(start, initial, control, target, scale, delayed, first, idle, period)
 
 
 class Replay:
