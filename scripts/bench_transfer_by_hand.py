@@ -31,7 +31,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from sim2real.callbacks import EvalCurveCallback
 from sim2real.config import Config, TransferConfig, dump_config, load_config
 from sim2real.domain import DomainSpec, make_domain_env
-from sim2real.evaluation import episode_limit, evaluate_config, evaluate_domain, evaluation_seed, print_results
+from sim2real.evaluation import evaluate_config, evaluate_domain, evaluation_seed, print_results
 from sim2real.io import save_with, write_text
 from sim2real.runs import RunFolder, run_dir
 
@@ -83,9 +83,8 @@ def by_hand(
                            episodes=eval_episodes, deterministic=True, seed=evaluation_seed(seed),
                            normalization=normalized, name=target)  # fmt: skip
         # Charged like sim2real's runs: the evaluations are target steps, and the budget is one of target steps.
-        limit = episode_limit(model)
         curve = EvalCurveCallback(evaluate, target, eval_every, run.curve_file, budget=steps,
-                                  point_limit=None if limit is None else limit * eval_episodes)  # fmt: skip
+                                  point_episodes=eval_episodes)  # fmt: skip
         model.learn(total_timesteps=steps, callback=curve, reset_num_timesteps=True)
         save_with(run.model, model.save)
         results = evaluate_config(model, config, normalized)

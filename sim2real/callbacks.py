@@ -306,8 +306,8 @@ class EvalCurveCallback(BaseCallback):
     the target so far (``overhead``: the recalibration and check rollouts, every evaluation including its own,
     and what :meth:`charge` adds, such as the guard's confirmations). With a ``budget``, training stops before a
     rollout that would take the target steps, with the last point's evaluation, past it: the budget is one of
-    target steps, for every method alike. The last point's reserve is ``point_limit``, the most a point can take
-    (its episodes, and the guard's confirmation, at the env's time limit), where that is at most
+    target steps, for every method alike. The last point's reserve is the most a point can take (its
+    ``point_episodes``: the evaluation's and the guard's confirmation's, at the env's time limit), where that is at most
     ``WORST_CASE_SHARE`` of the budget: a policy that learned to hop makes its last evaluation longer than the
     one before, and reserving what that one took (without its confirmation) overran Hopper's budget by up to
     4.5%. Where the worst case is more than that share (short runs), the reserve is what the latest point took,
@@ -326,7 +326,7 @@ class EvalCurveCallback(BaseCallback):
         points: list[dict[str, Any]] | None = None,
         budget: int | None = None,
         overhead: int = 0,
-        point_limit: int | None = None,
+        point_episodes: int = 0,
     ) -> None:
         super().__init__()
         self.evaluate = evaluate
@@ -335,7 +335,8 @@ class EvalCurveCallback(BaseCallback):
         self.path = path
         self.points = list(points or [])
         self.budget = budget
-        self.point_limit = point_limit
+        self.point_episodes = point_episodes
+        self._worst: int | None = None  # the most a point can take, known once training starts
         # A resumed run's overhead is its last point's; a new run's, the steps taken before training.
         last = self.points[-1] if self.points else None
         self.overhead = int(last["target_steps"]) - int(last["step"]) if last and "target_steps" in last else overhead
@@ -380,6 +381,8 @@ class EvalCurveCallback(BaseCallback):
         return self.num_timesteps + self.overhead
 
     def _on_training_start(self) -> None:
+        limit = episode_limit(self.model)
+        self._worst = None if limit is None or not self.point_episodes else limit * self.point_episodes
         if not self.points:
             self._measure()
 
@@ -400,7 +403,7 @@ class EvalCurveCallback(BaseCallback):
         return 2 if due else 1
 
     def _reserve(self) -> int:
-        worst = self.point_limit
+        worst = self._worst
         if worst is not None and self.budget is not None and worst <= WORST_CASE_SHARE * self.budget:
             return worst
         last = self.points[-1] if self.points else {}
@@ -572,10 +575,9 @@ def transfer_callbacks(
     budget = config.train.total_timesteps if settings.budget == "target_steps" else None
     points = run.curve_points(until=model.num_timesteps)
     guard_episodes = 0 if settings.guard is None else settings.guard.confirm_episodes or settings.eval_episodes
-    limit = episode_limit(model)
-    point_limit = None if limit is None else limit * (settings.eval_episodes + guard_episodes)
     curve = EvalCurveCallback(evaluate, name, settings.eval_every, run.curve_file, points, budget=budget,
-                              overhead=transfer.recalibration_steps, point_limit=point_limit)  # fmt: skip
+                              overhead=transfer.recalibration_steps,
+                              point_episodes=settings.eval_episodes + guard_episodes)  # fmt: skip
     callbacks: list[BaseCallback] = [TransferCallback(transfer, announce=announce), curve]
     warning = settings.early_warning
     if warning is not None:
