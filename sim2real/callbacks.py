@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sim2real.config import Config
 from sim2real.domain import DomainSpec
-from sim2real.evaluation import DomainResult, episode_limit, evaluate_domain, evaluation_seed
+from sim2real.evaluation import DomainResult, curve_evaluation, episode_limit
 from sim2real.io import write_json
 from sim2real.logging import TB_ONLY
 from sim2real.runs import RunFolder
@@ -327,6 +327,7 @@ class EvalCurveCallback(BaseCallback):
         budget: int | None = None,
         overhead: int = 0,
         point_episodes: int = 0,
+        first: DomainResult | None = None,
     ) -> None:
         super().__init__()
         self.evaluate = evaluate
@@ -336,14 +337,15 @@ class EvalCurveCallback(BaseCallback):
         self.points = list(points or [])
         self.budget = budget
         self.point_episodes = point_episodes
+        self.first = first  # the step-0 evaluation, when the transfer's check measured it already
         self._worst: int | None = None  # the most a point can take, known once training starts
         # A resumed run's overhead is its last point's; a new run's, the steps taken before training.
         last = self.points[-1] if self.points else None
         self.overhead = int(last["target_steps"]) - int(last["step"]) if last and "target_steps" in last else overhead
         self.exhausted = False
 
-    def _measure(self) -> None:
-        result = self.evaluate()
+    def _measure(self, result: DomainResult | None = None) -> None:
+        result = self.evaluate() if result is None else result
         step = self.num_timesteps
         spent = int(sum(result.lengths))
         self.overhead += spent
@@ -384,7 +386,7 @@ class EvalCurveCallback(BaseCallback):
         limit = episode_limit(self.model)
         self._worst = None if limit is None or not self.point_episodes else limit * self.point_episodes
         if not self.points:
-            self._measure()
+            self._measure(self.first if self.num_timesteps == 0 else None)
 
     def _on_rollout_start(self) -> None:
         if self.budget is None:
@@ -566,18 +568,14 @@ def transfer_callbacks(
     assert config.transfer is not None
     settings = config.transfer
     name = config.training_domain_name()
-    evaluate = partial(
-        evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
-        episodes=settings.eval_episodes, deterministic=config.eval.deterministic,
-        seed=evaluation_seed(config.train.seed),
-        normalization=model.get_vec_normalize_env(), name=name, history=config.history,
-    )  # fmt: skip
+    evaluate = curve_evaluation(config, model, spec)
     budget = config.train.total_timesteps if settings.budget == "target_steps" else None
     points = run.curve_points(until=model.num_timesteps)
     guard_episodes = 0 if settings.guard is None else settings.guard.confirm_episodes or settings.eval_episodes
     curve = EvalCurveCallback(evaluate, name, settings.eval_every, run.curve_file, points, budget=budget,
                               overhead=transfer.recalibration_steps,
-                              point_episodes=settings.eval_episodes + guard_episodes)  # fmt: skip
+                              point_episodes=settings.eval_episodes + guard_episodes,
+                              first=transfer.first_evaluation)  # fmt: skip
     callbacks: list[BaseCallback] = [TransferCallback(transfer, announce=announce), curve]
     warning = settings.early_warning
     if warning is not None:

@@ -39,7 +39,7 @@ from sim2real.callbacks import (
 from sim2real.config import Config, HistoryConfig, PrivilegedTerm, dump_config
 from sim2real.domain import DomainSpec, check_domains, make_domain_env
 from sim2real.errors import Sim2RealError
-from sim2real.evaluation import DomainResult, evaluate_config, print_results
+from sim2real.evaluation import DomainResult, curve_evaluation, evaluate_config, print_results
 from sim2real.evaluation.metrics import Curve
 from sim2real.io import save_with, write_json
 from sim2real.logging import flat_hparams, make_logger, record_hparams, record_text
@@ -295,8 +295,14 @@ def _open_new(
             model = build_model(config, env, policy)
             if teacher is not None:
                 prepare_student(model, teacher)
+            # The curve's step-0 evaluation, when it measures the mean action as auto's check does: a source
+            # that works keeps that measurement as its first point.
+            first = (curve_evaluation(config, model, DomainSpec.from_config(config.training_domain()))
+                     if config.transfer and config.eval.deterministic else None)  # fmt: skip
             transfer = (
-                start_transfer(model, config.transfer, source, staged, config.history) if config.transfer else None
+                start_transfer(model, config.transfer, source, staged, config.history, first)
+                if config.transfer
+                else None
             )
         except BaseException:
             env.close()

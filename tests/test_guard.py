@@ -254,6 +254,32 @@ def test_the_last_points_worst_case_is_reserved_so_the_budget_holds(tmp_path: Pa
     assert last["target_steps"] <= 1600
 
 
+def test_a_source_that_works_is_measured_once_and_that_measurement_is_its_first_point(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto's check that the source works on the target is the curve's step-0 evaluation (the same policy, the
+    same seeded episodes), so it is measured and charged once: no steps go to a separate check, and the first
+    point is that measurement; a source that does not work is checked as before, on top of that evaluation."""
+    from sim2real.transfer.recipe import RecipeCheck
+
+    transfer = {"method": "finetune", "recipe": "auto", "recalibration_steps": 64}
+    monkeypatch.setattr(RecipeCheck, "works", property(lambda self: True))
+    run = RunFolder(train(parse_config(config_data(tmp_path / "works", transfer, total_timesteps=512)),
+                          source=source, console=QUIET).run_dir)  # fmt: skip
+    state, first = json.loads(run.transfer_state.read_text()), run.curve_points()[0]
+    assert state["recipe_check"]["source_works"] is True
+    assert state["recipe_check"]["carried_return"] == pytest.approx(first["mean_reward"])
+    assert state["recipe_check"]["episodes"][0] == first["episodes"]
+    assert first["step"] == 0 and first["target_steps"] == first["eval_steps"] + first.get("charged_steps", 0)
+
+    monkeypatch.setattr(RecipeCheck, "works", property(lambda self: False))
+    run = RunFolder(train(parse_config(config_data(tmp_path / "broken", transfer, total_timesteps=512)),
+                          source=source, console=QUIET).run_dir)  # fmt: skip
+    state, first = json.loads(run.transfer_state.read_text()), run.curve_points()[0]
+    # Before its first point: the evaluation that found it broken, the recalibration and the check's sides.
+    assert first["target_steps"] - first["eval_steps"] - first.get("charged_steps", 0) > 64 + first["eval_steps"]
+
+
 def test_a_budget_the_recalibration_uses_up_trains_nothing_and_says_so(tmp_path: Path, source: Path) -> None:
     """The recalibration alone takes more target steps than the budget: the run says so, trains nothing, and
     still hands over the measured start (its curve point, best/ and eval.json)."""

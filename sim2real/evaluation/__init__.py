@@ -264,3 +264,14 @@ def episode_limit(model: BaseAlgorithm) -> int | None:
         return None
     limit = getattr(spec, "max_episode_steps", None)
     return int(limit) if isinstance(limit, int) and limit > 0 else None
+
+
+def curve_evaluation(config: Config, model: BaseAlgorithm, spec: DomainSpec) -> Callable[..., DomainResult]:
+    """A transfer run's learning-curve evaluation on its target: the same seeded episodes at every point."""
+    assert config.transfer is not None
+    return partial(
+        evaluate_domain, model, config.env, spec, env_kwargs=config.env_kwargs,
+        episodes=config.transfer.eval_episodes, deterministic=config.eval.deterministic,
+        seed=evaluation_seed(config.train.seed), normalization=model.get_vec_normalize_env(),
+        name=config.training_domain_name(), history=config.history,
+    )  # fmt: skip

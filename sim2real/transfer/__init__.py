@@ -28,8 +28,9 @@ guard), ``prognet`` (progressive networks) and ``inspect``.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -62,6 +63,9 @@ from sim2real.transfer.prognet import is_progressive, make_progressive, source_a
 from sim2real.transfer.recipe import CHECK_EPISODES, RecipeCheck, compensate, recalibrate, reset_exploration
 from sim2real.transfer.source import read_source, space_mismatch
 
+if TYPE_CHECKING:
+    from sim2real.evaluation import DomainResult
+
 __all__ = ["CHECK_EPISODES", "RecipeCheck", "Transfer", "read_source", "resume_transfer", "start_transfer"]
 
 
@@ -91,6 +95,9 @@ class Transfer:
     pinned: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
     recalibration_steps: int = 0  # target steps the source policy ran to recalibrate normalization (and check)
     recipe_check: RecipeCheck | None = None  # recipe auto: did the recalibrated source score more?
+    # The curve's step-0 evaluation when auto's check was that (a source that works); not saved: a resumed run
+    # has its curve's points.
+    first_evaluation: DomainResult | None = None
     held: set[str] = field(default_factory=set)  # actor groups frozen by the critic warm-up
     anchor: Anchor | None = None
     warmup_ended: int | None = None  # the step the critic warm-up ended at
@@ -500,11 +507,12 @@ class Transfer:
 
 def start_transfer(
     model: BaseAlgorithm, settings: TransferConfig, source: ModelFile | None, run: RunFolder,
-    history: HistoryConfig | None = None,
+    history: HistoryConfig | None = None, first: Callable[[], DomainResult] | None = None,
 ) -> Transfer:  # fmt: skip
     """Sets up a new transfer run's model once: the source's weights, frozen groups and optimizers, the source's
     normalization statistics, and the run's ``source.pth`` and ``transfer.json``. ``history``: the target
-    config's (a source without it is widened, see :func:`history_inputs`)."""
+    config's (a source without it is widened, see :func:`history_inputs`). ``first``: the learning curve's
+    evaluation, when it measures the mean action (see :func:`recalibrate`)."""
     transfer = Transfer.start(model, settings, _algo_of(model), source, history)
     anchor_reference: dict[str, torch.Tensor] | None = None
     normalization = model.get_vec_normalize_env()
@@ -519,7 +527,7 @@ def start_transfer(
         if settings.normalization == "recalibrate" and source is not None:
             rms: Any = normalization.obs_rms
             before = (np.array(rms.mean), np.array(rms.var))
-            settings = transfer.settings = recalibrate(transfer, normalization, settings, source.home_return)
+            settings = transfer.settings = recalibrate(transfer, normalization, settings, source.home_return, first)
             rms = normalization.obs_rms
             after = (np.array(rms.mean), np.array(rms.var))
             recalibrated = settings.normalization == "recalibrate"  # else auto fell back: the carried are back

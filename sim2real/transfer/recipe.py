@@ -7,6 +7,7 @@ and every step it takes there is a target step (``Transfer.recalibration_steps``
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,6 +21,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 from sim2real.config import TransferConfig
 
 if TYPE_CHECKING:
+    from sim2real.evaluation import DomainResult
     from sim2real.transfer import Transfer
 
 __all__ = ["CHECK_EPISODES", "HOME_SHARE", "RECIPE_MARGIN", "STD_TOLERANCE", "RecipeCheck", "compensate",
@@ -195,8 +197,9 @@ def _check_returns(
 
 
 def recalibrate(
-    transfer: Transfer, normalization: VecNormalize, settings: TransferConfig, home: float | None = None
-) -> TransferConfig:
+    transfer: Transfer, normalization: VecNormalize, settings: TransferConfig, home: float | None = None,
+    first: Callable[[], DomainResult] | None = None,
+) -> TransferConfig:  # fmt: skip
     """New observation statistics from ``recalibration_steps`` target steps of the source policy (acting on the
     source's statistics): carried statistics with a count of ~10^5 would barely move on the target. The steps
     are target samples, logged as ``transfer/recalibration_steps`` and counted in the learning curve.
@@ -208,6 +211,11 @@ def recalibrate(
     against the carried ones, on the mean action; then, on the statistics chosen, the std reset against the
     source's std, on the stochastic policy. What is not kept goes back to plain's; the settings returned say
     what stands. The check's steps count with the recalibration's.
+
+    ``first``: the learning curve's evaluation, when it measures the mean action. Whether the source works is
+    then its step-0 point, which a source that works keeps as it is (``Transfer.first_evaluation``): the same
+    policy is not measured twice (the quick study spent 4,000 of its 40,000 target steps on that check before
+    the curve measured the same policy again). Its steps are the point's, not the recalibration's.
     """
     # auto owns the remedies it fills: a config.yaml that holds them (as every run's does) is checked again.
     checked = settings.recipe == "auto"
@@ -221,10 +229,20 @@ def recalibrate(
         return mean, episodes
 
     if checked:
-        before, n_before = measured(deterministic=True)
+        if first is not None:
+            evaluation = first()
+            before, n_before = evaluation.mean_reward, evaluation.episodes
+        else:
+            before, n_before = measured(deterministic=True)
         check = transfer.recipe_check = RecipeCheck(before, None, (n_before, 0), home=home)
         if check.works:
+            if first is not None:
+                transfer.first_evaluation = evaluation
             return _plain(settings.without_remedies(("normalization", "reset_returns", "action_std")))
+        if first is not None:  # the remedies are compared on the check's own start states, carried side too
+            transfer.recalibration_steps += int(sum(evaluation.lengths))
+            before, n_before = measured(deterministic=True)
+            check.carried = before
     observations, rolled = _roll_source(transfer.model, normalization, settings.recalibration_steps)
     transfer.recalibration_steps += rolled
     fresh = RunningMeanStd(shape=normalization.observation_space.shape or ())
