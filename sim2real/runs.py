@@ -57,6 +57,12 @@ ADR_STATE = "adr.json"
 # The negative-transfer guard's best policy so far: a folder like a checkpoint's, with what the guard measured.
 BEST = "best"
 GUARD_STATE = "guard.json"
+# sim2real adapt's folder: its state and report, the recording, and one folder per stage.
+ADAPT_STATE = "adapt.json"
+RECORDING = "recording.npz"
+IDENTIFIED = "identified"
+SIMULATION = "simulation"
+TARGET_RUN = "target"
 
 # Fields a resumed run may change: everything else must match the run it continues. A study also compares its
 # planned configs with existing runs on every field but these (and where its folder lives).
@@ -79,7 +85,10 @@ def _env_folder(env_id: str) -> str:
 
 
 def run_dir(config: Config) -> Path:
-    """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method or variant>/seed_<n>``."""
+    """``<root>/<env>/<experiment>/seed_<n>``; a transfer run: ``<root>/<env>/<experiment>/<target>/<method or variant>/seed_<n>``;
+    ``run.folder`` where a config names it."""
+    if config.run.folder is not None:
+        return Path(config.run.folder)
     folder = Path(config.run.root) / _env_folder(config.env) / config.run.experiment
     if config.transfer is not None:
         folder = folder / config.training_domain_name() / config.transfer.label
@@ -107,7 +116,7 @@ class _File:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __get__(self, folder: _ModelFiles, owner: type | None = None) -> Path:
+    def __get__(self, folder: _ModelFiles | AdaptFolder, owner: type | None = None) -> Path:
         return folder.path / self.name
 
 
@@ -354,6 +363,30 @@ class RunFolder(_ModelFiles):
             return []
         points = json.loads(self.curve_file.read_text()).get("points", [])
         return [p for p in points if until is None or p["step"] <= until]
+
+
+@dataclass(frozen=True)
+class AdaptFolder:
+    """``sim2real adapt``'s folder: ``adapt.json`` (settings, each stage's steps and returns, the curve), the
+    recording, the identification, the simulation's run folder and the target's (the guarded fine-tuning), and
+    ``tb/`` (return against target steps, across the stages)."""
+
+    path: Path
+
+    state = _File(ADAPT_STATE)
+    recording = _File(RECORDING)
+    identified = _File(IDENTIFIED)
+    simulation = _File(SIMULATION)
+    target = _File(TARGET_RUN)
+    tensorboard = _File(TENSORBOARD)
+    curve_file = _File(CURVE)
+
+    @staticmethod
+    def default(config: Config, target: str, seed: int) -> Path:
+        """``<root>/<env>/<experiment>/<target>/adapt/seed_<n>``: beside the transfer runs to that target."""
+        return (
+            Path(config.run.root) / _env_folder(config.env) / config.run.experiment / target / "adapt" / f"seed_{seed}"
+        )
 
 
 def read_curve_points(path: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from sim2real.cli.evaluate import add_compare, add_evaluate, add_sweep
-from sim2real.cli.identify import add_identify, add_record
+from sim2real.cli.identify import add_adapt, add_identify, add_record
 from sim2real.cli.models import add_export, add_inspect
 from sim2real.cli.options import DEFAULT_CONFIG, DEFAULT_STUDY, default_config
 from sim2real.cli.study import add_study
@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     add_export(commands)
     add_record(commands)
     add_identify(commands)
+    add_adapt(commands)
     add_tensorboard(commands)
     return parser
 

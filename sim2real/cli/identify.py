@@ -1,4 +1,5 @@
-"""``sim2real record`` and ``sim2real identify``: trajectories written, and dynamics fitted to them."""
+"""``sim2real record``, ``sim2real identify`` and ``sim2real adapt``: trajectories written, dynamics fitted to them,
+and the loop that does both and fine-tunes on the target within a budget of target steps."""
 
 from __future__ import annotations
 
@@ -85,6 +86,50 @@ def add_identify(commands: Any) -> None:
                           "shows is estimated and taken out of them first (a clean recording is left as it is)")  # fmt: skip
     identify.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: identified/<FILE's name>)")
     identify.set_defaults(run=run_identify)
+
+
+def add_adapt(commands: Any) -> None:
+    adapt = commands.add_parser(
+        "adapt",
+        help="the sim-to-real loop: record, identify, train in simulation, fine-tune on the target, on a budget",
+        description="From a source, spend a budget of target steps in the order that pays best: record the "
+        "source on the target (its zero-shot return), identify the dynamics from that recording, train in "
+        "simulation around the estimate (free), start from the better of the source and the simulation-trained "
+        "policy on the target, and fine-tune it there, guarded, with what is left (docs/adapt.md). Each stage "
+        "writes its part of one folder; run the same command again to resume a stopped loop.",
+    )
+    adapt.add_argument("source", type=Path, metavar="SOURCE", help="the source's run folder or model zip")
+    adapt.add_argument("--config", type=Path, help="config YAML with the target and its adapt section "
+                       "(default: the source's run config)")  # fmt: skip
+    add_set(adapt, "adapt.simulation_steps=50000")
+    adapt.add_argument("--target", metavar="NAME", help="the target to adapt to (default: adapt.target)")
+    adapt.add_argument("--budget", type=positive, metavar="STEPS", help="target steps in all (default: adapt.budget)")
+    adapt.add_argument("--recording", type=Path, metavar="FILE",
+                       help="the target's recording (.npz or .csv), instead of recording the source there")  # fmt: skip
+    adapt.add_argument("--seed", type=non_negative, default=0, help="seeds every stage (default: 0)")
+    adapt.add_argument("--out", type=Path, metavar="DIR",
+                       help="the loop's folder (default: <root>/<env>/<experiment>/<target>/adapt/seed_<n>)")  # fmt: skip
+    add_trust_source(adapt)
+    adapt.set_defaults(run=run_adapt)
+
+
+def run_adapt(args: argparse.Namespace, console: Console) -> int:
+    from sim2real.adapt import adapt
+    from sim2real.api import run_config
+    from sim2real.config import AdaptConfig
+
+    if not args.source.exists():
+        raise Sim2RealError(f"{args.source}: no such run folder or model zip")
+    check_output(args.out, "--out", folder=True)
+    if args.recording is not None and not args.recording.is_file():
+        raise Sim2RealError(f"--recording {args.recording}: no such file")
+    config = run_config(args.source, args.config, args.overrides)
+    chosen = {name: value for name, value in (("target", args.target), ("budget", args.budget)) if value is not None}
+    settings = AdaptConfig.model_validate({**(config.adapt or AdaptConfig()).model_dump(exclude_unset=True), **chosen})
+    result = adapt(config, args.source, settings=settings, seed=args.seed, out=args.out, recording=args.recording,
+                   console=console, trust_source=args.trust_source, command=command_line())  # fmt: skip
+    console.print(f"wrote {result.folder}", soft_wrap=True)
+    return 0
 
 
 def run_record(args: argparse.Namespace, console: Console) -> int:

@@ -17,6 +17,7 @@ One module per part, each importing only those before it in this list:
 - :mod:`~sim2real.config.train`: training, evaluation and run-folder settings
 - :mod:`~sim2real.config.params`: quantities over a range (sweep axes, identified parameters)
 - :mod:`~sim2real.config.transfer`: the transfer section (methods, recipe, warning, guard)
+- :mod:`~sim2real.config.adapt`: the adapt section (the sim-to-real loop on a target)
 - :mod:`~sim2real.config.student`: observation history, privileged inputs, the adapting student
 - :mod:`~sim2real.config.experiment`: a config file as a whole (:class:`Config`)
 - :mod:`~sim2real.config.study`: a study file (:class:`StudyConfig`)
@@ -27,6 +28,7 @@ Every public name is importable from ``sim2real.config`` itself.
 
 from __future__ import annotations
 
+from sim2real.config.adapt import AdaptConfig
 from sim2real.config.algo import (
     Activation,
     AlgoBase,
@@ -104,6 +106,7 @@ __all__ = [
     "SENSOR_OFFSET",
     "TRANSFER_METHODS",
     "Activation",
+    "AdaptConfig",
     "AdrConfig",
     "AdrDist",
     "AlgoBase",

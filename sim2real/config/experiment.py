@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
+from sim2real.config.adapt import AdaptConfig
 from sim2real.config.algo import AlgoConfig
 from sim2real.config.common import _OPERATIONS, Name, Strict
 from sim2real.config.domains import Domain
@@ -51,6 +52,7 @@ class Config(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     transfer: TransferConfig | None = Field(None, description="train on a target starting from a source model")
+    adapt: AdaptConfig | None = Field(None, description="the sim-to-real loop on a target (sim2real adapt)")
     history: HistoryConfig | None = Field(None, description="the policy also sees its recent past (every domain)")
     privileged: Literal[False] | list[PrivilegedTerm] = Field(
         False,
@@ -106,6 +108,13 @@ class Config(Strict):
     def privileged_terms(self) -> tuple[PrivilegedTerm, ...] | None:
         """A privileged teacher's inputs beyond the observation (None for any other policy)."""
         return tuple(self.privileged) if self.privileged else None
+
+    @model_validator(mode="after")
+    def _adapt_target(self) -> Config:
+        if self.adapt is not None and self.adapt.target is not None and self.adapt.target not in self.targets:
+            names = ", ".join(self.targets) or "none"
+            raise ValueError(f"adapt.target: unknown target '{self.adapt.target}' (targets: {names})")
+        return self
 
     @model_validator(mode="after")
     def _transfer_target(self) -> Config:
@@ -166,7 +175,9 @@ class Config(Strict):
         def relative(path: str | None) -> str | None:
             return None if path is None else os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
 
-        update: dict[str, Any] = {"run": self.run.model_copy(update={"root": relative(self.run.root)})}
+        update: dict[str, Any] = {
+            "run": self.run.model_copy(update={"root": relative(self.run.root), "folder": relative(self.run.folder)})
+        }
         if self.transfer is not None:
             warning = self.transfer.early_warning
             if warning is not None and warning.reference is not None:

@@ -57,3 +57,4 @@ class RunConfig(Strict):
 
     root: str = Field("runs", description="folder holding every run")
     experiment: Name = Field("default", description="runs land in <root>/<env>/<experiment>/seed_<seed>")
+    folder: str | None = Field(None, description="the run folder itself, instead of the one under root")
