@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 from rich.console import Console
 
-from sim2real.config import AdaptConfig, Config, TransferConfig, load_config, parse_config
+from sim2real.config import AdaptConfig, Config, TransferConfig, dump_config, load_config, parse_config
 from sim2real.errors import Sim2RealError
 from sim2real.io import write_json
 from sim2real.runs import AdaptFolder, RunFolder
@@ -345,6 +345,7 @@ class _Loop:
             policy = self.folder.target
         else:
             policy = self.folder.simulation if stages["choose"].get("chosen") == "simulation" else self.source
+        self._hand_over(policy)
         last = curve[-1] if curve else {"target_steps": self._spent(), "mean_reward": float("nan")}
         simulation = int(stages["simulate"].get("simulation_steps") or 0)
         self.state["final"] = {"policy": os.path.relpath(policy.resolve(), self.folder.path.resolve()),
@@ -355,6 +356,33 @@ class _Loop:
                   f"{self.settings.budget:,} target steps and {simulation:,} simulation steps; the policy: {policy}")  # fmt: skip
         return AdaptResult(self.folder.path, policy, float(last["mean_reward"]), int(last["target_steps"]), simulation,
                            self.state)  # fmt: skip
+
+    def _hand_over(self, policy: Path) -> None:
+        """The loop's folder as a run folder of the policy it hands over: its model, statistics and evaluation,
+        and a config whose transfer section says ``variant: adapt`` (under the source's experiment), so that
+        evaluate, export, compare and the scorecard take the loop as they take any transfer run."""
+        import shutil
+
+        from sim2real.io import atomic_path, write_text
+
+        mine, own = RunFolder(self.folder.path), RunFolder(policy if policy.is_dir() else policy.parent)
+        files = [("model", "model"), ("vecnormalize_json", "vecnormalize_json"), ("vecnormalize", "vecnormalize"),
+                 ("eval_file", "eval_file")] if policy.is_dir() else [("model", "model")]  # fmt: skip
+        for theirs, ours in files:
+            origin = getattr(own, theirs) if policy.is_dir() else policy
+            if origin.is_file():
+                with atomic_path(getattr(mine, ours)) as tmp:
+                    shutil.copyfile(origin, tmp)
+        saved = own.saved_config() if policy.is_dir() else None
+        data = saved if isinstance(saved, dict) else self.config.model_dump(mode="json")
+        source = RunFolder(self.source if self.source.is_dir() else self.source.parent).saved_config()
+        experiment = source.get("run", {}).get("experiment") if isinstance(source, dict) else None
+        data["transfer"] = {**(data.get("transfer") or {}), "method": "finetune", "variant": "adapt",
+                            "target": self.target, "source": None}  # fmt: skip
+        data["run"] = {**data.get("run", {}), "folder": None, "experiment": experiment or "default"}
+        data["train"] = {**data.get("train", {}), "seed": self.seed}
+        data["adapt"] = None
+        write_text(mine.config_file, dump_config(parse_config(data, str(mine.config_file))))
 
 
 def _episode_returns(trajectories: Any) -> list[float]:

@@ -71,6 +71,20 @@ def test_the_loop_runs_every_stage_within_its_budget_of_target_steps(loop: Adapt
     assert not any(Path(p).is_absolute() for p in (state["source"], state["final"]["policy"]))
 
 
+def test_the_loop_folder_is_a_transfer_run_of_the_policy_it_hands_over(loop: AdaptFolder) -> None:
+    """evaluate, export, compare and the scorecard take the loop as any transfer run: method adapt, from the
+    source's experiment, its curve in target steps across the stages."""
+    from sim2real.api import evaluate
+    from sim2real.evaluation.scorecard import read_run
+
+    run = read_run(loop.path)
+    assert (run.method, run.source, run.target, run.seed) == ("adapt", "tiny", "heavy", 0)
+    assert list(run.curve.steps) == [p["target_steps"] for p in json.loads(loop.curve_file.read_text())["points"]]
+    assert RunFolder(loop.path).model.read_bytes() == RunFolder(loop.target).model.read_bytes()
+    [result] = evaluate(loop.path, domains=["heavy"], episodes=2)
+    assert np.isfinite(result.mean_reward)
+
+
 def test_a_finished_loop_run_again_repeats_nothing(loop: AdaptFolder, source: Path) -> None:
     before = loop.state.read_text()
     recorded = loop.recording.stat().st_mtime_ns
