@@ -35,7 +35,7 @@ from sim2real.errors import Sim2RealError
 from sim2real.io import write_json
 from sim2real.runs import AdaptFolder, RunFolder
 
-__all__ = ["AdaptResult", "adapt"]
+__all__ = ["AdaptResult", "adapt", "adapt_finished"]
 
 STAGES = ("record", "identify", "simulate", "choose", "finetune")
 
@@ -95,6 +95,16 @@ def adapt(
             state["stages"][stage] = result
             write_json(folder.state, state)
     return loop.finish()
+
+
+def adapt_finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a loop that ran every stage (a study skips it; one that stopped resumes)."""
+    import json
+
+    try:
+        return "final" in json.loads(AdaptFolder(folder).state.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _target(config: Config, settings: AdaptConfig) -> str:
@@ -366,15 +376,23 @@ class _Loop:
         from sim2real.io import atomic_path, write_text
 
         mine, own = RunFolder(self.folder.path), RunFolder(policy if policy.is_dir() else policy.parent)
-        files = [("model", "model"), ("vecnormalize_json", "vecnormalize_json"), ("vecnormalize", "vecnormalize"),
-                 ("eval_file", "eval_file")] if policy.is_dir() else [("model", "model")]  # fmt: skip
+        files = [("model", "model"), ("vecnormalize_json", "vecnormalize_json"),
+                 ("vecnormalize", "vecnormalize")] if policy.is_dir() else [("model", "model")]  # fmt: skip
+        if policy == self.folder.target:
+            files.append(("eval_file", "eval_file"))
+        else:  # the final evaluation every run has, on the loop's domains (a simulation run's are the estimate's)
+            from sim2real.api import evaluate
+
+            results = evaluate(policy, self.config, trust_source=self.trust_source)
+            mine.write_eval(0, {result.domain: result.as_dict() for result in results})
         for theirs, ours in files:
             origin = getattr(own, theirs) if policy.is_dir() else policy
             if origin.is_file():
                 with atomic_path(getattr(mine, ours)) as tmp:
                     shutil.copyfile(origin, tmp)
-        saved = own.saved_config() if policy.is_dir() else None
-        data = saved if isinstance(saved, dict) else self.config.model_dump(mode="json")
+        # The loop's own config (its env, targets and the policy's inputs), not the policy's run's: a simulation
+        # run's targets are the estimate's.
+        data = self.config.model_dump(mode="json")
         source = RunFolder(self.source if self.source.is_dir() else self.source.parent).saved_config()
         experiment = source.get("run", {}).get("experiment") if isinstance(source, dict) else None
         data["transfer"] = {**(data.get("transfer") or {}), "method": "finetune", "variant": "adapt",

@@ -388,6 +388,28 @@ def test_an_identified_source_trains_on_what_a_recording_on_the_target_shows(
     assert "0 to run" in capsys.readouterr().out
 
 
+def test_the_loop_is_a_study_method_charged_the_transfer_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """methods: [..., adapt] runs sim2real adapt from each source on the study's transfer budget of target steps,
+    beside the other methods; the report scores it as <source>/adapt, and a re-run runs nothing again."""
+    path = write_study(tmp_path, sources={"nominal": {"config": "nominal.yaml"}}, methods=["scratch", "adapt"],
+                       seeds=1, sweeps=[], budgets={"source": 128, "transfer": 3000})  # fmt: skip
+    base = yaml.safe_load((tmp_path / "nominal.yaml").read_text())
+    base["adapt"] = {"record_episodes": 2, "simulation_steps": 128, "max_generations": 100,
+                     "params": [{"quantity": "body_mass", "select": "all", "scale": [0.5, 3.0]}]}  # fmt: skip
+    (tmp_path / "nominal.yaml").write_text(yaml.safe_dump(base))
+    assert main(["study", str(path), "--workers", "2"]) == 0
+    loop = tmp_path / "study" / "runs" / "inverted_double_pendulum_v5" / "nominal" / "heavy" / "adapt" / "seed_0"
+    state = json.loads((loop / "adapt.json").read_text())
+    assert state["settings"]["budget"] == 3000 and state["final"]["target_steps"] <= 3000
+    report = json.loads((tmp_path / "study" / "report" / "study.json").read_text())
+    assert [row["seeds"] for row in report["after_transfer"] if row["method"] == "adapt"] == [1]
+    capsys.readouterr()
+    assert main(["study", str(path)]) == 0
+    assert "0 to run" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("identify", "message"),
     [

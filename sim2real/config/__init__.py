@@ -28,7 +28,7 @@ Every public name is importable from ``sim2real.config`` itself.
 
 from __future__ import annotations
 
-from sim2real.config.adapt import AdaptConfig
+from sim2real.config.adapt import ADAPT_METHOD, AdaptConfig
 from sim2real.config.algo import (
     Activation,
     AlgoBase,
@@ -101,6 +101,7 @@ from sim2real.config.transfer import (
 
 __all__ = [
     "ACTION_LAG",
+    "ADAPT_METHOD",
     "RECIPE_METHODS",
     "RECIPE_VALUES",
     "SENSOR_OFFSET",

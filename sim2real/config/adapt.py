@@ -9,6 +9,9 @@ from pydantic import Field
 from sim2real.config.common import Name, PositiveInt, Strict
 from sim2real.config.params import IdentifyParam
 
+# A study's name for the loop among its methods (``methods: [scratch, finetune, adapt]``).
+ADAPT_METHOD = "adapt"
+
 
 class AdaptConfig(Strict):
     """``sim2real adapt``: from a source, spend a budget of target steps in the order that pays best. Record a few

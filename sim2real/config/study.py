@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from sim2real.config.adapt import ADAPT_METHOD
 from sim2real.config.common import Name, PositiveInt, Strict
 from sim2real.config.params import IdentifyParam, SweepParam
 from sim2real.config.transfer import TRANSFER_METHODS, TransferConfig
@@ -101,7 +102,8 @@ class StudyConfig(Strict):
     )
     targets: Annotated[list[Name], Field(min_length=1)] = Field(description="target domains of the config")
     methods: Annotated[list[Name], Field(min_length=1)] = Field(
-        description="scratch, transfer methods and names of variants"
+        description="scratch, transfer methods, adapt (the sim-to-real loop, on the transfer budget) and names of "
+        "variants"
     )
     variants: dict[Name, StudyVariant] = Field(
         default_factory=dict,
@@ -167,9 +169,11 @@ class StudyConfig(Strict):
                 raise ValueError(f"variants.{name}.{sorted(given)[0]}: the study sets it")
             if "method" not in variant.model_fields_set or variant.method == "scratch":
                 raise ValueError(f"variants.{name}.method: name the transfer method it varies (not scratch)")
+        if ADAPT_METHOD in self.variants:
+            raise ValueError(f"variants.{ADAPT_METHOD}: the loop's name (sim2real adapt); call the variant otherwise")
         for name in self.methods:
-            if name not in TRANSFER_METHODS and name not in self.variants:
-                allowed = ", ".join([*TRANSFER_METHODS, *self.variants])
+            if name not in TRANSFER_METHODS and name not in self.variants and name != ADAPT_METHOD:
+                allowed = ", ".join([*TRANSFER_METHODS, ADAPT_METHOD, *self.variants])
                 raise ValueError(f"methods: '{name}' is neither a method nor a variant (allowed: {allowed})")
         if any(m != "scratch" and not self.sources_to_transfer_from(m) for m in self.methods):
             raise ValueError("transfer_from: no source left to transfer from (the reference is not one)")

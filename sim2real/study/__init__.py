@@ -20,7 +20,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from sim2real.adapt import adapt_finished
 from sim2real.config import (
+    ADAPT_METHOD,
+    AdaptConfig,
     Config,
     StudyConfig,
     StudyIdentify,
@@ -32,7 +35,7 @@ from sim2real.config import (
 )
 from sim2real.domain import DomainSpec, check_domains, check_env_id
 from sim2real.errors import Sim2RealError
-from sim2real.runs import RESUMABLE_FIELDS, RunFolder, run_dir
+from sim2real.runs import RESUMABLE_FIELDS, AdaptFolder, RunFolder, run_dir
 
 # Fields a study may set differently from an earlier run of the same study without making it another run: those
 # a resume may change (the budget is compared on its own: a larger one extends a finished run), where the
@@ -115,11 +118,14 @@ class Job:
     needs: tuple[str, ...] = ()
     resume: bool = False
     identified: str = ""  # train: the identified domain file whose source domain replaces the config's
+    source: str = ""  # adapt: the source's run folder
 
     @property
-    def kind(self) -> Literal["train", "sweep", "identify"]:
+    def kind(self) -> Literal["train", "sweep", "identify", "adapt"]:
         if isinstance(self.spec, IdentifySpec):
             return "identify"
+        if isinstance(self.spec, RunSpec) and self.spec.method == ADAPT_METHOD:
+            return "adapt"
         return "sweep" if isinstance(self.spec, SweepSpec) else "train"
 
 
@@ -245,6 +251,9 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
         if isinstance(job.spec, (SweepSpec, IdentifySpec)):
             plan.status[job.name] = "done" if spec_complete(job) else "new"
             continue
+        if job.kind == "adapt":  # the loop resumes itself, stage by stage, from its adapt.json
+            plan.status[job.name] = "done" if adapt_finished(Path(job.folder)) else "new"
+            continue
         status, step = _run_status(Path(job.folder), job.config)
         plan.status[job.name] = status
         plan.resume_step[job.name] = step
@@ -357,6 +366,10 @@ def _plan_transfers(plan: Plan, source_configs: dict[str, Config]) -> None:
             origins = [o for o in origins if o is None or _transfers(file, o, method, study, source_configs[o])]
             for origin in origins:
                 for seed in study.seed_list():
+                    if method == ADAPT_METHOD:
+                        assert origin is not None
+                        _plan_adapt(plan, origin, target, seed)
+                        continue
                     source_path = str(plan.sources[origin]) if origin else None
                     settings = study.transfer_settings(method).model_copy(update={"target": target,
                                                                                   "source": source_path})  # fmt: skip
@@ -369,6 +382,25 @@ def _plan_transfers(plan: Plan, source_configs: dict[str, Config]) -> None:
                     _add(plan, RunSpec("transfer", origin, method, target, seed), config,
                          needs=(f"source {origin}",) if origin else ())  # fmt: skip
                     plan.transfers.append(run_dir(config))
+
+
+def _plan_adapt(plan: Plan, origin: str, target: str, seed: int) -> None:
+    """The loop from source ``origin`` on ``target``: the base config's adapt section on the study's transfer
+    budget (target steps, as every method's), in ``runs/<env>/<origin>/<target>/adapt/seed_<n>``."""
+    base = plan.base
+    settings = (base.adapt or AdaptConfig()).model_copy(
+        update={"target": target, "budget": plan.study.budgets.transfer}
+    )
+    config = _study_run(base, plan.folder / "runs", origin, seed, base.train.total_timesteps)
+    config = config.model_copy(update={"adapt": settings})
+    folder = AdaptFolder.default(config, target, seed)
+    spec = RunSpec("transfer", origin, ADAPT_METHOD, target, seed)
+    slug = str(folder.relative_to(plan.folder / "runs")).replace("/", "__")
+    logs = plan.folder / "logs"
+    plan.jobs.append(Job(spec, spec.name, str(folder), config, settings.budget, str(logs / f"{slug}.log"),
+                         str(logs / f"{slug}.progress.json"), _command(plan), (f"source {origin}",),
+                         source=str(plan.sources[origin])))  # fmt: skip
+    plan.transfers.append(folder)
 
 
 # The identified domain a source trains on: the point estimate, or randomized over its uncertainty.

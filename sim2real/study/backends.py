@@ -60,6 +60,8 @@ def run_job(job: Job) -> Outcome:
                 _train(job, console)
             elif job.kind == "identify":
                 _identify(job, console)
+            elif job.kind == "adapt":
+                _adapt(job, console)
             else:
                 _sweep(job)
         except Sim2RealError as error:
@@ -105,6 +107,15 @@ def _train(job: Job, console: Console) -> None:
         progress_file=Path(job.progress),
         study_hparams=job.spec.hparams(),
     )
+
+
+def _adapt(job: Job, console: Console) -> None:
+    """The sim-to-real loop (:func:`sim2real.adapt.adapt`): it resumes itself from the folder's adapt.json."""
+    from sim2real.adapt import adapt
+
+    assert isinstance(job.spec, RunSpec)
+    adapt(job.config, Path(job.source), seed=job.spec.seed, out=Path(job.folder), console=console,
+          command=job.command)  # fmt: skip
 
 
 def _identify(job: Job, console: Console) -> None:
