@@ -362,10 +362,26 @@ class _Loop:
                                "return": last["mean_reward"], "target_steps": last["target_steps"],
                                "simulation_steps": simulation}  # fmt: skip
         write_json(self.folder.state, self.state)
+        self._table(stages)
         self._say(f"done: return {last['mean_reward']:,.1f} on {self.target} with {last['target_steps']:,} of "
                   f"{self.settings.budget:,} target steps and {simulation:,} simulation steps; the policy: {policy}")  # fmt: skip
         return AdaptResult(self.folder.path, policy, float(last["mean_reward"]), int(last["target_steps"]), simulation,
                            self.state)  # fmt: skip
+
+    def _table(self, stages: dict[str, Any]) -> None:
+        """Each stage's target steps, the return it measured and its wall time."""
+        from rich.table import Table
+
+        table = Table(title=f"sim2real adapt on {self.target}: {self.settings.budget:,} target steps")
+        for column in ("stage", "target steps", "simulation steps", "return", "seconds", "note"):
+            table.add_column(column)
+        for name, stage in stages.items():
+            value = stage.get("return")
+            note = stage.get("skipped") or stage.get("failed") or (f"start: {stage['chosen']}" if "chosen" in stage
+                                                                  else "")  # fmt: skip
+            table.add_row(name, f"{int(stage.get('target_steps', 0)):,}", f"{int(stage.get('simulation_steps') or 0):,}",
+                          "" if value is None else f"{value:,.1f}", f"{stage.get('seconds', 0.0):.0f}", note[:60])  # fmt: skip
+        self.console.print(table)
 
     def _hand_over(self, policy: Path) -> None:
         """The loop's folder as a run folder of the policy it hands over: its model, statistics and evaluation,
