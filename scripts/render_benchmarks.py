@@ -138,6 +138,7 @@ SUMMARY = {
     "hopper_guard.json": "Hopper heavy_slippery: the guard",
     "hopper_held_out.json": "Hopper, held-out target payload_worn",
     "hopper_held_out_targets.json": "Hopper, held-out targets heavy_boot_wet and geared_sagging",
+    "adapt_idp.json": "the sim-to-real loop on the IDP stand-in robot",
     "hopper_study.json": "Hopper transfer study (before the guard)",
     "walker2d_study.json": "Walker2d transfer study (before the guard)",
     "idp_recipe_ablation.json": "IDP fine-tuning recipe ablation (before the guard)",
@@ -339,7 +340,23 @@ def sysid_table(data: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def adapt_table(data: dict[str, Any]) -> str:
+    """Each way to spend the stand-in's budget: its final return (IQM [95% CI] over seeds), as a share of the
+    policy trained on the stand-in itself, and the most target steps a seed took; the zero-shot sources and the
+    reference below."""
+    reference = data["reference"]
+    rows = ["| method | final return | of the reference | target steps (most) |", "|---|---|---|---|"]
+    for name, m in data["methods"].items():
+        rows.append(f"| {name} | {_estimate(m)} | {m['share_of_reference']:.0%} | {m['max_target_steps']:,} |")
+    for name, value in data["zero_shot"].items():
+        rows.append(f"| {name} source, zero-shot | {value:,.0f} | {value / reference['iqm']:.0%} | 0 |")
+    rows.append(f"| trained on the stand-in ({len(reference['returns'])} seeds) | {reference['iqm']:,.0f} | 100% | "
+                f"{reference['steps']:,} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "adapt_table": adapt_table,
     "sysid_table": sysid_table,
     "curves_table": curves_table,
     "zero_shot_table": zero_shot_table,

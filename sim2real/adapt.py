@@ -298,8 +298,9 @@ class _Loop:
         chosen = "simulation" if simulated > source_return else "source"
         self._say(f"on the same {episodes} start states: simulation-trained {simulated:,.1f}, source "
                   f"{source_return:,.1f}; the {chosen} policy starts the fine-tuning")  # fmt: skip
-        return {"target_steps": steps + trajectories.steps, "episodes": episodes, "return": simulated,
-                "mean_length": trajectories.steps / episodes, "source_return": source_return,
+        return {"target_steps": steps + trajectories.steps, "episodes": episodes,
+                "return": max(simulated, source_return), "simulation_return": simulated,
+                "source_return": source_return, "mean_length": trajectories.steps / episodes,
                 "chosen": chosen}  # fmt: skip
 
     def finetune(self) -> dict[str, Any]:
@@ -452,9 +453,8 @@ def _curve(stages: dict[str, Any], finetuned: list[dict[str, Any]]) -> list[dict
         points.append({"step": spent, "target_steps": spent, "mean_reward": record["return"], "stage": "record"})
     choose = stages["choose"]
     spent += int(choose.get("target_steps", 0))
-    if "return" in choose:
-        best = max(choose["return"], choose["source_return"])
-        points.append({"step": spent, "target_steps": spent, "mean_reward": best, "stage": "choose"})
+    if "return" in choose:  # the chosen start's
+        points.append({"step": spent, "target_steps": spent, "mean_reward": choose["return"], "stage": "choose"})
     for point in finetuned:
         steps = spent + int(point["target_steps"])
         points.append({"step": steps, "target_steps": steps,
