@@ -50,10 +50,9 @@ def trained(config: Config, root: Path, seed: int, console: Console) -> Path:
     return folder
 
 
-def final_return(model: Path, config: Config, target: str, trust: bool = False) -> float:
-    """The policy's return on the target: the same episodes for every method (``trust``: the by-hand runs
-    hold stable-baselines3's pickle only, the user's own file)."""
-    results = evaluate(model, config, domains=[target], episodes=EPISODES, seed=10_000, trust_source=trust)
+def final_return(model: Path, config: Config, target: str) -> float:
+    """The policy's return on the target: the same episodes for every method."""
+    results = evaluate(model, config, domains=[target], episodes=EPISODES, seed=10_000)
     return float(results[0].mean_reward)
 
 
@@ -83,7 +82,7 @@ def run_seed(config: Config, source: Path, target: str, seed: int, root: Path, c
             train_transfer(base, None if method == "scratch" else source, method=method, target=target, console=QUIET)
         runs[method] = {"return": final_return(folder, config, target), "target_steps": used(folder)}
     [folder] = by_hand(base, target, source, [seed], budget, max(1, budget // 2), 3, root / "by_hand", console=QUIET)
-    runs["by_hand"] = {"return": final_return(folder, config, target, trust=True), "target_steps": used(folder)}
+    runs["by_hand"] = {"return": final_return(folder, config, target), "target_steps": used(folder)}
     console.print(
         f"seed {seed}: " + ", ".join(f"{m} {r['return']:,.0f} ({r['target_steps']:,})" for m, r in runs.items())
     )

@@ -32,7 +32,8 @@ from sim2real.callbacks import EvalCurveCallback
 from sim2real.config import Config, TransferConfig, dump_config, load_config
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.evaluation import evaluate_config, evaluate_domain, evaluation_seed, print_results
-from sim2real.io import save_with, write_text
+from sim2real.modelfile import normalization_state
+from sim2real.io import save_with, write_json, write_text
 from sim2real.runs import RunFolder, run_dir
 
 
@@ -87,6 +88,8 @@ def by_hand(
                                   point_episodes=eval_episodes)  # fmt: skip
         model.learn(total_timesteps=steps, callback=curve, reset_num_timesteps=True)
         save_with(run.model, model.save)
+        # The statistics as plain numbers too, so that sim2real evaluates the policy without reading a pickle.
+        write_json(run.vecnormalize_json, normalization_state(normalized))
         results = evaluate_config(model, config, normalized)
         run.write_eval(model.num_timesteps, {r.domain: r.as_dict() for r in results})
         normalized.close()
