@@ -32,8 +32,8 @@ from sim2real.callbacks import EvalCurveCallback
 from sim2real.config import Config, TransferConfig, dump_config, load_config
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.evaluation import evaluate_config, evaluate_domain, evaluation_seed, print_results
-from sim2real.modelfile import normalization_state
 from sim2real.io import save_with, write_json, write_text
+from sim2real.modelfile import normalization_state
 from sim2real.runs import RunFolder, run_dir
 
 
