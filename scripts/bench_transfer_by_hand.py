@@ -28,13 +28,13 @@ from rich.console import Console
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from sim2real.callbacks import EvalCurveCallback
 from sim2real.config import Config, TransferConfig, dump_config, load_config
 from sim2real.domain import DomainSpec, make_domain_env
 from sim2real.evaluation import evaluate_config, evaluate_domain, evaluation_seed, print_results
 from sim2real.io import save_with, write_json, write_text
 from sim2real.modelfile import normalization_state
 from sim2real.runs import RunFolder, run_dir
+from sim2real.transfer.callbacks import EvalCurveCallback
 
 
 def by_hand(
@@ -85,7 +85,7 @@ def by_hand(
                            normalization=normalized, name=target)  # fmt: skip
         # Charged like sim2real's runs: the evaluations are target steps, and the budget is one of target steps.
         curve = EvalCurveCallback(evaluate, target, eval_every, run.curve_file, budget=steps,
-                                  point_episodes=eval_episodes)  # fmt: skip
+                                  point_episodes=(eval_episodes, 0))  # fmt: skip
         model.learn(total_timesteps=steps, callback=curve, reset_num_timesteps=True)
         save_with(run.model, model.save)
         # The statistics as plain numbers too, so that sim2real evaluates the policy without reading a pickle.

@@ -308,22 +308,17 @@ class _Loop:
         left = self.settings.budget - self._spent()
         stages = self.state["stages"]
         from_simulation = stages["choose"].get("chosen") == "simulation"
-        # The run's last point, with the guard's confirmation, at its worst (every episode to the time limit) is
-        # held back from the run's budget, so that the loop's holds however long the improved policy's
-        # episodes grow (a run's own reserve is its latest point's cost where the worst case is a large share:
-        # the quick study's stand-in overran 12,500 by 38% with it).
-        confirm = 0 if settings.guard is None else settings.guard.confirm_episodes or settings.eval_episodes
-        worst = self.limit * (settings.eval_episodes + confirm)
-        length = stages["choose" if from_simulation else "record"].get("mean_length") or self.limit
+        # The run holds its own budget (its points take the episodes the budget has room for, see
+        # EvalCurveCallback) where that is at least four episodes at the time limit; less trains nothing.
         rollout = int(getattr(self.config.algo, "n_steps", 1)) * self.config.train.n_envs
-        needed = worst + int(length * (settings.eval_episodes + confirm)) + rollout
+        needed = rollout + 4 * self.limit
         if left < needed:
-            return {"skipped": f"{left:,} target steps left, less than a first point, one rollout and the last "
-                    f"point at its worst ({needed:,})"}  # fmt: skip
+            return {"skipped": f"{left:,} target steps left, less than one rollout and four episodes at the time "
+                    f"limit ({needed:,})"}  # fmt: skip
         start = self.folder.simulation if from_simulation else self.source
         data = self.config.model_dump(mode="json")
         data.update(transfer=settings.model_dump(mode="json", exclude_unset=True), adapt=None)
-        data["train"].update(total_timesteps=left - worst, seed=self.seed)
+        data["train"].update(total_timesteps=left, seed=self.seed)
         data["run"]["folder"] = str(self.folder.target)
         _train(parse_config(data, self.config.origin), self.folder.target, start, self.console, self.trust_source,
                self.command)  # fmt: skip
@@ -336,9 +331,8 @@ class _Loop:
         """The fine-tuning's settings: the config's transfer section, on the target, with what it leaves unset
         chosen for a budget this small, where every evaluation of a policy that works takes episodes at the time
         limit (the IDP stand-in: 1,000 steps each, of 12,500): points at the start and the end only
-        (``eval_every: 0``: a point due mid-run reserves room for two), of 2 episodes, confirmed by 1: the last
-        point at its worst is held back from training, and with the defaults' 5 + 5 episodes that was 10,000
-        of the 12,500 steps. The recipe is the project's default (auto), which measures whether the start works
+        (``eval_every: 0``: a point due mid-run reserves room for two), of 2 episodes, confirmed by 1 (the
+        defaults' 5 + 5 would take most of the budget at a policy that works). The recipe is the project's default (auto), which measures whether the start works
         on the target and remedies it where it does not: from the IDP stand-in's simulation-trained start
         (a return of 213 on the target), ``recipe: plain`` reached 499 with 8,196 training steps where auto
         from the nominal source reached 9,358 with as many."""

@@ -30,11 +30,9 @@ from sim2real.callbacks import (
     AdrCallback,
     CheckpointCallback,
     DomainCurveCallback,
-    EvalCurveCallback,
     ProgressFile,
     RandomizationLogger,
     record_evaluation,
-    transfer_callbacks,
 )
 from sim2real.config import Config, HistoryConfig, PrivilegedTerm, dump_config
 from sim2real.domain import DomainSpec, check_domains, make_domain_env
@@ -57,6 +55,7 @@ from sim2real.models import DEFAULT_POLICY, Policy, build_model
 from sim2real.runs import VECNORMALIZE_JSON, Checkpoint, RunFolder, read_curve_points, run_label
 from sim2real.student import Teacher, distill, prepare_student, read_teacher
 from sim2real.transfer import Transfer, read_source, resume_transfer, start_transfer
+from sim2real.transfer.callbacks import EvalCurveCallback, transfer_callbacks
 
 
 @dataclass

@@ -29,7 +29,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from sim2real.callbacks import NegativeTransferCallback
 from sim2real.cli import main
 from sim2real.config import parse_config
 from sim2real.domain import DomainSpec, make_domain_env
@@ -50,6 +49,7 @@ from sim2real.evaluation.metrics import (
 from sim2real.evaluation.scorecard import HEADER, Run, markdown, score
 from sim2real.modelfile import normalization_state
 from sim2real.training import train
+from sim2real.transfer.callbacks import NegativeTransferCallback
 from tests.conftest import CliResult, assert_one_line_error, tiny_config_data
 
 QUIET = Console(quiet=True)

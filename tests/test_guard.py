@@ -280,6 +280,31 @@ def test_a_source_that_works_is_measured_once_and_that_measurement_is_its_first_
     assert first["target_steps"] - first["eval_steps"] - first.get("charged_steps", 0) > 64 + first["eval_steps"]
 
 
+def test_a_short_runs_points_take_the_episodes_its_budget_has_room_for(tmp_path: Path) -> None:
+    """Where a point's worst case (5 + 5 episodes of 1,000 steps) is more than a tenth of the budget, one
+    episode of each is reserved, and a point takes as many of its episodes as fit the budget left at the time
+    limit (one at least), so the budget holds however long the episodes grow; a long run's points take all of
+    theirs, and their worst case is reserved whole."""
+    from sim2real.transfer.callbacks import EvalCurveCallback
+
+    def curve(budget: int) -> EvalCurveCallback:
+        point = {"step": 0, "target_steps": 100, "mean_reward": 0.0, "episodes": 5, "eval_steps": 100}
+        made = EvalCurveCallback(lambda **_: None, "d", 0, tmp_path / "curve.json", [point], budget=budget,
+                                 point_episodes=(5, 5))  # type: ignore[arg-type,return-value]  # fmt: skip
+        made._limit = 1000
+        return made
+
+    short = curve(12_500)
+    assert short._reserve() == 2000
+    assert short.fitting(5, after=True) == 5 and short.fitting(5) == 5  # 12,400 left: room for 12
+    short.overhead = 9_900  # 2,500 left
+    assert short.fitting(5, after=True) == 1 and short.fitting(5) == 2
+    short.overhead = 12_450
+    assert short.fitting(5) == 1  # one at least: the reserve kept room for it
+    long = curve(200_000)
+    assert long._reserve() == 10_000 and long.fitting(5) == 5
+
+
 def test_a_budget_the_recalibration_uses_up_trains_nothing_and_says_so(tmp_path: Path, source: Path) -> None:
     """The recalibration alone takes more target steps than the budget: the run says so, trains nothing, and
     still hands over the measured start (its curve point, best/ and eval.json)."""

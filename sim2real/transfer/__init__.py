@@ -17,7 +17,7 @@ the base rate, so they hold on any SB3 model of the right algorithm (plain ``PPO
 A run sets its transfer up once: :func:`read_source` reads and checks the source, :func:`start_transfer` loads
 it into the new model (weights, frozen groups, optimizers, normalization statistics, ``source.pth``,
 ``transfer.json``); :func:`resume_transfer` rebuilds that state from a checkpoint. The schedule runs in
-:class:`~sim2real.callbacks.TransferCallback`.
+:class:`~sim2real.transfer.callbacks.TransferCallback`.
 
 Beside this module: ``groups`` (layer groups), ``source`` (reading and checking the source), ``optimizers``
 (per-group learning rates in SB3's layout), ``anchor`` (the KL anchor), ``history`` (a source widened for an

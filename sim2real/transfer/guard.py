@@ -1,6 +1,6 @@
 """The negative-transfer guard: a transfer run never hands over a policy worse than the best it measured.
 
-At each learning-curve point (:class:`~sim2real.callbacks.EvalCurveCallback`) the guard compares the policy with
+At each learning-curve point (:class:`~sim2real.transfer.callbacks.EvalCurveCallback`) the guard compares the policy with
 the best one so far. The curve's few episodes are noisy (Hopper's 3-episode points swing by 300 and more; a
 balancing pendulum's are 9,360 or 100, nothing between), and taking the highest of noisy points would chase
 luck, so a point above the best is only a candidate: it runs ``confirm_episodes`` more episodes of their own (the
