@@ -349,7 +349,8 @@ def adapt_table(data: dict[str, Any]) -> str:
     for name, m in data["methods"].items():
         rows.append(f"| {name} | {_estimate(m)} | {m['share_of_reference']:.0%} | {m['max_target_steps']:,} |")
     for name, value in data["zero_shot"].items():
-        rows.append(f"| {name} source, zero-shot | {value:,.0f} | {value / reference['iqm']:.0%} | 0 |")
+        label = "the source" if name == "source" else f"{name} source"
+        rows.append(f"| {label}, zero-shot | {value:,.0f} | {value / reference['iqm']:.0%} | 0 |")
     rows.append(f"| trained on the stand-in ({len(reference['returns'])} seeds) | {reference['iqm']:,.0f} | 100% | "
                 f"{reference['steps']:,} |")  # fmt: skip
     return "\n".join(rows) + "\n"
