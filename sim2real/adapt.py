@@ -148,7 +148,7 @@ def _check_inputs(config: Config, settings: AdaptConfig, source: Path, target: s
         )
     if recording is not None:
         recorded = read_trajectories(recording).header.get("env")
-        if recorded != config.env:
+        if recorded is not None and recorded != config.env:  # a robot's log may name no env
             raise Sim2RealError(f"{recording}: a recording of {recorded}; the target '{target}' is of {config.env}")
     return limit
 
@@ -283,13 +283,17 @@ class _Loop:
             return {"chosen": "source", "skipped": "no simulation-trained policy"}
         measured = self.state["stages"]["record"]["returns"]
         episodes = self.settings.eval_episodes
-        if self.state.get("recording") is not None or not measured:  # the source's start states are not ours
-            episodes = min(episodes, max(1, (self.settings.budget - self._spent()) // (2 * self.limit)))
+        mine = self.state.get("recording") is None and bool(measured)
+        room = (self.settings.budget - self._spent()) // (self.limit * (1 if mine else 2))
+        if room < 1:
+            return {"chosen": "source", "skipped": "no target steps left to compare the two starts"}
+        if not mine:  # the source's start states are not ours: it is measured on the same ones too
+            episodes = min(episodes, room)
             before = record(self.config, model_path=self.source, domain=self.target, episodes=episodes,
                             seed=self.seed, deterministic=True, trust_source=self.trust_source)  # fmt: skip
             source_returns, steps = _episode_returns(before), before.steps
         else:
-            episodes = min(episodes, len(measured))
+            episodes = min(episodes, len(measured), room)
             source_returns, steps = measured[:episodes], 0
         trajectories = record(self.config, model_path=self.folder.simulation, domain=self.target, episodes=episodes,
                               seed=self.seed, deterministic=True)  # fmt: skip
@@ -357,17 +361,18 @@ class _Loop:
         else:
             policy = self.folder.simulation if stages["choose"].get("chosen") == "simulation" else self.source
         self._hand_over(policy)
-        last = curve[-1] if curve else {"target_steps": self._spent(), "mean_reward": float("nan")}
+        last: dict[str, Any] = curve[-1] if curve else {"target_steps": self._spent(), "mean_reward": None}
         simulation = int(stages["simulate"].get("simulation_steps") or 0)
         self.state["final"] = {"policy": os.path.relpath(policy.resolve(), self.folder.path.resolve()),
                                "return": last["mean_reward"], "target_steps": last["target_steps"],
                                "simulation_steps": simulation}  # fmt: skip
         write_json(self.folder.state, self.state)
         self._table(stages)
-        self._say(f"done: return {last['mean_reward']:,.1f} on {self.target} with {last['target_steps']:,} of "
-                  f"{self.settings.budget:,} target steps and {simulation:,} simulation steps; the policy: {policy}")  # fmt: skip
-        return AdaptResult(self.folder.path, policy, float(last["mean_reward"]), int(last["target_steps"]), simulation,
-                           self.state)  # fmt: skip
+        measured = "no return measured" if last["mean_reward"] is None else f"return {last['mean_reward']:,.1f}"
+        self._say(f"done: {measured} on {self.target} with {last['target_steps']:,} of {self.settings.budget:,} "
+                  f"target steps and {simulation:,} simulation steps; the policy: {policy}")  # fmt: skip
+        final = float("nan") if last["mean_reward"] is None else float(last["mean_reward"])
+        return AdaptResult(self.folder.path, policy, final, int(last["target_steps"]), simulation, self.state)
 
     def _table(self, stages: dict[str, Any]) -> None:
         """Each stage's target steps, the return it measured and its wall time."""
@@ -393,8 +398,8 @@ class _Loop:
         from sim2real.io import atomic_path, write_text
 
         mine, own = RunFolder(self.folder.path), RunFolder(policy if policy.is_dir() else policy.parent)
-        files = [("model", "model"), ("vecnormalize_json", "vecnormalize_json"),
-                 ("vecnormalize", "vecnormalize")] if policy.is_dir() else [("model", "model")]  # fmt: skip
+        # A model zip's statistics are beside it, as read_model finds them.
+        files = [("model", "model"), ("vecnormalize_json", "vecnormalize_json"), ("vecnormalize", "vecnormalize")]
         if policy == self.folder.target:
             files.append(("eval_file", "eval_file"))
         else:  # the final evaluation every run has, on the loop's domains (a simulation run's are the estimate's)
@@ -403,7 +408,7 @@ class _Loop:
             results = evaluate(policy, self.config, trust_source=self.trust_source)
             mine.write_eval(0, {result.domain: result.as_dict() for result in results})
         for theirs, ours in files:
-            origin = getattr(own, theirs) if policy.is_dir() else policy
+            origin = policy if theirs == "model" and not policy.is_dir() else getattr(own, theirs)
             if origin.is_file():
                 with atomic_path(getattr(mine, ours)) as tmp:
                     shutil.copyfile(origin, tmp)

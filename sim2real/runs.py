@@ -275,9 +275,13 @@ class RunFolder(_ModelFiles):
 
     @staticmethod
     def find(folder: Path) -> list[Path]:
-        """Run folders below ``folder`` that hold a model or a learning curve."""
+        """Run folders below ``folder`` that hold a model or a learning curve; not the stages' runs inside a
+        ``sim2real adapt`` folder (the loop's folder is the run: its stages would count twice)."""
         return sorted(
-            p.parent for p in folder.rglob(CONFIG) if (p.parent / MODEL).exists() or (p.parent / CURVE).exists()
+            p.parent
+            for p in folder.rglob(CONFIG)
+            if ((p.parent / MODEL).exists() or (p.parent / CURVE).exists())
+            and not (p.parent.parent / ADAPT_STATE).is_file()
         )
 
     # ----------------------------------------------------------------------------------- config

@@ -291,7 +291,7 @@ def test_a_short_runs_points_take_the_episodes_its_budget_has_room_for(tmp_path:
         point = {"step": 0, "target_steps": 100, "mean_reward": 0.0, "episodes": 5, "eval_steps": 100}
         made = EvalCurveCallback(lambda **_: None, "d", 0, tmp_path / "curve.json", [point], budget=budget,
                                  point_episodes=(5, 5))  # type: ignore[arg-type,return-value]  # fmt: skip
-        made._limit = 1000
+        made._limit, made._ending = 1000, True  # the last point; a point before it below
         return made
 
     short = curve(12_500)
@@ -303,6 +303,11 @@ def test_a_short_runs_points_take_the_episodes_its_budget_has_room_for(tmp_path:
     assert short.fitting(5) == 1  # one at least: the reserve kept room for it
     long = curve(200_000)
     assert long._reserve() == 10_000 and long.fitting(5) == 5
+    before_last = curve(12_500)
+    before_last._ending = False
+    before_last.model = type("Model", (), {"n_envs": 4})()  # type: ignore[assignment]
+    before_last.overhead = 6_000  # 6,400 left: the last point's 2 episodes and the step after training kept
+    assert before_last.fitting(5, after=True) == 3
 
 
 def test_a_budget_the_recalibration_uses_up_trains_nothing_and_says_so(tmp_path: Path, source: Path) -> None:

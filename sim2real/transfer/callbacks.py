@@ -132,6 +132,7 @@ class EvalCurveCallback(BaseCallback):
         self.point_episodes = point_episodes
         self.first = first  # the step-0 evaluation, when the transfer's check measured it already
         self._limit: int | None = None  # the env's time limit, known once training starts
+        self._ending = False
         # A resumed run's overhead is its last point's; a new run's, the steps taken before training.
         last = self.points[-1] if self.points else None
         self.overhead = int(last["target_steps"]) - int(last["step"]) if last and "target_steps" in last else overhead
@@ -184,11 +185,14 @@ class EvalCurveCallback(BaseCallback):
     def fitting(self, episodes: int, after: bool = False) -> int:
         """How many of ``episodes`` a point takes: all of them where its worst case is reserved whole, else as
         many as the budget left has room for at the time limit, one at least (``after``: leaving room for the
-        guard's confirmation's one)."""
+        guard's confirmation's one; a point before the last leaves room for the last one's fewest episodes,
+        and for the step the model takes after training is told to stop)."""
         if self.budget is None or self._limit is None or self._whole() or not self._fits():
             return episodes
-        room = (self.budget - self.target_steps()) // self._limit - int(after)
-        return max(1, min(episodes, room))
+        left = self.budget - self.target_steps()
+        if not self._ending:
+            left -= self._limit * self._least() + int(self.model.n_envs)
+        return max(1, min(episodes, left // self._limit - int(after)))
 
     def _whole(self) -> bool:
         assert self._limit is not None and self.budget is not None
@@ -239,6 +243,7 @@ class EvalCurveCallback(BaseCallback):
             self._measure()
 
     def _on_training_end(self) -> None:
+        self._ending = True  # the last point and its confirmation may take what is left
         if self.points[-1]["step"] < self.num_timesteps:
             self._measure()
 
