@@ -97,14 +97,26 @@ def adapt(
     return loop.finish()
 
 
-def adapt_finished(folder: Path) -> bool:
-    """Whether ``folder`` holds a loop that ran every stage (a study skips it; one that stopped resumes)."""
+def adapt_finished(folder: Path, settings: AdaptConfig | None = None) -> bool:
+    """Whether ``folder`` holds a loop that ran every stage (a study skips it; one that stopped resumes).
+
+    Raises:
+        Sim2RealError: the loop there was started with other ``settings`` (a changed study), which a study
+            would otherwise take for its own.
+    """
     import json
 
     try:
-        return "final" in json.loads(AdaptFolder(folder).state.read_text())
+        state = json.loads(AdaptFolder(folder).state.read_text())
     except (OSError, ValueError, TypeError):
         return False
+    planned = None if settings is None else settings.model_dump(mode="json", exclude={"target"})
+    if planned is not None and isinstance(state, dict) and state.get("settings") != planned:
+        raise Sim2RealError(
+            f"{folder}: holds a loop started with other adapt settings; give the study another output folder or "
+            "move this loop away"
+        )
+    return isinstance(state, dict) and "final" in state
 
 
 def _target(config: Config, settings: AdaptConfig) -> str:

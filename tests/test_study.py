@@ -408,6 +408,12 @@ def test_the_loop_is_a_study_method_charged_the_transfer_budget(
     capsys.readouterr()
     assert main(["study", str(path)]) == 0
     assert "0 to run" in capsys.readouterr().out
+    # A changed budget is another loop: the study refuses the folder rather than report the old one as its own.
+    changed = yaml.safe_load(path.read_text())
+    changed["budgets"]["transfer"] = 4000
+    path.write_text(yaml.safe_dump(changed, sort_keys=False))
+    assert main(["study", str(path)]) == 2
+    assert "holds a loop started with other adapt settings" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

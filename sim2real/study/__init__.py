@@ -252,7 +252,7 @@ def plan_study(file: Path, study: StudyConfig, output: Path | None = None) -> Pl
             plan.status[job.name] = "done" if spec_complete(job) else "new"
             continue
         if job.kind == "adapt":  # the loop resumes itself, stage by stage, from its adapt.json
-            plan.status[job.name] = "done" if adapt_finished(Path(job.folder)) else "new"
+            plan.status[job.name] = "done" if adapt_finished(Path(job.folder), job.config.adapt) else "new"
             continue
         status, step = _run_status(Path(job.folder), job.config)
         plan.status[job.name] = status
