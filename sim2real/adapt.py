@@ -228,12 +228,13 @@ class _Loop:
         else:
             episodes = max(1, min(self.settings.record_episodes, self.settings.budget // self.limit))
             trajectories = record(self.config, model_path=self.source, domain=self.target, episodes=episodes,
-                                  seed=self.seed, deterministic=True, trust_source=self.trust_source)  # fmt: skip
+                                  seed=self.seed, deterministic=True, trust_source=self.trust_source,
+                                  min_steps=int(self.settings.record_share * self.settings.budget))  # fmt: skip
             returns = _episode_returns(trajectories)
             kept = trajectories.observations_only() if self.settings.record == "observations" else trajectories
             kept.write(self.folder.recording)
-            self._say(f"recorded {episodes} episodes of the source on {self.target}: return {np.mean(returns):,.1f}, "
-                      f"{trajectories.steps:,} target steps")  # fmt: skip
+            self._say(f"recorded {trajectories.episodes} episodes of the source on {self.target}: return "
+                      f"{np.mean(returns):,.1f}, {trajectories.steps:,} target steps")  # fmt: skip
         return {"target_steps": trajectories.steps, "episodes": trajectories.episodes,
                 "mean_length": trajectories.steps / trajectories.episodes,
                 "return": float(np.mean(returns)) if returns else None, "returns": returns}  # fmt: skip

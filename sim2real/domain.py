@@ -49,6 +49,7 @@ from sim2real.randomization import (
     SeedLike,
     Uniform,
 )
+from sim2real.sampling import SamplingSpec
 
 # The reality-gap section's keys and the wrapper each one makes, innermost first.
 _REALITY_GAP: dict[str, type[gap.RealityGapWrapper]] = {
@@ -70,23 +71,29 @@ class DomainSpec:
         changes: fixed and random dynamics changes; random ones are applied after fixed ones.
         reality_gap: wrapper factories ``f(env, seed=...)`` (see :mod:`sim2real.wrappers`), innermost first.
         adr_boundary_probability: share of resets that pin one ADR parameter at a boundary.
+        sampling: how training weights the reset draws by its recent episodes (:mod:`sim2real.sampling`).
     """
 
     changes: tuple[Change | RandomChange, ...] = ()
     reality_gap: tuple[Callable[..., gym.Env], ...] = ()
     adr_boundary_probability: float = 0.5
+    sampling: SamplingSpec | None = None
 
     @classmethod
-    def from_config(cls, domain: DomainConfig) -> DomainSpec:
+    def from_config(cls, domain: DomainConfig, training: bool = False) -> DomainSpec:
         """The runtime objects a config's domain section describes: changes, distributions, wrapper factories.
 
         Built here, where config meets the simulator, so the schema stays a schema and the randomization and
-        wrapper modules stay usable without any file format.
+        wrapper modules stay usable without any file format. ``training``: the training envs' variant, the
+        only one whose draws follow ``sampling`` (an evaluation on the domain measures its distribution as
+        written).
         """
+        sampling = domain.sampling if training else None
         return cls(
             changes=tuple(change_of(d) for d in domain.dynamics),
             reality_gap=reality_gap_of(domain.reality_gap),
             adr_boundary_probability=domain.adr.boundary_probability if domain.adr else 0.5,
+            sampling=None if sampling is None else SamplingSpec(**sampling.model_dump()),
         )
 
     @property
@@ -151,6 +158,7 @@ class DynamicsWrapper(gym.Wrapper):
         seed: seeds the random changes: (run seed, env index), or an int; None: fresh entropy until
             ``reset(seed=...)``.
         adr_boundary_probability: share of resets that pin one ADR parameter at a boundary.
+        sampling: how the reset draws are weighted by the env's recent episodes; None: as the distributions say.
     """
 
     def __init__(
@@ -160,6 +168,7 @@ class DynamicsWrapper(gym.Wrapper):
         check_friction: bool = True,
         seed: SeedLike = None,
         adr_boundary_probability: float = 0.5,
+        sampling: SamplingSpec | None = None,
     ) -> None:
         super().__init__(env)
         model = getattr(env.unwrapped, "model", None)
@@ -170,7 +179,9 @@ class DynamicsWrapper(gym.Wrapper):
         self.check_friction = check_friction
         self.seed = seed
         self.adr_boundary_probability = adr_boundary_probability
+        self.sampling = sampling
         self.randomizer: DynamicsRandomizer | None = None
+        self._episode = (0.0, 0)  # return and length so far, for the sampler
         self.set_changes(changes)
 
     def set_changes(self, changes: Iterable[Change | RandomChange]) -> None:
@@ -181,7 +192,8 @@ class DynamicsWrapper(gym.Wrapper):
         self.dynamics.apply(fixed, check_friction=self.check_friction)
         self.randomizer = None
         if random:
-            self.randomizer = DynamicsRandomizer(self.dynamics, fixed, random, self.seed, self.adr_boundary_probability)
+            self.randomizer = DynamicsRandomizer(self.dynamics, fixed, random, self.seed, self.adr_boundary_probability,
+                                                 self.sampling)  # fmt: skip
             if self.check_friction:
                 self.randomizer.warn_friction()
             self.randomizer.startup()
@@ -192,6 +204,7 @@ class DynamicsWrapper(gym.Wrapper):
             return self.env.reset(seed=seed, options=options)
         if seed is not None:
             randomizer.reseed(seed)
+        self._episode = (0.0, 0)
         randomizer.on_reset()
         obs, info = self.env.reset(seed=seed, options=options)
         return obs, self._report(info)
@@ -206,6 +219,11 @@ class DynamicsWrapper(gym.Wrapper):
         info["randomization"] = randomizer.values.copy()
         if randomizer.adr_boundary is not None:
             info["adr_boundary"] = randomizer.adr_boundary
+        if randomizer.sampler is not None:
+            episode_return, length = self._episode[0] + float(reward), self._episode[1] + 1
+            self._episode = (0.0, 0) if terminated or truncated else (episode_return, length)
+            if terminated or truncated:
+                randomizer.episode_ended(episode_return, length)
         if randomizer.interval_terms:
             randomizer.on_step()
         return obs, reward, terminated, truncated, info
@@ -420,11 +438,12 @@ def make_domain_env(
     env = _make(env_id, **env_kwargs)
     wrapper = find_dynamics_wrapper(env)
     if wrapper is None:
-        env = DynamicsWrapper(env, spec.changes, check_friction, seed, spec.adr_boundary_probability)
+        env = DynamicsWrapper(env, spec.changes, check_friction, seed, spec.adr_boundary_probability, spec.sampling)
     else:
         wrapper.check_friction = check_friction
         wrapper.seed = seed
         wrapper.adr_boundary_probability = spec.adr_boundary_probability
+        wrapper.sampling = spec.sampling
         wrapper.set_changes([*wrapper.changes, *spec.changes])
     for make_wrapper in spec.reality_gap:
         env = make_wrapper(env, seed=seed)

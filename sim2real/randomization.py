@@ -30,6 +30,7 @@ from scipy.special import ndtr, ndtri
 
 from sim2real.dynamics import Change, Dynamics, Operation, ResolvedChange, WritePlan, element_key, parameter_name
 from sim2real.errors import Sim2RealError
+from sim2real.sampling import Sampler, SamplingSpec
 
 When = Literal["reset", "startup", "interval"]
 SeedLike = int | Sequence[int] | None
@@ -270,8 +271,10 @@ class _Batch:
                 self.other.append((term, part))
             start += size
 
-    def draw(self, rng: np.random.Generator, adr_bounds: dict[str, list[float]]) -> None:
-        u = rng.random(out=self.u)
+    def draw(
+        self, rng: np.random.Generator, adr_bounds: dict[str, list[float]], sampler: Sampler | None = None
+    ) -> None:
+        u = rng.random(out=self.u) if sampler is None else sampler.draw(rng, self.u)
         for distribution, name, part in self.adr:
             self.low[part], self.span[part] = distribution.affine(adr_bounds[name])
         np.add(self.low, np.multiply(self.span, u, out=self.x), out=self.x)
@@ -295,6 +298,7 @@ class DynamicsRandomizer:
         random: changes drawn from distributions (applied after the fixed ones, so they win on overlap).
         seed: (run seed, env index) or an int; None draws fresh entropy until ``reseed``.
         adr_boundary_probability: the share of resets that pin one ADR parameter at a boundary.
+        sampling: how the reset draws are weighted by recent episodes (:mod:`sim2real.sampling`); None: uniform.
     """
 
     def __init__(
@@ -304,6 +308,7 @@ class DynamicsRandomizer:
         random: Iterable[RandomChange],
         seed: SeedLike = None,
         adr_boundary_probability: float = 0.5,
+        sampling: SamplingSpec | None = None,
     ) -> None:
         self.dynamics = dynamics
         self._fixed = dynamics.resolve(fixed)
@@ -315,6 +320,11 @@ class DynamicsRandomizer:
         self.interval_terms = [t for t in self.terms if t.change.when == "interval"]
         self._startup_batch = _Batch([t for t in self.terms if t.change.when == "startup"])
         self._reset_batch = _Batch([t for t in self.terms if t.change.when != "startup"])
+        self.sampler = (
+            Sampler(sampling, self._reset_batch.u.size)
+            if sampling is not None and sampling.mode != "uniform" and self._reset_batch.terms
+            else None
+        )
         self.stream = SeededStream(seed, "dynamics", bool(self._startup_batch.terms))
         self.values: dict[str, float] = {}
         self.adr_bounds: dict[str, list[float]] = {
@@ -400,7 +410,7 @@ class DynamicsRandomizer:
         batch = self._reset_batch
         if not batch.terms:
             return
-        self._draw_batch(batch)
+        self._draw_batch(batch, self.sampler)
         if self.adr_bounds and self.rng.random() < self.adr_boundary_probability:
             parameter = list(self.adr_bounds)[int(self.rng.integers(len(self.adr_bounds)))]
             side = "low" if self.rng.random() < 0.5 else "high"
@@ -427,9 +437,14 @@ class DynamicsRandomizer:
         term.draw[:] = _transform(term, self.rng.random(len(term.draw)), self.adr_bounds)
         self._record(term)
 
-    def _draw_batch(self, batch: _Batch) -> None:
-        batch.draw(self.rng, self.adr_bounds)
+    def _draw_batch(self, batch: _Batch, sampler: Sampler | None = None) -> None:
+        batch.draw(self.rng, self.adr_bounds, sampler)
         self.values.update(zip(batch.keys, batch.x.tolist(), strict=True))
+
+    def episode_ended(self, episode_return: float, length: int) -> None:
+        """Tells the sampler (if any) how the episode on the current reset draw went."""
+        if self.sampler is not None:
+            self.sampler.episode_ended(self._reset_batch.u, episode_return, length)
 
     def _record(self, term: _Term) -> None:
         self.values.update(zip(term.keys, term.draw.tolist(), strict=True))

@@ -112,7 +112,7 @@ def build_vec_env(
     if run is not None:
         monitor = (run if isinstance(run, RunFolder) else RunFolder(run)).monitor
         monitor.mkdir(parents=True, exist_ok=True)
-    spec = DomainSpec.from_config(config.training_domain())
+    spec = DomainSpec.from_config(config.training_domain(), training=True)
     files = [str(monitor / str(i)) if monitor else None for i in range(train.n_envs)]
     factories: list[Callable[[], gym.Env]] = [
         partial(
@@ -299,7 +299,7 @@ def _open_new(
             first = (curve_evaluation(config, model, DomainSpec.from_config(config.training_domain()))
                      if config.transfer and config.eval.deterministic else None)  # fmt: skip
             transfer = (
-                start_transfer(model, config.transfer, source, staged, config.history, first)
+                start_transfer(model, config.transfer, source, staged, config.history, first, config.target_budget())
                 if config.transfer
                 else None
             )

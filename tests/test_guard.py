@@ -7,6 +7,7 @@ policy on purpose mid-run (every action saturated), so that the guard has someth
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -310,16 +311,26 @@ def test_a_short_runs_points_take_the_episodes_its_budget_has_room_for(tmp_path:
     assert before_last.fitting(5, after=True) == 3
 
 
-def test_a_budget_the_recalibration_uses_up_trains_nothing_and_says_so(tmp_path: Path, source: Path) -> None:
-    """The recalibration alone takes more target steps than the budget: the run says so, trains nothing, and
-    still hands over the measured start (its curve point, best/ and eval.json)."""
-    import io
+def test_the_recalibration_and_check_keep_within_a_quarter_of_a_small_budget(tmp_path: Path, source: Path) -> None:
+    """Asked for 512 recalibration steps on a budget of 256 target steps, the recalibration and auto's check
+    take a quarter of it at most: the run trains with the rest and keeps within its budget (unbounded, the
+    recalibration alone took all 256)."""
+    transfer = {"method": "finetune", "normalization": "recalibrate", "recalibration_steps": 512}
+    config = parse_config(config_data(tmp_path, transfer, total_timesteps=256))
+    run = RunFolder(train(config, source=source, console=Console(file=io.StringIO())).run_dir)
+    points = run.curve_points()
+    assert points[-1]["step"] > 0 and points[-1]["target_steps"] <= 256
+    assert run.best.model.is_file() and run.finished()
 
+
+def test_a_budget_the_recalibration_uses_up_trains_nothing_and_says_so(tmp_path: Path, source: Path) -> None:
+    """The recalibration's one step per env takes the whole budget of 2: the run says so, trains nothing, and
+    still hands over the measured start (its curve point, best/ and eval.json)."""
     transfer = {"method": "finetune", "normalization": "recalibrate", "recalibration_steps": 512}
     out = io.StringIO()
-    config = parse_config(config_data(tmp_path, transfer, total_timesteps=256))
+    config = parse_config(config_data(tmp_path, transfer, total_timesteps=2))
     run = RunFolder(train(config, source=source, console=Console(file=out, width=300)).run_dir)
-    assert "the budget of 256 target steps went to the recalibration" in out.getvalue()
+    assert "the budget of 2 target steps went to the recalibration" in out.getvalue()
     assert [p["step"] for p in run.curve_points()] == [0]
     assert run.best.model.is_file() and run.finished()
 

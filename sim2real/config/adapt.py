@@ -21,7 +21,14 @@ class AdaptConfig(Strict):
 
     target: Name | None = Field(None, description="the target (a stand-in robot); default: the config's only target")
     budget: PositiveInt = Field(30000, description="target steps in all: recording, evaluations and fine-tuning")
-    record_episodes: PositiveInt = Field(5, description="episodes of the source's mean action recorded on the target")
+    record_episodes: PositiveInt = Field(
+        3, description="episodes of the source's mean action recorded on the target, at least"
+    )
+    record_share: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        0.05,
+        description="the recording goes on, episode by episode, until it holds this share of the budget: five "
+        "episodes of a source that falls within 20 steps (IDP's stand-in) were too few steps to identify from",
+    )
     record: Literal["observations", "states"] = Field(
         "observations",
         description="what the recording keeps: what a robot logs (observation, action) or MuJoCo's qpos and qvel too",

@@ -200,12 +200,45 @@ class AdrConfig(Strict):
         return self
 
 
+class SamplingConfig(Strict):
+    """How training draws the dynamics changes drawn at each reset (see :mod:`sim2real.sampling`).
+
+    ``uniform``: as the distributions say, one draw per episode. ``steps``: a draw is kept in inverse proportion
+    to the episode length nearby draws had, so each region of the distribution gets its share of the samples,
+    not of the episodes (a region where the policy falls within 20 steps otherwise holds a few hundredths of
+    them). ``failures``: regions where recent episodes returned least are drawn most. Either way every point
+    keeps at least ``floor`` times its density. Evaluations on the domain draw as the distributions say.
+    """
+
+    mode: Literal["uniform", "steps", "failures"] = Field("uniform", description="uniform, steps or failures")
+    floor: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.25, description="the share of each point's own density it keeps at least (1: uniform)"
+    )
+    memory: Annotated[int, Field(ge=1, le=4096)] = Field(128, description="recent episodes per env the weights use")
+    neighbours: Annotated[int, Field(ge=1, le=64)] = Field(
+        5, description="nearest past episodes that give a draw's length or return"
+    )
+    temperature: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = Field(
+        0.25, description="failures: how sharply low returns are favoured, in units of the memory's return range"
+    )
+    tries: Annotated[int, Field(ge=1, le=1024)] = Field(32, description="candidate draws per reset at most")
+
+    @model_validator(mode="after")
+    def _enough_memory(self) -> SamplingConfig:
+        if self.neighbours > self.memory:
+            raise ValueError(f"neighbours {self.neighbours} is more than the memory of {self.memory} episodes")
+        return self
+
+
 class Domain(Strict):
     """A simulation: the base env with some dynamics changed (fixed or randomized) and reality-gap wrappers."""
 
     dynamics: list[DynamicsChange] = Field(default_factory=list, description="changes from the nominal model")
     reality_gap: RealityGap = Field(default_factory=lambda: RealityGap())
     adr: AdrConfig | None = Field(None, description="curriculum for the dist: adr parameters")
+    sampling: SamplingConfig | None = Field(
+        None, description="how training draws the changes drawn at each reset (default: uniform)"
+    )
 
     @model_validator(mode="after")
     def _adr_needs_parameters(self) -> Domain:
@@ -214,4 +247,18 @@ class Domain(Strict):
             raise ValueError("dist: adr parameters need an 'adr' section (thresholds, step, episodes)")
         if self.adr is not None and not has_adr:
             raise ValueError("'adr' is set but no dynamics change uses dist: adr")
+        return self
+
+    @model_validator(mode="after")
+    def _sampling_needs_reset_draws(self) -> Domain:
+        if self.sampling is None or self.sampling.mode == "uniform":
+            return self
+        if self.adr is not None:
+            raise ValueError("sampling: ADR moves its own ranges from boundary episodes; use one or the other")
+        drawn = [d for d in self.dynamics if isinstance(getattr(d, d.op), BaseModel) and d.when in (None, "reset")]
+        if not drawn:
+            raise ValueError(
+                f"sampling: {self.sampling.mode} weights the dynamics changes drawn at each reset, and none is "
+                "(give one a distribution, when: reset)"
+            )
         return self

@@ -199,3 +199,10 @@ class Config(Strict):
 
     def training_domain(self) -> Domain:
         return self.domains()[self.training_domain_name()]
+
+    def target_budget(self) -> int | None:
+        """A transfer run's budget of target steps (training, recalibration, checks, evaluations), or None where
+        ``train.total_timesteps`` counts training steps only."""
+        if self.transfer is None or self.transfer.budget != "target_steps":
+            return None
+        return self.train.total_timesteps

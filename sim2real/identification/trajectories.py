@@ -294,6 +294,7 @@ def record(
     latency: int = 0,
     lag: float = 0.0,
     trust_source: bool = False,
+    min_steps: int = 0,
 ) -> Trajectories:
     """Rolls a policy (or uniform random actions, for excitation) out on a domain and records every step.
 
@@ -310,6 +311,8 @@ def record(
             the one sent), as the ``action_latency`` reality-gap wrapper makes it.
         lag: the motor's first-order time constant in seconds (after the latency), as ``action_lag`` makes it.
         trust_source: allow reading a pickled ``vecnormalize.pkl``.
+        min_steps: go on with more episodes (each with the next seed) until this many steps are recorded: a
+            policy that falls within 20 steps needs many episodes to give a fit enough data.
     """
     import sim2real
     from sim2real.domain import make_domain_env
@@ -329,7 +332,7 @@ def record(
     if history is not None:  # outermost: the policy's past holds its commands, before the delay
         env = ObservationHistory(env, history.steps, history.actions)
     try:
-        rows = _roll_out(env, size, policy, normalizer, episodes, seed, noise)
+        rows = _roll_out(env, size, policy, normalizer, episodes, seed, noise, min_steps)
     finally:
         env.close()
     arrays = {name: np.stack(values) for name, values in rows.items()}
@@ -341,7 +344,7 @@ def record(
         "domain": domain,
         "produced_by": str(model_path) if model_path is not None else "random actions",
         "deterministic": deterministic if model_path is not None else None,
-        "episodes": episodes,
+        "episodes": int(arrays["episode"][-1]) + 1 if len(arrays["episode"]) else 0,
         "seed": seed,
         "noise": noise,
         "latency": latency,
@@ -381,9 +384,11 @@ def _recording_policy(
 
 def _roll_out(
     env: gym.Env, size: int, policy: BatchPolicy | None, normalizer: ObservationNormalizer | None, episodes: int,
-    seed: int, noise: float,
+    seed: int, noise: float, min_steps: int = 0,
 ) -> dict[str, list[np.ndarray]]:  # fmt: skip
-    """Every step of ``episodes`` episodes: the state, the action, the observation (``size`` entries) and reward."""
+    """Every step of ``episodes`` episodes (more, until ``min_steps`` steps): the state, the action, the
+    observation (``size`` entries) and reward. An episode's seed depends only on its index, so a longer
+    recording starts with a shorter one's episodes."""
     import torch
 
     from sim2real.evaluation.batched import episode_seeds
@@ -394,7 +399,10 @@ def _roll_out(
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)  # a sampled action comes from torch's generator
     try:
-        for index, episode_seed in enumerate(episode_seeds(seed, episodes)):
+        # Seeds for every episode that can be needed (a step each at least), drawn as a prefix-stable list.
+        for index, episode_seed in enumerate(episode_seeds(seed, max(episodes, min_steps))):
+            if index >= episodes and len(rows["reward"]) >= min_steps:
+                break
             env.action_space.seed(episode_seed)
             observation, _ = env.reset(seed=episode_seed)
             if policy is not None:

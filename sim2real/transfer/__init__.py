@@ -508,11 +508,13 @@ class Transfer:
 def start_transfer(
     model: BaseAlgorithm, settings: TransferConfig, source: ModelFile | None, run: RunFolder,
     history: HistoryConfig | None = None, first: Callable[[], DomainResult] | None = None,
+    budget: int | None = None,
 ) -> Transfer:  # fmt: skip
     """Sets up a new transfer run's model once: the source's weights, frozen groups and optimizers, the source's
     normalization statistics, and the run's ``source.pth`` and ``transfer.json``. ``history``: the target
     config's (a source without it is widened, see :func:`history_inputs`). ``first``: the learning curve's
-    evaluation, when it measures the mean action (see :func:`recalibrate`)."""
+    evaluation, when it measures the mean action, and ``budget``: the run's target steps (see
+    :func:`recalibrate`)."""
     transfer = Transfer.start(model, settings, _algo_of(model), source, history)
     anchor_reference: dict[str, torch.Tensor] | None = None
     normalization = model.get_vec_normalize_env()
@@ -527,7 +529,9 @@ def start_transfer(
         if settings.normalization == "recalibrate" and source is not None:
             rms: Any = normalization.obs_rms
             before = (np.array(rms.mean), np.array(rms.var))
-            settings = transfer.settings = recalibrate(transfer, normalization, settings, source.home_return, first)
+            settings = transfer.settings = recalibrate(
+                transfer, normalization, settings, source.home_return, first, budget
+            )
             rms = normalization.obs_rms
             after = (np.array(rms.mean), np.array(rms.var))
             recalibrated = settings.normalization == "recalibrate"  # else auto fell back: the carried are back

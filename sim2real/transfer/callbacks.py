@@ -397,7 +397,7 @@ def transfer_callbacks(
     settings = config.transfer
     name = config.training_domain_name()
     evaluate = curve_evaluation(config, model, spec)
-    budget = config.train.total_timesteps if settings.budget == "target_steps" else None
+    budget = config.target_budget()
     points = run.curve_points(until=model.num_timesteps)
     guard_episodes = 0 if settings.guard is None else settings.guard.confirm_episodes or settings.eval_episodes
     curve = EvalCurveCallback(evaluate, name, settings.eval_every, run.curve_file, points, budget=budget,

@@ -143,6 +143,10 @@ CHECK_EPISODES = 2
 # ... and no more than this many: every step is the target's, and a source that falls within 15 steps would
 # otherwise run 60 episodes a side (the same start states on both sides keep a few episodes comparable).
 MAX_CHECK_EPISODES = 8
+# The share of a target-step budget that the recalibration and the check may take in all. Unbounded, the four
+# sides of a source that survives its episodes took up to 10x half the recalibration each: the IDP loop's
+# fine-tuning stage spent 16,478 target steps of its 12,500 there.
+CHECK_SHARE = 0.25
 
 
 def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) -> tuple[np.ndarray, int]:
@@ -161,26 +165,33 @@ def _roll_source(model: BaseAlgorithm, normalization: VecNormalize, steps: int) 
 
 
 def _check_returns(
-    model: BaseAlgorithm, normalization: VecNormalize, steps: int, seed: int, deterministic: bool = True
+    model: BaseAlgorithm,
+    normalization: VecNormalize,
+    steps: int,
+    seed: int,
+    deterministic: bool = True,
+    limit: int | None = None,
 ) -> tuple[float, int, int]:
     """The mean episode return on the target from seeded start states of the mean action (or, not
     ``deterministic``, of the policy's samples, drawn from a generator seeded with ``seed`` so that both sides of
     a comparison see the same noise), the episodes behind it and the steps taken. It runs every episode that starts
     within ``steps`` steps (``MAX_CHECK_EPISODES`` at most), or while fewer than ``CHECK_EPISODES`` have started,
-    run to its end. Counting the episodes that start in a window, not those that end in it, keeps long episodes
-    from being left out."""
+    run to its end, for ``limit`` steps at most (10x ``steps`` by default); where no episode ended by then, the ones running
+    score what they scored so far, which compares fairly where both sides of a comparison had the same limit. Counting
+    the episodes that start in a window, not those that end in it, keeps long episodes from being left out."""
     normalization.training = False
     venv = normalization.venv
     venv.seed(seed)
     raw = np.asarray(venv.reset())
     planned = max(1, steps // venv.num_envs)
+    most = 10 * planned if limit is None else max(1, limit // venv.num_envs)
     running = np.zeros(venv.num_envs)
     counted = np.ones(venv.num_envs, dtype=bool)  # does the env's current episode count?
     started, taken = venv.num_envs, 0
     returns: list[float] = []
     with torch.random.fork_rng(devices=[]):  # the run's own generator is left where it was
         torch.manual_seed(seed)
-        while counted.any() and taken < 10 * planned:
+        while counted.any() and taken < most:
             actions, _ = model.predict(np.asarray(normalization.normalize_obs(raw)), deterministic=deterministic)
             observation, rewards, dones, _ = venv.step(actions)
             raw, taken = np.asarray(observation), taken + 1
@@ -191,14 +202,14 @@ def _check_returns(
                 running[index] = 0.0
                 counted[index] = (taken < planned and started < MAX_CHECK_EPISODES) or started < CHECK_EPISODES
                 started += int(counted[index])
-    if not returns:  # no episode ended within 10x the steps: the source survives, and so far it scored this
+    if not returns:  # no episode ended within the limit: the source survives, and so far it scored this
         returns = [float(r) for r in running[counted]]
     return float(np.mean(returns)), len(returns), taken * venv.num_envs
 
 
 def recalibrate(
     transfer: Transfer, normalization: VecNormalize, settings: TransferConfig, home: float | None = None,
-    first: Callable[[], DomainResult] | None = None,
+    first: Callable[[], DomainResult] | None = None, budget: int | None = None,
 ) -> TransferConfig:  # fmt: skip
     """New observation statistics from ``recalibration_steps`` target steps of the source policy (acting on the
     source's statistics): carried statistics with a count of ~10^5 would barely move on the target. The steps
@@ -216,15 +227,20 @@ def recalibrate(
     then its step-0 point, which a source that works keeps as it is (``Transfer.first_evaluation``): the same
     policy is not measured twice (the quick study spent 4,000 of its 40,000 target steps on that check before
     the curve measured the same policy again). Its steps are the point's, not the recalibration's.
+
+    ``budget``: the run's target steps, of which the recalibration and the check take ``CHECK_SHARE`` at most:
+    the recalibration a third of that (``recalibration_steps`` at most), each of the check's four sides a quarter
+    of the rest.
     """
     # auto owns the remedies it fills: a config.yaml that holds them (as every run's does) is checked again.
     checked = settings.recipe == "auto"
     carried = copy.deepcopy(normalization.obs_rms)
     # The same start states on every side (from the run's seed), so that a difference is the remedy's.
     seed, steps = int(transfer.model.seed or 0) + 1, max(1, settings.recalibration_steps // 2)
+    rolling, limit = _within(settings.recalibration_steps, budget)
 
     def measured(deterministic: bool) -> tuple[float, int]:
-        mean, episodes, taken = _check_returns(transfer.model, normalization, steps, seed, deterministic)
+        mean, episodes, taken = _check_returns(transfer.model, normalization, steps, seed, deterministic, limit)
         transfer.recalibration_steps += taken
         return mean, episodes
 
@@ -243,7 +259,7 @@ def recalibrate(
             transfer.recalibration_steps += int(sum(evaluation.lengths))
             before, n_before = measured(deterministic=True)
             check.carried = before
-    observations, rolled = _roll_source(transfer.model, normalization, settings.recalibration_steps)
+    observations, rolled = _roll_source(transfer.model, normalization, rolling)
     transfer.recalibration_steps += rolled
     fresh = RunningMeanStd(shape=normalization.observation_space.shape or ())
     fresh.update(observations)
@@ -267,6 +283,15 @@ def recalibrate(
     if not check.reset_std:
         settings = settings.without_remedies(("action_std",))
     return _plain(settings)
+
+
+def _within(recalibration_steps: int, budget: int | None) -> tuple[int, int | None]:
+    """The recalibration's steps and each check side's most, within ``CHECK_SHARE`` of ``budget``."""
+    if budget is None:
+        return recalibration_steps, None
+    allowance = int(CHECK_SHARE * budget)
+    rolling = max(1, min(recalibration_steps, allowance // 3))
+    return rolling, max(1, (allowance - rolling) // 4)
 
 
 def _plain(settings: TransferConfig) -> TransferConfig:
