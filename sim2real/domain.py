@@ -143,7 +143,7 @@ def reality_gap_of(config: RealityGap) -> tuple[Callable[..., gym.Env], ...]:
     return tuple(factories)
 
 
-class DynamicsWrapper(gym.Wrapper):
+class DynamicsWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Holds a MuJoCo env's :class:`~sim2real.dynamics.Dynamics` and applies a domain's changes to it.
 
     Fixed changes hold for the env's lifetime. Random changes are drawn inside the env's own ``reset`` (and
@@ -170,7 +170,12 @@ class DynamicsWrapper(gym.Wrapper):
         adr_boundary_probability: float = 0.5,
         sampling: SamplingSpec | None = None,
     ) -> None:
-        super().__init__(env)
+        changes = list(changes)  # read once: recorded for gymnasium's env spec, then applied
+        gym.utils.RecordConstructorArgs.__init__(
+            self, changes=changes, check_friction=check_friction, seed=seed,
+            adr_boundary_probability=adr_boundary_probability, sampling=sampling,
+        )  # fmt: skip
+        gym.Wrapper.__init__(self, env)
         model = getattr(env.unwrapped, "model", None)
         if not isinstance(model, mujoco.MjModel):
             name = env.spec.id if env.spec else type(env.unwrapped).__name__
