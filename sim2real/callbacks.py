@@ -77,23 +77,34 @@ class ProgressFile(BaseCallback):
         self._write()
 
 
+REGIONS = ("low", "middle", "high")  # thirds of a drawn value's range, by its place in its distribution
+
+
 class RandomizationLogger(BaseCallback):
-    """Logs the distribution of the randomized parameters, one sample per finished episode.
+    """Logs where training draws the randomized parameters and how each region scores, per finished episode.
 
     Each finished episode's last ``info["randomization"]`` holds the values it ran with; at the end of each
     rollout they go to TensorBoard as histograms ``randomization/<param>`` and their mean as the scalar
-    ``randomization/<param>/mean``.
+    ``randomization/<param>/mean``. Its ``info["randomization_share"]`` places each value drawn at reset in
+    its distribution (0 the lowest, 1 the highest); the mean return of the rollout's episodes in each third
+    goes to ``randomization/<param>/return_low``, ``_middle`` and ``_high``: the region training leaves behind
+    scores least there, over time.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._samples: dict[str, list[float]] = defaultdict(list)
+        self._returns: dict[tuple[str, str], list[float]] = defaultdict(list)
 
     def _on_step(self) -> bool:
         for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
             if done and "randomization" in info:
                 for key, value in info["randomization"].items():
                     self._samples[key].append(value)
+            episode = info.get("episode") if done else None
+            if episode is not None and "randomization_share" in info:
+                for key, share in info["randomization_share"].items():
+                    self._returns[(key, REGIONS[min(int(3 * share), 2)])].append(float(episode["r"]))
         return True
 
     def _on_rollout_end(self) -> None:
@@ -101,7 +112,10 @@ class RandomizationLogger(BaseCallback):
             if values:
                 self.logger.record(f"randomization/{key}", np.asarray(values), exclude=TB_ONLY)
                 self.logger.record(f"randomization/{key}/mean", float(np.mean(values)))
+        for (key, region), returns in self._returns.items():
+            self.logger.record(f"randomization/{key}/return_{region}", float(np.mean(returns)))
         self._samples.clear()
+        self._returns.clear()
 
 
 class AdrCallback(BaseCallback):

@@ -224,6 +224,8 @@ class DynamicsWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         info["randomization"] = randomizer.values.copy()
         if randomizer.adr_boundary is not None:
             info["adr_boundary"] = randomizer.adr_boundary
+        if terminated or truncated:  # where in each reset draw's range the episode ran (a share, 0 to 1)
+            info["randomization_share"] = randomizer.reset_shares()
         if randomizer.sampler is not None:
             episode_return, length = self._episode[0] + float(reward), self._episode[1] + 1
             self._episode = (0.0, 0) if terminated or truncated else (episode_return, length)

@@ -253,6 +253,7 @@ class _Batch:
         self.x = np.zeros(sum(sizes))
         self.u = np.zeros(self.x.size)
         self.keys = [key for t in terms for key in t.keys]
+        self.owners = [t for t in terms for _ in t.keys]  # the term of each key
         self.low, self.span = np.zeros(self.x.size), np.zeros(self.x.size)
         self.adr: list[tuple[AdrRange, str, slice]] = []  # affine, with a range that moves (and its name)
         self.other: list[tuple[_Term, slice]] = []  # not affine: drawn through their own transform
@@ -440,6 +441,14 @@ class DynamicsRandomizer:
     def _draw_batch(self, batch: _Batch, sampler: Sampler | None = None) -> None:
         batch.draw(self.rng, self.adr_bounds, sampler)
         self.values.update(zip(batch.keys, batch.x.tolist(), strict=True))
+
+    def reset_shares(self) -> dict[str, float]:
+        """Each reset-drawn value's place in its distribution (its uniform coordinate: 0 the lowest, 1 the
+        highest), by ``quantity/element``; an ADR boundary episode's pinned value is not in it."""
+        batch = self._reset_batch
+        pinned = set(self.adr_boundary[:1]) if self.adr_boundary else set()
+        return {key: float(u) for term, key, u in zip(batch.owners, batch.keys, batch.u, strict=True)
+                if term.change.when == "reset" and term.name not in pinned}  # fmt: skip
 
     def episode_ended(self, episode_return: float, length: int) -> None:
         """Tells the sampler (if any) how the episode on the current reset draw went."""

@@ -117,7 +117,6 @@ def test_noise_and_latency_change_the_recording(setup: dict[str, Any]) -> None:
     assert not np.array_equal(late.qpos[1:3], clean.qpos[1:3])  # the motor acts one step later
 
 
-
 def test_a_recording_of_at_least_some_steps_goes_on_with_the_next_episodes(setup: dict[str, Any]) -> None:
     """``min_steps``: more episodes until the steps are there, the shorter recording's episodes first."""
     short = record(setup["config"], model_path=None, domain="hidden", episodes=2, seed=1)
