@@ -157,7 +157,7 @@ def test_unknown_algo_key_lists_that_algorithms_keys(algo, allowed, not_allowed)
 def test_unknown_key_in_a_target_named_dynamics_lists_domain_keys():
     message = error_of(minimal(targets={"dynamics": {"dynamicz": []}}))
 
-    assert "targets.dynamics.dynamicz: unknown key (allowed: adr, dynamics, reality_gap)" in message
+    assert "targets.dynamics.dynamicz: unknown key (allowed: adr, dynamics, reality_gap, sampling)" in message
 
 
 def test_wrong_type_names_the_field():
