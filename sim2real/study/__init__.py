@@ -368,7 +368,7 @@ def _plan_transfers(plan: Plan, source_configs: dict[str, Config]) -> None:
                 for seed in study.seed_list():
                     if method == ADAPT_METHOD:
                         assert origin is not None
-                        _plan_adapt(plan, origin, target, seed)
+                        _plan_adapt(plan, origin, target, seed, source_configs[origin])
                         continue
                     source_path = str(plan.sources[origin]) if origin else None
                     settings = study.transfer_settings(method).model_copy(update={"target": target,
@@ -384,15 +384,19 @@ def _plan_transfers(plan: Plan, source_configs: dict[str, Config]) -> None:
                     plan.transfers.append(run_dir(config))
 
 
-def _plan_adapt(plan: Plan, origin: str, target: str, seed: int) -> None:
+def _plan_adapt(plan: Plan, origin: str, target: str, seed: int, source: Config) -> None:
     """The loop from source ``origin`` on ``target``: the base config's adapt section on the study's transfer
-    budget (target steps, as every method's), in ``runs/<env>/<origin>/<target>/adapt/seed_<n>``."""
+    budget (target steps, as every method's), in ``runs/<env>/<origin>/<target>/adapt/seed_<n>``. Its
+    fine-tuning stage starts from the study's finetune settings, as the study's finetune runs do, and the
+    policy keeps the source's observation history."""
     base = plan.base
     settings = (base.adapt or AdaptConfig()).model_copy(
         update={"target": target, "budget": plan.study.budgets.transfer}
     )
+    finetune = plan.study.transfer_settings("finetune").model_copy(update={"target": target})
     config = _study_run(base, plan.folder / "runs", origin, seed, base.train.total_timesteps)
-    config = config.model_copy(update={"adapt": settings})
+    config = config.model_copy(update={"adapt": settings, "transfer": finetune,
+                                       "history": source.history or base.history})  # fmt: skip
     folder = AdaptFolder.default(config, target, seed)
     spec = RunSpec("transfer", origin, ADAPT_METHOD, target, seed)
     slug = str(folder.relative_to(plan.folder / "runs")).replace("/", "__")
