@@ -176,7 +176,7 @@ def _check_returns(
     ``deterministic``, of the policy's samples, drawn from a generator seeded with ``seed`` so that both sides of
     a comparison see the same noise), the episodes behind it and the steps taken. It runs every episode that starts
     within ``steps`` steps (``MAX_CHECK_EPISODES`` at most), or while fewer than ``CHECK_EPISODES`` have started,
-    run to its end, for ``limit`` steps at most (10x ``steps`` by default); where no episode ended by then, the ones running
+    run to its end, for ``limit`` steps and 10x ``steps`` at most; where no episode ended by then, the ones running
     score what they scored so far, which compares fairly where both sides of a comparison had the same limit. Counting
     the episodes that start in a window, not those that end in it, keeps long episodes from being left out."""
     normalization.training = False
@@ -184,7 +184,7 @@ def _check_returns(
     venv.seed(seed)
     raw = np.asarray(venv.reset())
     planned = max(1, steps // venv.num_envs)
-    most = 10 * planned if limit is None else max(1, limit // venv.num_envs)
+    most = 10 * planned if limit is None else max(1, min(10 * planned, limit // venv.num_envs))
     running = np.zeros(venv.num_envs)
     counted = np.ones(venv.num_envs, dtype=bool)  # does the env's current episode count?
     started, taken = venv.num_envs, 0
