@@ -149,6 +149,7 @@ SUMMARY = {
     "identified_source.json": "IDP source trained on the identified domain",
     "identified_source_hopper.json": "Hopper source trained on the identified domain",
     "identify_study.json": "identification as a study stage",
+    "sampling_idp.json": "where training draws (sampling), IDP",
     "adaptive_idp.json": "adaptive sources, IDP",
     "adaptive_idp_500k.json": "adaptive sources, IDP, twice the budget",
     "adaptive_hopper.json": "adaptive sources, Hopper",
@@ -317,6 +318,17 @@ def adaptive_table(data: dict[str, Any]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def sampling_table(data: dict[str, Any]) -> str:
+    """Each source of the sampling benchmark over its grid (IQM [95% CI] over seeds): the grid's IQM, lowest
+    decile and minimum, the nominal model, and its training steps/s."""
+    rows = ["| source | grid IQM | lowest decile | minimum | on the nominal model | training steps/s |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, f in data["sources"].items():
+        rows.append(f"| {name} | {_estimate(f['grid_iqm'])} | {_estimate(f['decile'])} | {_estimate(f['minimum'])} | "
+                    f"{_estimate(f['nominal_point'])} | {f['train_steps_per_s']:,.0f} |")  # fmt: skip
+    return "\n".join(rows) + "\n"
+
+
 def latency_table(data: dict[str, Any]) -> str:
     """An exported policy's latency per call, median and p99, and the speed-up over ``model.predict``."""
     rows = ["| runtime | median per call | p99 | speed-up over predict |", "|---|---|---|---|"]
@@ -358,6 +370,7 @@ def adapt_table(data: dict[str, Any]) -> str:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "adapt_table": adapt_table,
+    "sampling_table": sampling_table,
     "sysid_table": sysid_table,
     "curves_table": curves_table,
     "zero_shot_table": zero_shot_table,

@@ -110,13 +110,24 @@ def adapt_finished(folder: Path, settings: AdaptConfig | None = None) -> bool:
         state = json.loads(AdaptFolder(folder).state.read_text())
     except (OSError, ValueError, TypeError):
         return False
-    planned = None if settings is None else settings.model_dump(mode="json", exclude={"target"})
-    if planned is not None and isinstance(state, dict) and state.get("settings") != planned:
+    if settings is not None and isinstance(state, dict) and not _same_settings(state.get("settings"), settings):
         raise Sim2RealError(
             f"{folder}: holds a loop started with other adapt settings; give the study another output folder or "
             "move this loop away"
         )
     return isinstance(state, dict) and "final" in state
+
+
+def _same_settings(saved: Any, settings: AdaptConfig) -> bool:
+    """Whether a loop's saved settings are ``settings``: a field the loop saved no value of (it did not exist
+    yet) counts as its default, so an older loop still resumes where nothing it ran has changed."""
+    now = settings.model_dump(mode="json", exclude={"target"})
+    defaults = AdaptConfig().model_dump(mode="json", exclude={"target"})
+    return (
+        isinstance(saved, dict)
+        and set(saved) <= set(now)
+        and all(saved.get(key, defaults[key]) == value for key, value in now.items())
+    )
 
 
 def _target(config: Config, settings: AdaptConfig) -> str:
@@ -179,13 +190,18 @@ def _open(
         "seed": seed,
         "recording": None if recording is None else os.path.relpath(recording.resolve(), folder.path.resolve()),
         "settings": settings.model_dump(mode="json", exclude={"target"}),
+        # What the fine-tuning starts from and the policy's input (a study's finetune settings, the source's
+        # history): a loop saved before they were kept has none, and is taken as it is.
+        "transfer": None if config.transfer is None else config.transfer.model_dump(mode="json", exclude_unset=True),
+        "history": None if config.history is None else config.history.model_dump(mode="json"),
     }
     if folder.state.is_file():
         try:
             state = dict(json.loads(folder.state.read_text()))
         except ValueError as error:
             raise Sim2RealError(f"{folder.state}: not adapt's state ({error}); move it away to start again") from None
-        changed = [key for key, value in planned.items() if state.get(key) != value]
+        changed = [key for key, value in planned.items() if key != "settings" and key in state and state[key] != value]
+        changed += [] if _same_settings(state.get("settings"), settings) else ["settings"]
         if changed:
             raise Sim2RealError(
                 f"{folder.path}: holds a loop started with another {changed[0]}; choose another out folder"

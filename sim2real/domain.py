@@ -207,6 +207,10 @@ class DynamicsWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         randomizer = self.randomizer
         if randomizer is None:
             return self.env.reset(seed=seed, options=options)
+        if randomizer.sampler is not None and self._episode[1]:
+            # An episode cut short from outside: a time limit wrapped around this wrapper (the Sim2Real/ ids
+            # register theirs outside it), which the sampler must see as the episode's end.
+            randomizer.episode_ended(*self._episode)
         if seed is not None:
             randomizer.reseed(seed)
         self._episode = (0.0, 0)

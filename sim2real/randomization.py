@@ -321,11 +321,13 @@ class DynamicsRandomizer:
         self.interval_terms = [t for t in self.terms if t.change.when == "interval"]
         self._startup_batch = _Batch([t for t in self.terms if t.change.when == "startup"])
         self._reset_batch = _Batch([t for t in self.terms if t.change.when != "startup"])
-        self.sampler = (
-            Sampler(sampling, self._reset_batch.u.size)
-            if sampling is not None and sampling.mode != "uniform" and self._reset_batch.terms
-            else None
-        )
+        self.sampler = None
+        if sampling is not None and sampling.mode != "uniform" and self._reset_batch.terms:
+            if any(t.adr for t in self.terms):
+                raise Sim2RealError("sampling: ADR moves its own ranges from boundary episodes; use one or the other")
+            owners = self._reset_batch.owners
+            columns = np.flatnonzero([t.change.when == "reset" for t in owners])
+            self.sampler = Sampler(sampling, len(owners), columns) if columns.size else None
         self.stream = SeededStream(seed, "dynamics", bool(self._startup_batch.terms))
         self.values: dict[str, float] = {}
         self.adr_bounds: dict[str, list[float]] = {
@@ -394,6 +396,8 @@ class DynamicsRandomizer:
         Startup terms stay drawn once per env, except that an env built without a seed draws them again at its
         first seeded reset (see :class:`SeededStream`).
         """
+        if self.sampler is not None:
+            self.sampler.forget()
         if self.stream.reseed(seed):
             self._draw_batch(self._startup_batch)
             self.apply(self._startup_batch.terms)

@@ -19,8 +19,8 @@ values), so the draw stays within the distribution's support and every point kee
   constraint instead, which needs a success threshold per env).
 
 Each env holds its own memory of its last episodes (its draw, return and length) and its own generator, so a
-run's draws stay reproducible from its seed. A resumed run starts with an empty memory: until it holds
-``neighbours`` episodes the draws are uniform.
+run's draws stay reproducible from its seed. A seeded reset empties the memory (the same seed draws the same),
+and so a resumed run starts with an empty one: until it holds ``neighbours`` episodes the draws are uniform.
 """
 
 from __future__ import annotations
@@ -49,8 +49,11 @@ class SamplingSpec:
 class Sampler:
     """Draws the uniform coordinates of a reset's random terms, reweighted by the env's recent episodes."""
 
-    def __init__(self, spec: SamplingSpec, size: int) -> None:
+    def __init__(self, spec: SamplingSpec, size: int, columns: np.ndarray | None = None) -> None:
+        """``size`` uniform coordinates a reset draws, of which ``columns`` (default: all) are weighted; the
+        others (a ``when: interval`` term's first draw, soon replaced) are drawn uniformly."""
         self.spec, self.size = spec, size
+        self.columns = np.arange(size) if columns is None else np.asarray(columns)
         self._draws: deque[np.ndarray] = deque(maxlen=spec.memory)
         self._returns: deque[float] = deque(maxlen=spec.memory)
         self._lengths: deque[int] = deque(maxlen=spec.memory)
@@ -59,12 +62,13 @@ class Sampler:
         """Fills ``out`` with the next episode's uniform coordinates: ``tries`` candidates, the first one kept
         (by the floor, or by its weight); where none is, the one of highest weight."""
         spec = self.spec
+        rng.random(out=out)
         if spec.mode == "uniform" or len(self._draws) < spec.neighbours:
-            return rng.random(out=out)
-        candidates = rng.random((spec.tries, self.size))
+            return out
+        candidates = rng.random((spec.tries, len(self.columns)))
         weights = self.weights(candidates)
         kept = (rng.random(spec.tries) < spec.floor) | (rng.random(spec.tries) < weights)
-        out[:] = candidates[int(np.argmax(kept)) if kept.any() else int(np.argmax(weights))]
+        out[self.columns] = candidates[int(np.argmax(kept)) if kept.any() else int(np.argmax(weights))]
         return out
 
     def weights(self, candidates: np.ndarray) -> np.ndarray:
@@ -80,8 +84,14 @@ class Sampler:
         low, spread = returns.min(), max(float(np.ptp(returns)), 1e-8)
         return np.exp(-(returns[nearest].mean(axis=1) - low) / (self.spec.temperature * spread))
 
+    def forget(self) -> None:
+        """Empties the memory: a seeded reset draws as it did the first time."""
+        self._draws.clear()
+        self._returns.clear()
+        self._lengths.clear()
+
     def episode_ended(self, draw: np.ndarray, episode_return: float, length: int) -> None:
         """Remembers an episode's draw, return and length (the oldest forgotten past ``memory``)."""
-        self._draws.append(np.array(draw))
+        self._draws.append(np.array(draw[self.columns]))
         self._returns.append(float(episode_return))
         self._lengths.append(max(1, int(length)))

@@ -173,3 +173,21 @@ def test_an_unknown_target_is_one_line_naming_the_targets(
     result = cli("adapt", str(source), "--config", str(config), "--target", "moon", "--out", str(tmp_path / "out"))
     assert_one_line_error(result, "adapt.target", "moon", "heavy")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_loop_saved_before_a_setting_existed_is_taken_where_nothing_it_ran_changed(tmp_path: Path) -> None:
+    """A field a loop saved no value of counts as its default: an older loop resumes (and a study takes it as
+    finished); one whose saved value differs is refused."""
+    from sim2real.adapt import adapt_finished
+    from sim2real.config import AdaptConfig
+    from sim2real.errors import Sim2RealError
+
+    settings = AdaptConfig(budget=6000)
+    saved = settings.model_dump(mode="json", exclude={"target"})
+    del saved["record_share"]
+    folder = AdaptFolder(tmp_path / "loop")
+    folder.path.mkdir()
+    folder.state.write_text(json.dumps({"settings": saved, "stages": {}, "final": {}}))
+    assert adapt_finished(folder.path, settings)
+    with pytest.raises(Sim2RealError, match="other adapt settings"):
+        adapt_finished(folder.path, settings.model_copy(update={"record_share": 0.1}))

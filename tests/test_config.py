@@ -160,6 +160,13 @@ def test_unknown_key_in_a_target_named_dynamics_lists_domain_keys():
     assert "targets.dynamics.dynamicz: unknown key (allowed: adr, dynamics, reality_gap, sampling)" in message
 
 
+def test_sampling_on_a_target_is_refused():
+    mass = {"quantity": "body_mass", "select": "all", "scale": {"dist": "uniform", "low": 1.0, "high": 2.0}}
+    message = error_of(minimal(targets={"heavy": {"dynamics": [mass], "sampling": {"mode": "steps"}}}))
+
+    assert "heavy.sampling: sampling weights a source's training draws" in message
+
+
 def test_wrong_type_names_the_field():
     message = error_of(minimal(train={"n_envs": "four"}))
 

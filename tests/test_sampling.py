@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from sim2real.config import parse_config
+from sim2real.config import DynamicsChange, parse_config
 from sim2real.domain import DomainSpec, find_dynamics_wrapper, make_domain_env
+from sim2real.domain import change_of as _change_of
 from sim2real.sampling import Sampler, SamplingSpec
 from sim2real.training import build_vec_env
 from tests.conftest import assert_one_line_error, tiny_config_data
@@ -20,6 +21,10 @@ IDP = "InvertedDoublePendulum-v5"
 MASS = {"quantity": "body_mass", "select": "pole", "scale": {"dist": "uniform", "low": 0.5, "high": 1.5}}
 
 pytestmark = pytest.mark.usefixtures("mujoco_log_in_tmp")
+
+
+def change_of(data: dict[str, Any]) -> Any:
+    return _change_of(DynamicsChange.model_validate(data))
 
 
 def _fed(mode: str, **settings: Any) -> Sampler:
@@ -119,3 +124,32 @@ def test_sampling_without_a_reset_draw_is_refused(tmp_path: Path, cli: Any) -> N
     path = tmp_path / "fixed.yaml"
     path.write_text(yaml.safe_dump(data))
     assert_one_line_error(cli("train", str(path)), "fixed.yaml", "none is")
+
+
+def test_a_time_limit_outside_the_wrapper_ends_the_episode_the_sampler_remembers() -> None:
+    """The Sim2Real/ ids register their time limit outside the dynamics wrapper: an episode cut there is still
+    one the sampler learns from. A seeded reset forgets them all (the same seed draws the same)."""
+    import gymnasium as gym
+
+    spec = DomainSpec(changes=(change_of(MASS),), sampling=SamplingSpec(mode="steps"))
+    env = make_domain_env("Sim2Real/InvertedDoublePendulum-v0", spec, seed=(0, 0), max_episode_steps=5)
+    assert isinstance(env, gym.Wrapper)
+    randomizer = find_dynamics_wrapper(env).randomizer  # type: ignore[union-attr]
+    assert randomizer is not None and randomizer.sampler is not None
+    env.reset(seed=0)
+    for _ in range(4):
+        while not any(env.step(np.zeros(env.action_space.shape))[2:4]):
+            pass
+        env.reset()
+    assert len(randomizer.sampler._draws) == 4
+    env.reset(seed=0)
+    assert len(randomizer.sampler._draws) == 0
+
+
+def test_an_interval_term_is_drawn_uniformly_beside_the_weighted_reset_terms() -> None:
+    interval = {**MASS, "select": "pole2", "when": "interval", "every": 10}
+    spec = DomainSpec(changes=(change_of(MASS), change_of(interval)), sampling=SamplingSpec(mode="failures"))
+    randomizer = find_dynamics_wrapper(make_domain_env(IDP, spec, seed=(0, 0))).randomizer  # type: ignore[union-attr]
+    assert randomizer is not None and randomizer.sampler is not None
+    assert list(randomizer.sampler.columns) == [0]  # the pole's mass only
+    assert set(randomizer.reset_shares()) == {"body_mass/pole"}

@@ -80,6 +80,10 @@ class Config(Strict):
     def _not_source(cls, targets: dict[str, Domain]) -> dict[str, Domain]:
         if "source" in targets:
             raise ValueError("'source' is reserved for the source domain; give the target another name")
+        sampled = [name for name, domain in targets.items() if domain.sampling is not None]
+        if sampled:  # a transfer run's check compares remedies on the same draws, which sampling would move
+            raise ValueError(f"{sampled[0]}.sampling: sampling weights a source's training draws; a target is "
+                             "drawn as written")  # fmt: skip
         return targets
 
     @model_validator(mode="before")

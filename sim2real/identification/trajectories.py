@@ -399,10 +399,11 @@ def _roll_out(
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)  # a sampled action comes from torch's generator
     try:
-        # Seeds for every episode that can be needed (a step each at least), drawn as a prefix-stable list.
-        for index, episode_seed in enumerate(episode_seeds(seed, max(episodes, min_steps))):
-            if index >= episodes and len(rows["reward"]) >= min_steps:
-                break
+        index, seeds = 0, episode_seeds(seed, episodes)
+        while index < episodes or len(rows["reward"]) < min_steps:
+            if index == len(seeds):  # more episodes: the seeds' list grows, its first ones the same
+                seeds = episode_seeds(seed, max(1, 2 * len(seeds)))
+            episode_seed = seeds[index]
             env.action_space.seed(episode_seed)
             observation, _ = env.reset(seed=episode_seed)
             if policy is not None:
@@ -425,6 +426,7 @@ def _roll_out(
                 for name, value in (("episode", index), ("qpos", qpos), ("qvel", qvel), ("action", action),
                                     ("observation", seen[:size]), ("reward", float(reward))):  # fmt: skip
                     rows[name].append(np.asarray(value, dtype=np.float64))
+            index += 1
     finally:
         torch.random.set_rng_state(generator_state)
     return rows

@@ -202,8 +202,10 @@ def _check_returns(
                 running[index] = 0.0
                 counted[index] = (taken < planned and started < MAX_CHECK_EPISODES) or started < CHECK_EPISODES
                 started += int(counted[index])
-    if not returns:  # no episode ended within the limit: the source survives, and so far it scored this
-        returns = [float(r) for r in running[counted]]
+    if not returns or (limit is not None and counted.any()):
+        # Episodes still running at the limit: the source survives them, and so far it scored this (with a
+        # budget's limit, often; dropping them would score a side by its episodes that failed).
+        returns += [float(r) for r in running[counted]]
     return float(np.mean(returns)), len(returns), taken * venv.num_envs
 
 
@@ -230,7 +232,9 @@ def recalibrate(
 
     ``budget``: the run's target steps, of which the recalibration and the check take ``CHECK_SHARE`` at most:
     the recalibration a third of that (``recalibration_steps`` at most), each of the check's four sides a quarter
-    of the rest.
+    of the rest (each runs one step per env at least). Outside that share: the start's evaluation (the curve's
+    point), and, where there is none (``eval.deterministic: false``), whether the source works, measured on
+    whole episodes as before, since it is compared with a whole episode's return at home.
     """
     # auto owns the remedies it fills: a config.yaml that holds them (as every run's does) is checked again.
     checked = settings.recipe == "auto"
@@ -248,8 +252,9 @@ def recalibrate(
         if first is not None:
             evaluation = first()
             before, n_before = evaluation.mean_reward, evaluation.episodes
-        else:
-            before, n_before = measured(deterministic=True)
+        else:  # unbounded: a partial return of a source that survives is no measure of whether it works
+            before, n_before, taken = _check_returns(transfer.model, normalization, steps, seed)
+            transfer.recalibration_steps += taken
         check = transfer.recipe_check = RecipeCheck(before, None, (n_before, 0), home=home)
         if check.works:
             if first is not None:
