@@ -17,6 +17,7 @@ not hold them finished; every run is resumable (a finished one is skipped).
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -44,9 +45,13 @@ def trained(config: Config, root: Path, seed: int, console: Console) -> Path:
         "train": config.train.model_copy(update={"seed": seed, "torch_threads": 1}),
     })  # fmt: skip
     folder = run_dir(config)
-    if not RunFolder(folder).finished():
+    run = RunFolder(folder)
+    if not run.finished():  # an interrupted run resumes from its last checkpoint, or starts again
+        checkpoints = run.checkpoints() if folder.is_dir() else []
+        if folder.is_dir() and not checkpoints:
+            shutil.rmtree(folder)
         console.print(f"training {folder}")
-        train(config, console=QUIET)
+        train(config, console=QUIET, resume=folder if checkpoints else None)
     return folder
 
 
