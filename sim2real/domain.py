@@ -93,13 +93,19 @@ class DomainSpec:
             changes=tuple(change_of(d) for d in domain.dynamics),
             reality_gap=reality_gap_of(domain.reality_gap),
             adr_boundary_probability=domain.adr.boundary_probability if domain.adr else 0.5,
-            sampling=None if sampling is None else SamplingSpec(**sampling.model_dump()),
+            sampling=None
+            if sampling is None
+            else SamplingSpec(**{**sampling.model_dump(), "quantities": _tuple(sampling.quantities)}),
         )
 
     @property
     def randomized(self) -> bool:
         """Whether anything is drawn: a random dynamics change or a reality-gap wrapper (noise, latency...)."""
         return bool(self.reality_gap) or any(isinstance(c, RandomChange) for c in self.changes)
+
+
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return None if values is None else tuple(values)
 
 
 def distribution_of(config: DistributionConfig) -> Distribution:

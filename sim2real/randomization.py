@@ -326,7 +326,10 @@ class DynamicsRandomizer:
             if any(t.adr for t in self.terms):
                 raise Sim2RealError("sampling: ADR moves its own ranges from boundary episodes; use one or the other")
             owners = self._reset_batch.owners
-            columns = np.flatnonzero([t.change.when == "reset" for t in owners])
+            wanted = sampling.quantities
+            columns = np.flatnonzero(
+                [t.change.when == "reset" and (wanted is None or t.change.quantity in wanted) for t in owners]
+            )
             self.sampler = Sampler(sampling, len(owners), columns) if columns.size else None
         self.stream = SeededStream(seed, "dynamics", bool(self._startup_batch.terms))
         self.values: dict[str, float] = {}

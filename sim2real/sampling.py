@@ -44,6 +44,7 @@ class SamplingSpec:
     neighbours: int = 5
     temperature: float = 0.25
     tries: int = 32
+    quantities: tuple[str, ...] | None = None  # weight only these quantities' draws (None: every reset draw)
 
 
 class Sampler:

@@ -116,6 +116,25 @@ def test_a_bad_sampling_setting_is_one_line(tmp_path: Path, cli: Any, sampling: 
     assert not (tmp_path / "runs").exists()
 
 
+def test_sampling_a_quantity_not_drawn_at_reset_is_refused(tmp_path: Path, cli: Any) -> None:
+    import yaml
+
+    data = tiny_config_data(tmp_path)
+    data["source"] = {"dynamics": [MASS], "sampling": {"mode": "steps", "quantities": ["joint_damping"]}}
+    path = tmp_path / "other.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert_one_line_error(cli("train", str(path)), "other.yaml", "sampling.quantities: joint_damping is not drawn")
+
+
+def test_only_the_quantities_named_are_weighted() -> None:
+    gear = {"quantity": "actuator_gear", "select": "all", "scale": {"dist": "uniform", "low": 0.5, "high": 1.0}}
+    spec = DomainSpec(changes=(change_of(MASS), change_of(gear)),
+                      sampling=SamplingSpec(mode="steps", quantities=("actuator_gear",)))  # fmt: skip
+    randomizer = find_dynamics_wrapper(make_domain_env(IDP, spec, seed=(0, 0))).randomizer  # type: ignore[union-attr]
+    assert randomizer is not None and randomizer.sampler is not None
+    assert list(randomizer.sampler.columns) == [1]
+
+
 def test_sampling_without_a_reset_draw_is_refused(tmp_path: Path, cli: Any) -> None:
     import yaml
 

@@ -222,6 +222,9 @@ class SamplingConfig(Strict):
         0.25, description="failures: how sharply low returns are favoured, in units of the memory's return range"
     )
     tries: Annotated[int, Field(ge=1, le=1024)] = Field(32, description="candidate draws per reset at most")
+    quantities: list[Quantity] | None = Field(
+        None, description="weight only the draws of these quantities (default: every one drawn at reset)"
+    )
 
     @model_validator(mode="after")
     def _enough_memory(self) -> SamplingConfig:
@@ -261,4 +264,10 @@ class Domain(Strict):
                 f"sampling: {self.sampling.mode} weights the dynamics changes drawn at each reset, and none is "
                 "(give one a distribution, when: reset)"
             )
+        names = sorted({d.quantity for d in drawn})
+        for quantity in self.sampling.quantities or []:
+            if quantity not in names:
+                raise ValueError(
+                    f"sampling.quantities: {quantity} is not drawn at reset here (drawn: {', '.join(names)})"
+                )
         return self
