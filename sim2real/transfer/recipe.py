@@ -143,9 +143,9 @@ CHECK_EPISODES = 2
 # ... and no more than this many: every step is the target's, and a source that falls within 15 steps would
 # otherwise run 60 episodes a side (the same start states on both sides keep a few episodes comparable).
 MAX_CHECK_EPISODES = 8
-# The share of a target-step budget that the recalibration and the check may take in all. Unbounded, the four
-# sides of a source that survives its episodes took up to 10x half the recalibration each: the IDP loop's
-# fine-tuning stage spent 16,478 target steps of its 12,500 there.
+# The share of a target-step budget that auto's check may take in all. Unbounded, the four sides of a source that
+# survives its episodes took up to 10x half the recalibration each: the IDP loop's fine-tuning stage spent 12,237
+# target steps before its first point, of the 12,400 it was left.
 CHECK_SHARE = 0.25
 
 
@@ -230,11 +230,11 @@ def recalibrate(
     policy is not measured twice (the quick study spent 4,000 of its 40,000 target steps on that check before
     the curve measured the same policy again). Its steps are the point's, not the recalibration's.
 
-    ``budget``: the run's target steps, of which the recalibration and the check take ``CHECK_SHARE`` at most:
-    the recalibration a third of that (``recalibration_steps`` at most), each of the check's four sides a quarter
-    of the rest (each runs one step per env at least). Outside that share: the start's evaluation (the curve's
-    point), and, where there is none (``eval.deterministic: false``), whether the source works, measured on
-    whole episodes as before, since it is compared with a whole episode's return at home.
+    ``budget``: the run's target steps, of which the check's four sides take ``CHECK_SHARE`` at most, a quarter
+    each (one step per env at least). Outside that share: the recalibration's ``recalibration_steps``, the
+    start's evaluation (the curve's point), and, where there is none (``eval.deterministic: false``), whether the
+    source works, measured on whole episodes as before, since it is compared with a whole episode's return at
+    home.
     """
     # auto owns the remedies it fills: a config.yaml that holds them (as every run's does) is checked again.
     checked = settings.recipe == "auto"
@@ -291,12 +291,13 @@ def recalibrate(
 
 
 def _within(recalibration_steps: int, budget: int | None) -> tuple[int, int | None]:
-    """The recalibration's steps and each check side's most, within ``CHECK_SHARE`` of ``budget``."""
+    """The recalibration's steps (as set, at most the budget) and each check side's most, a quarter of
+    ``CHECK_SHARE`` of ``budget``. The recalibration keeps its steps: cut to a third of that share (1,041 of
+    2,048 on the IDP stand-in), the default fine-tuning fell from 8,438 and 9,358 to 730 and 156 in two of
+    five seeds (BENCHMARKS.md, the loop on a stand-in robot)."""
     if budget is None:
         return recalibration_steps, None
-    allowance = int(CHECK_SHARE * budget)
-    rolling = max(1, min(recalibration_steps, allowance // 3))
-    return rolling, max(1, (allowance - rolling) // 4)
+    return max(1, min(recalibration_steps, budget)), max(1, int(CHECK_SHARE * budget) // 4)
 
 
 def _plain(settings: TransferConfig) -> TransferConfig:
