@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from results import command_line, goal, write_results
+from results import best_goal, command_line, write_results
 
 from sim2real.api import sweep
 from sim2real.config import SweepParam, load_config
@@ -305,15 +305,8 @@ def goals(data: dict[str, Any]) -> dict[str, Any]:
         measured = {source: row[name] for source, row in data.get("adaptive", {}).items() if row.get(name) is not None}
         if not measured and "adaptive" not in data:
             continue
-        best = max(measured, key=measured.__getitem__) if measured else None
-        verdicts[name] = goal(
-            GOAL_TEXT[name],
-            measured.get(best) if best else None,
-            at_least=level,
-            unit="%" if name.endswith("vs_reference") or name.startswith("nominal_point") else "x",
-            best=best,
-            others={k: round(v, 4) for k, v in measured.items() if k != best},
-        )
+        unit = "%" if name.endswith("vs_reference") or name.startswith("nominal_point") else "x"
+        verdicts[name] = best_goal(GOAL_TEXT[name], measured, at_least=level, unit=unit)
     return verdicts
 
 

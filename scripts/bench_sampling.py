@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from bench_adaptive import CASES as ADAPTIVE
 from bench_adaptive import _timing, _train
-from results import command_line, goal, write_results
+from results import best_goal, command_line, write_results
 
 from sim2real.api import evaluate, sweep
 from sim2real.config import SweepParam, load_config
@@ -140,13 +140,9 @@ def goals(data: dict[str, Any]) -> dict[str, Any]:
     verdicts: dict[str, Any] = {}
     for name, level in CASES[data["case"]]["goals"].items():
         measured = {source: data["ratios"][source][name] for source in SAMPLED if source in data["ratios"]}
-        best = max(measured, key=measured.__getitem__) if measured else None
-        verdicts[name] = goal(
-            GOAL_TEXT[name], measured.get(best) if best else None, at_least=level,
-            unit="%" if name.startswith("nominal_point") else "x", best=best,
-            others={k: round(v, 4) for k, v in measured.items() if k != best},
-            uniform=round(data["ratios"]["randomized"][name], 4),
-        )  # fmt: skip
+        unit = "%" if name.startswith("nominal_point") else "x"
+        uniform = round(data["ratios"]["randomized"][name], 4)
+        verdicts[name] = best_goal(GOAL_TEXT[name], measured, at_least=level, unit=unit, uniform=uniform)
     return verdicts
 
 

@@ -84,6 +84,17 @@ def goal(
     return {"what": what, "measured": measured, **bound, "unit": unit, "met": met, **detail}
 
 
+def best_goal(
+    what: str, measured: dict[str, float], *, at_least: float, unit: str = "x", **detail: Any
+) -> dict[str, Any]:
+    """A goal judged on the best of several candidates' figures (``measured``: candidate -> figure), naming it
+    and keeping the others' figures beside it."""
+    best = max(measured, key=measured.__getitem__) if measured else None
+    others = {k: round(v, 4) for k, v in measured.items() if k != best}
+    return goal(what, measured.get(best) if best else None, at_least=at_least, unit=unit, best=best, others=others,
+                **detail)  # fmt: skip
+
+
 def judge(paths: list[Path]) -> None:
     """Computes each file's ``goals`` again from its figures, by the ``goals`` function of the script that wrote
     it (named in its ``command``), and rewrites the file where they differ: a verdict is never typed."""

@@ -33,6 +33,7 @@ from sim2real.config import (
     NormalDist,
     PrivilegedTerm,
     RealityGap,
+    SamplingConfig,
     UniformDist,
 )
 from sim2real.config import Domain as DomainConfig
@@ -93,9 +94,7 @@ class DomainSpec:
             changes=tuple(change_of(d) for d in domain.dynamics),
             reality_gap=reality_gap_of(domain.reality_gap),
             adr_boundary_probability=domain.adr.boundary_probability if domain.adr else 0.5,
-            sampling=None
-            if sampling is None
-            else SamplingSpec(**{**sampling.model_dump(), "quantities": _tuple(sampling.quantities)}),
+            sampling=None if sampling is None else sampling_of(sampling),
         )
 
     @property
@@ -104,8 +103,10 @@ class DomainSpec:
         return bool(self.reality_gap) or any(isinstance(c, RandomChange) for c in self.changes)
 
 
-def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
-    return None if values is None else tuple(values)
+def sampling_of(config: SamplingConfig) -> SamplingSpec:
+    """The runtime settings of a ``sampling`` section (its quantities as a tuple: the spec is frozen)."""
+    quantities = None if config.quantities is None else tuple(config.quantities)
+    return SamplingSpec(**{**config.model_dump(), "quantities": quantities})
 
 
 def distribution_of(config: DistributionConfig) -> Distribution:
@@ -192,7 +193,7 @@ class DynamicsWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.adr_boundary_probability = adr_boundary_probability
         self.sampling = sampling
         self.randomizer: DynamicsRandomizer | None = None
-        self._episode = (0.0, 0)  # return and length so far, for the sampler
+        self._return, self._length = 0.0, 0  # the episode's so far, for the sampler
         self.set_changes(changes)
 
     def set_changes(self, changes: Iterable[Change | RandomChange]) -> None:
@@ -213,13 +214,13 @@ class DynamicsWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         randomizer = self.randomizer
         if randomizer is None:
             return self.env.reset(seed=seed, options=options)
-        if randomizer.sampler is not None and self._episode[1]:
+        if randomizer.sampler is not None and self._length:
             # An episode cut short from outside: a time limit wrapped around this wrapper (the Sim2Real/ ids
             # register theirs outside it), which the sampler must see as the episode's end.
-            randomizer.episode_ended(*self._episode)
+            randomizer.episode_ended(self._return, self._length)
         if seed is not None:
             randomizer.reseed(seed)
-        self._episode = (0.0, 0)
+        self._return, self._length = 0.0, 0
         randomizer.on_reset()
         obs, info = self.env.reset(seed=seed, options=options)
         return obs, self._report(info)
@@ -237,10 +238,10 @@ class DynamicsWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if terminated or truncated:  # where in each reset draw's range the episode ran (a share, 0 to 1)
             info["randomization_share"] = randomizer.reset_shares()
         if randomizer.sampler is not None:
-            episode_return, length = self._episode[0] + float(reward), self._episode[1] + 1
-            self._episode = (0.0, 0) if terminated or truncated else (episode_return, length)
+            self._return, self._length = self._return + float(reward), self._length + 1
             if terminated or truncated:
-                randomizer.episode_ended(episode_return, length)
+                randomizer.episode_ended(self._return, self._length)
+                self._return, self._length = 0.0, 0
         if randomizer.interval_terms:
             randomizer.on_step()
         return obs, reward, terminated, truncated, info
